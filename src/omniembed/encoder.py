@@ -1,0 +1,352 @@
+"""``SentenceTransformer``: load a bi-encoder and turn inputs into embeddings."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from omniembed.hub import resolve_model_folder
+from omniembed.inputs import text_batch
+from omniembed.models import (
+    Dense,
+    LoadOptions,
+    ModelConfig,
+    Module,
+    Pooling,
+    Transformer,
+    load_modules,
+    save_modules,
+)
+from omniembed.quantize import PRECISIONS, Precision, quantize_embeddings
+from omniembed.similarity import ArrayLike, similarity_functions
+
+logger = logging.getLogger(__name__)
+
+OutputValue = Literal["sentence_embedding", "token_embeddings"] | None
+DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
+
+
+class SentenceTransformer(nn.Sequential):
+    """A bi-encoder: a pipeline of modules that maps each input to one embedding.
+
+    Args:
+        model_name_or_path: a local model folder, or a Hugging Face hub id (from the cache, or
+            downloaded when online). Leave out to build the model from ``modules``.
+        modules: the pipeline to use instead of loading one.
+        device: ``"cpu"``, ``"cuda"``, ...; defaults to a GPU when there is one.
+        prompts: named prompts (``{"query": "query: "}``), merged over the ones the model saved.
+        default_prompt_name: the prompt used when ``encode`` is given none.
+        similarity_fn_name: ``"cosine"``, ``"dot"``, ``"euclidean"`` or ``"manhattan"``.
+        truncate_dim: keep only the first dimensions of each embedding (Matryoshka models).
+        cache_folder: the Hugging Face cache to look in and download to.
+        revision: the hub revision (branch, tag or commit).
+        local_files_only: never contact the hub.
+        token: the hub token for private models.
+        trust_remote_code: allow code shipped with the model to run (off by default).
+        model_kwargs: passed to ``transformers``' ``from_pretrained`` (``{"use_safetensors": False}``
+            opts in to pickle-based ``.bin`` weights).
+        tokenizer_kwargs: passed to the tokenizer's ``from_pretrained``.
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str | os.PathLike[str] | None = None,
+        *,
+        modules: list[Module] | None = None,
+        device: str | None = None,
+        prompts: dict[str, str] | None = None,
+        default_prompt_name: str | None = None,
+        similarity_fn_name: str | None = None,
+        truncate_dim: int | None = None,
+        cache_folder: str | os.PathLike[str] | None = None,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        token: bool | str | None = None,
+        trust_remote_code: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
+        tokenizer_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        config = ModelConfig()
+        if model_name_or_path is not None:
+            folder = resolve_model_folder(
+                model_name_or_path,
+                cache_folder=cache_folder,
+                revision=revision,
+                token=token,
+                local_files_only=local_files_only,
+            )
+            model_kwargs = dict(model_kwargs or {})
+            options = LoadOptions(
+                trust_remote_code=trust_remote_code,
+                model_kwargs=model_kwargs,
+                tokenizer_kwargs=dict(tokenizer_kwargs or {}),
+                allow_pickle=model_kwargs.get("use_safetensors") is False,
+            )
+            modules = load_modules(folder, options)
+            config = ModelConfig.read(folder)
+            logger.info("loaded model from %s", folder)
+        if not modules or not isinstance(modules[0], Transformer):
+            raise ValueError("give a model name or path, or modules starting with a Transformer")
+        super().__init__(*modules)
+        self.prompts = {**config.prompts, **(prompts or {})}
+        self.default_prompt_name = default_prompt_name or config.default_prompt_name
+        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
+            raise ValueError(
+                f"default_prompt_name {self.default_prompt_name!r} is not one of the prompts "
+                f"{sorted(self.prompts)}"
+            )
+        self.similarity_fn_name = similarity_fn_name or config.similarity_fn_name or "cosine"
+        self.truncate_dim = truncate_dim if truncate_dim is not None else config.truncate_dim
+        self.eval()
+        self.to(device or default_device())
+
+    @property
+    def transformer(self) -> Transformer:
+        """The first module, which tokenizes and runs the network."""
+        module = self[0]
+        assert isinstance(module, Transformer)
+        return module
+
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer of the first module."""
+        return self.transformer.tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights live."""
+        return next(self.parameters()).device
+
+    @property
+    def max_seq_length(self) -> int:
+        """Inputs longer than this many tokens are truncated."""
+        return self.transformer.max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        self.transformer.max_seq_length = value
+
+    @property
+    def similarity_fn_name(self) -> str:
+        """The name of the function ``similarity`` uses."""
+        return self._similarity_fn_name
+
+    @similarity_fn_name.setter
+    def similarity_fn_name(self, value: str) -> None:
+        self._similarity, self._similarity_pairwise = similarity_functions(value)
+        self._similarity_fn_name = value
+
+    @property
+    def modalities(self) -> list[str]:
+        """The kinds of input this model embeds."""
+        return ["text"]
+
+    def supports(self, modality: str | tuple[str, ...]) -> bool:
+        """Return whether the model embeds inputs of this modality."""
+        return modality in self.modalities
+
+    def get_sentence_embedding_dimension(self) -> int:
+        """Return the width of the embeddings ``encode`` returns (after ``truncate_dim``)."""
+        dimension = self.transformer.dimension
+        for module in self:
+            if isinstance(module, Pooling):
+                dimension = module.output_dimension
+            elif isinstance(module, Dense):
+                dimension = module.out_features
+        return min(dimension, self.truncate_dim) if self.truncate_dim else dimension
+
+    get_embedding_dimension = get_sentence_embedding_dimension
+
+    def encode(
+        self,
+        inputs: str | list[str],
+        *,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        output_value: OutputValue = "sentence_embedding",
+        precision: Precision = "float32",
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        device: str | None = None,
+        normalize_embeddings: bool = False,
+        truncate_dim: int | None = None,
+    ) -> Any:
+        """Embed one input (giving one vector) or a list (giving a matrix, rows in input order).
+
+        Args:
+            inputs: a string or a list of strings.
+            prompt_name: the name of one of ``prompts`` to put before each input.
+            prompt: a prompt string, which wins over ``prompt_name`` and the default prompt.
+            batch_size: inputs per forward pass (inputs are sorted by length first).
+            show_progress_bar: show a tqdm bar; defaults to on when logging is at INFO or below.
+            output_value: ``"sentence_embedding"``, ``"token_embeddings"`` (one matrix per input),
+                or ``None`` (every feature per input).
+            precision: ``"float32"``, or a quantized type: ``"int8"``, ``"uint8"``, ``"binary"``,
+                ``"ubinary"``.
+            convert_to_numpy: return numpy arrays (the default); otherwise a list of tensors.
+            convert_to_tensor: return one stacked tensor.
+            device: run on this device for this call.
+            normalize_embeddings: scale each embedding to unit length (after ``truncate_dim``).
+            truncate_dim: keep the first dimensions of each embedding; defaults to the model's setting.
+        """
+        texts, single = text_batch(inputs)
+        _check_options(batch_size, precision, output_value, truncate_dim)
+        prompt = self._resolve_prompt(prompt, prompt_name)
+        truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
+        if device is not None:
+            self.to(device)
+        if show_progress_bar is None:
+            show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
+        outputs = self._run(texts, prompt, batch_size, show_progress_bar)
+        if output_value != "sentence_embedding":
+            rows = [_per_input(features, output_value) for features in outputs]
+            return rows[0] if single else rows
+        embeddings = self._sentence_embeddings(outputs, len(texts), truncate_dim, normalize_embeddings)
+        result = _convert(embeddings, precision, convert_to_numpy, convert_to_tensor)
+        return result[0] if single else result
+
+    def encode_query(self, inputs: str | list[str], **kwargs: Any) -> Any:
+        """``encode`` with the model's ``query`` prompt (unless a prompt is given)."""
+        if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None and "query" in self.prompts:
+            kwargs["prompt_name"] = "query"
+        return self.encode(inputs, **kwargs)
+
+    def encode_document(self, inputs: str | list[str], **kwargs: Any) -> Any:
+        """``encode`` with the model's ``document``, ``passage`` or ``corpus`` prompt, the first it has."""
+        if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None:
+            name = next((name for name in DOCUMENT_PROMPT_NAMES if name in self.prompts), None)
+            kwargs["prompt_name"] = name
+        return self.encode(inputs, **kwargs)
+
+    def similarity(self, a: ArrayLike, b: ArrayLike) -> Tensor:
+        """Score every embedding in ``a`` against every one in ``b`` with ``similarity_fn_name``."""
+        return self._similarity(a, b)
+
+    def similarity_pairwise(self, a: ArrayLike, b: ArrayLike) -> Tensor:
+        """Score ``a[i]`` against ``b[i]`` for each row ``i``."""
+        return self._similarity_pairwise(a, b)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the model folder, in the format the reference library reads too."""
+        folder = Path(path)
+        save_modules([module for module in self if isinstance(module, Module)], folder)
+        config = ModelConfig(
+            prompts=self.prompts,
+            default_prompt_name=self.default_prompt_name,
+            similarity_fn_name=self.similarity_fn_name,
+            truncate_dim=self.truncate_dim,
+        )
+        config.write(folder)
+        logger.info("saved model to %s", folder)
+
+    save_pretrained = save
+
+    def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
+        if prompt is not None:
+            return prompt
+        name = prompt_name if prompt_name is not None else self.default_prompt_name
+        if name is None:
+            return None
+        if name not in self.prompts:
+            raise ValueError(f"prompt_name {name!r} is not one of the model's prompts {sorted(self.prompts)}")
+        return self.prompts[name]
+
+    @torch.inference_mode()
+    def _run(self, texts: list[str], prompt: str | None, batch_size: int, progress: bool) -> list[Any]:
+        """Forward every input; return per-input feature rows in input order."""
+        order = np.argsort([-len(text) for text in texts])
+        results: list[Any] = [None] * len(texts)
+        truncated = 0
+        prompt_length = self.transformer.prompt_length(prompt) if prompt else None
+        for start in tqdm(range(0, len(texts), batch_size), desc="Batches", disable=not progress):
+            indices = order[start : start + batch_size]
+            batch = [(prompt or "") + texts[i] for i in indices]
+            features, cut = self.transformer.tokenize(batch)
+            truncated += cut
+            features = {name: value.to(self.device) for name, value in features.items()}
+            if prompt_length is not None:
+                features["prompt_length"] = prompt_length
+            for row, index in zip(_rows(self(features), len(batch)), indices, strict=False):
+                results[index] = row
+        if truncated:
+            logger.warning(
+                "%d of %d inputs were longer than max_seq_length=%d tokens and were truncated",
+                truncated, len(texts), self.max_seq_length,
+            )  # fmt: skip
+        return results
+
+    def _sentence_embeddings(
+        self, rows: list[Any], count: int, truncate_dim: int | None, normalize: bool
+    ) -> Tensor:
+        if count == 0:
+            return torch.zeros((0, self.get_sentence_embedding_dimension()), dtype=torch.float32)
+        embeddings = torch.stack([row["sentence_embedding"] for row in rows])
+        if truncate_dim is not None:
+            embeddings = embeddings[:, :truncate_dim]
+        if normalize:
+            embeddings = nn.functional.normalize(embeddings, p=2, dim=1)
+        return embeddings.cpu()
+
+
+def default_device() -> str:
+    """Return ``"cuda"`` when a GPU is usable, else ``"cpu"``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _check_options(
+    batch_size: int, precision: str, output_value: OutputValue, truncate_dim: int | None
+) -> None:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not supported; use one of {PRECISIONS}")
+    if output_value not in ("sentence_embedding", "token_embeddings", None):
+        raise ValueError(
+            f"output_value {output_value!r} is not supported; "
+            "use 'sentence_embedding', 'token_embeddings' or None"
+        )
+    if truncate_dim is not None and (not isinstance(truncate_dim, int) or truncate_dim < 1):
+        raise ValueError(f"truncate_dim must be a positive integer, got {truncate_dim!r}")
+
+
+def _rows(features: dict[str, Any], count: int) -> Iterator[dict[str, Any]]:
+    """Split batched features into one dict per input."""
+    for index in range(count):
+        yield {
+            name: value[index] if isinstance(value, Tensor) and value.dim() and len(value) == count else value
+            for name, value in features.items()
+        }
+
+
+def _per_input(row: dict[str, Any], output_value: OutputValue) -> Any:
+    if output_value is None:
+        return row
+    mask = row["attention_mask"].bool()
+    return row["token_embeddings"][mask]
+
+
+def _convert(embeddings: Tensor, precision: str, to_numpy: bool, to_tensor: bool) -> Any:
+    if precision != "float32":
+        quantized = quantize_embeddings(embeddings, precision)  # type: ignore[arg-type]
+        return (
+            torch.from_numpy(quantized)
+            if to_tensor
+            else quantized
+            if to_numpy
+            else list(torch.from_numpy(quantized))
+        )
+    if to_tensor:
+        return embeddings
+    if to_numpy:
+        return embeddings.float().numpy() if embeddings.dtype == torch.bfloat16 else embeddings.numpy()
+    return list(embeddings)

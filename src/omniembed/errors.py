@@ -1,0 +1,33 @@
+"""Exceptions raised by omniembed.
+
+Every error subclasses :class:`OmniembedError` and a built-in exception, so callers can catch either::
+
+    OmniembedError
+    ├── ModelNotFoundError (FileNotFoundError)   no folder, cache entry or hub repo for a model name
+    ├── ModelFormatError (ValueError)            a model folder we cannot read: bad JSON, corrupt weights,
+    │                                            missing tokenizer, unknown module type
+    ├── InvalidInputError (TypeError)            an input ``encode`` cannot take, with its index
+    └── MissingExtraError (ImportError)          an optional dependency is not installed
+"""
+
+from __future__ import annotations
+
+
+class OmniembedError(Exception):
+    """Base class of all omniembed errors."""
+
+
+class ModelNotFoundError(OmniembedError, FileNotFoundError):
+    """A model name or path resolves to nothing we can load."""
+
+
+class ModelFormatError(OmniembedError, ValueError):
+    """A model folder exists but a file in it is missing, corrupt or of an unknown kind."""
+
+
+class InvalidInputError(OmniembedError, TypeError):
+    """An input has a type or shape that the model cannot embed."""
+
+
+class MissingExtraError(OmniembedError, ImportError):
+    """An optional dependency is needed; the message names the extra to install."""

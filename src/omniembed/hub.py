@@ -1,0 +1,105 @@
+"""Turn a model name or path into a local folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omniembed.errors import ModelNotFoundError
+
+_OFFLINE_VALUES = {"1", "true", "yes", "on"}
+# Weights for other runtimes that model repositories often carry; we never read them.
+_NOT_NEEDED = ["onnx/*", "openvino/*", "*.onnx", "*.h5", "*.ot", "*.msgpack", "flax_model*", "tf_model*"]
+
+
+def is_offline() -> bool:
+    """Return whether the Hugging Face hub must not be contacted (``HF_HUB_OFFLINE``)."""
+    from huggingface_hub import constants
+
+    env = os.environ.get("HF_HUB_OFFLINE", "").strip().lower()
+    return env in _OFFLINE_VALUES or bool(constants.HF_HUB_OFFLINE)
+
+
+def resolve_model_folder(
+    name_or_path: str | os.PathLike[str],
+    *,
+    cache_folder: str | os.PathLike[str] | None = None,
+    revision: str | None = None,
+    token: bool | str | None = None,
+    local_files_only: bool = False,
+) -> Path:
+    """Return the local folder holding a model's files.
+
+    Looks in order at: a local folder, the Hugging Face cache (``cache_folder`` or the default one),
+    and the hub itself unless ``local_files_only`` or ``HF_HUB_OFFLINE`` forbid it. A bare name such
+    as ``all-MiniLM-L6-v2`` is also tried as ``sentence-transformers/all-MiniLM-L6-v2``.
+
+    Raises:
+        ModelNotFoundError: nothing was found; the message lists every place that was tried.
+
+    >>> resolve_model_folder("/no/such/model", local_files_only=True)
+    Traceback (most recent call last):
+    ...
+    omniembed.errors.ModelNotFoundError: model '/no/such/model' not found: ...
+    """
+    text = os.fspath(name_or_path)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    if path.exists():
+        raise ModelNotFoundError(f"model path {text!r} is a file; pass the folder that holds modules.json")
+
+    tried = [f"local folder {path.resolve()}"]
+    looks_like_repo_id = text.count("/") <= 1 and not text.startswith((".", "/", "~")) and bool(text)
+    if looks_like_repo_id:
+        offline = local_files_only or is_offline()
+        for repo_id in _candidate_repo_ids(text):
+            folder, where = _from_hub(repo_id, cache_folder, revision, token, offline)
+            if folder is not None:
+                return folder
+            tried.append(where)
+    hint = (
+        "download it while online, or pass the path of a local model folder"
+        if looks_like_repo_id
+        else "check the path"
+    )
+    raise ModelNotFoundError(f"model {text!r} not found: tried {'; '.join(tried)}; {hint}")
+
+
+def _candidate_repo_ids(name: str) -> list[str]:
+    return [name] if "/" in name else [name, f"sentence-transformers/{name}"]
+
+
+def _from_hub(
+    repo_id: str,
+    cache_folder: str | os.PathLike[str] | None,
+    revision: str | None,
+    token: bool | str | None,
+    offline: bool,
+) -> tuple[Path | None, str]:
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    cache = Path(cache_folder or constants.HF_HUB_CACHE)
+    where = f"Hugging Face cache {cache} for {repo_id!r}"
+    try:
+        folder = snapshot_download(
+            repo_id, revision=revision, cache_dir=cache, token=token, local_files_only=True
+        )
+        return Path(folder), where
+    except (LocalEntryNotFoundError, HFValidationError, FileNotFoundError):
+        pass
+    if offline:
+        return None, where + " (offline: hub not contacted)"
+    try:
+        folder = snapshot_download(
+            repo_id,
+            revision=revision,
+            cache_dir=cache,
+            token=token,
+            library_name="omniembed",
+            ignore_patterns=_NOT_NEEDED,
+        )
+    except Exception as error:
+        return None, f"{where} and the hub ({type(error).__name__}: {error})"
+    return Path(folder), where

@@ -1,0 +1,239 @@
+"""A Hugging Face text encoder (or decoder) that turns text into token embeddings."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+from omniembed.errors import ModelFormatError
+from omniembed.models.module import Features, LoadOptions, Module, read_json, write_json
+
+# Names the Transformer config has carried over the reference library's releases, newest first.
+CONFIG_FILE_NAMES = (
+    "sentence_bert_config.json",
+    "sentence_roberta_config.json",
+    "sentence_distilbert_config.json",
+    "sentence_camembert_config.json",
+    "sentence_albert_config.json",
+    "sentence_xlm-roberta_config.json",
+    "sentence_xlnet_config.json",
+)
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
+_RENAMED_KEYS = {
+    "model_args": "model_kwargs",
+    "tokenizer_args": "tokenizer_kwargs",
+    "processor_kwargs": "tokenizer_kwargs",
+    "config_args": "config_kwargs",
+}
+_TEXT_MODALITY = {"text": {"method": "forward", "method_output_name": "last_hidden_state"}}
+_MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class Transformer(Module):
+    """Tokenize text and run a ``transformers`` model; adds ``token_embeddings`` to the features.
+
+    Args:
+        model: the loaded ``transformers`` model (``AutoModel``).
+        tokenizer: its tokenizer; ``tokenizer.model_max_length`` is the truncation length.
+        do_lower_case: lowercase inputs before tokenizing (for tokenizers that do not already).
+    """
+
+    config_file_name = "sentence_bert_config.json"
+    reference_type = "sentence_transformers.base.modules.transformer.Transformer"
+
+    def __init__(self, model: Any, tokenizer: Any, do_lower_case: bool = False) -> None:
+        super().__init__()
+        self.auto_model = model
+        self.tokenizer = tokenizer
+        self.do_lower_case = do_lower_case
+        if do_lower_case:
+            _add_lowercase(tokenizer)
+        parameters = inspect.signature(model.forward).parameters
+        self._inputs = tuple(name for name in _MODEL_INPUTS if name in parameters)
+        self._pass_use_cache = "use_cache" in parameters
+
+    @property
+    def max_seq_length(self) -> int:
+        """Inputs longer than this many tokens are truncated."""
+        return int(self.tokenizer.model_max_length)
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        if value < 1:
+            raise ValueError(f"max_seq_length must be a positive number of tokens, got {value}")
+        self.tokenizer.model_max_length = value
+
+    @property
+    def dimension(self) -> int:
+        """Width of the token embeddings."""
+        return int(self.auto_model.config.get_text_config().hidden_size)
+
+    @property
+    def is_decoder(self) -> bool:
+        """Whether the model was trained for causal language modelling (last-token pooling suits it)."""
+        config = self.auto_model.config
+        architectures = getattr(config, "architectures", None) or []
+        return (
+            bool(architectures) and architectures[0].endswith("ForCausalLM") and config.is_causal is not False
+        )
+
+    def tokenize(self, texts: list[str]) -> tuple[Features, int]:
+        """Tokenize a batch; return the model inputs and how many texts were truncated."""
+        batch = self.tokenizer(
+            texts,
+            padding=True,
+            truncation="longest_first",
+            max_length=self.max_seq_length,
+            return_tensors="pt",
+        )
+        truncated = sum(1 for encoding in batch.encodings or () if encoding.overflowing)
+        return {name: batch[name] for name in self._inputs if name in batch}, truncated
+
+    def prompt_length(self, prompt: str) -> int:
+        """Count the tokens a prompt takes at the start of an input (its trailing special token excluded)."""
+        ids = self.tokenizer(prompt, truncation=True, max_length=self.max_seq_length)["input_ids"]
+        if ids and ids[-1] in self.tokenizer.all_special_ids:
+            return len(ids) - 1
+        return len(ids)
+
+    def forward(self, features: Features) -> Features:
+        """Run the model and store its last hidden state as ``token_embeddings``."""
+        inputs = {name: features[name] for name in self._inputs if name in features}
+        if self._pass_use_cache:
+            inputs["use_cache"] = False
+        output = self.auto_model(**inputs, return_dict=True)
+        features["token_embeddings"] = output.last_hidden_state
+        return features
+
+    def get_config_dict(self) -> dict[str, Any]:
+        """Return the config in the reference library's current shape (readable by older ones too)."""
+        return {
+            "max_seq_length": self.max_seq_length,
+            "do_lower_case": self.do_lower_case,
+            "transformer_task": "feature-extraction",
+            "modality_config": _TEXT_MODALITY,
+            "module_output_name": "token_embeddings",
+        }
+
+    def __repr__(self) -> str:
+        summary = {
+            "max_seq_length": self.max_seq_length,
+            "do_lower_case": self.do_lower_case,
+            "architecture": type(self.auto_model).__name__,
+        }
+        return f"Transformer({summary})"
+
+    def save(self, folder: Path) -> None:
+        """Write the model, its tokenizer and ``sentence_bert_config.json``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.auto_model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+        write_json(folder / self.config_file_name, self.get_config_dict())
+
+    @classmethod
+    def load(cls, folder: Path, options: LoadOptions) -> Transformer:
+        """Load model and tokenizer from a folder in any of the reference library's layouts."""
+        config = _read_module_config(folder)
+        if not (folder / "config.json").is_file():
+            raise ModelFormatError(f"model file {folder / 'config.json'} is missing")
+        model = _load_model(folder, options, config)
+        tokenizer = _load_tokenizer(folder, options, config)
+        module = cls(model, tokenizer, do_lower_case=bool(config.get("do_lower_case", False)))
+        if config.get("max_seq_length"):
+            module.max_seq_length = int(config["max_seq_length"])
+        elif "model_max_length" not in config.get("tokenizer_kwargs", {}):
+            positions = getattr(model.config.get_text_config(), "max_position_embeddings", -1)
+            if isinstance(positions, int) and positions > 0:
+                module.max_seq_length = min(module.max_seq_length, positions)
+        return module
+
+
+def _read_module_config(folder: Path) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    for name in CONFIG_FILE_NAMES:
+        config = read_json(folder / name, missing_ok=True)
+        if config:
+            break
+    for old, new in _RENAMED_KEYS.items():
+        if old in config:
+            config[new] = config.pop(old)
+    for key in ("model_kwargs", "tokenizer_kwargs", "config_kwargs"):
+        config[key] = {k: v for k, v in (config.get(key) or {}).items() if k != "trust_remote_code"}
+    task = config.get("transformer_task", "feature-extraction")
+    if task != "feature-extraction":
+        raise ModelFormatError(f"{folder}: transformer_task {task!r} is not supported for embeddings")
+    modalities = set(config.get("modality_config", _TEXT_MODALITY))
+    if modalities != {"text"}:
+        raise ModelFormatError(
+            f"{folder}: modalities {sorted(modalities)} are not supported yet; only text models load"
+        )
+    return config
+
+
+def _load_model(folder: Path, options: LoadOptions, config: dict[str, Any]) -> Any:
+    from safetensors import SafetensorError
+    from transformers import AutoConfig, AutoModel
+
+    kwargs = {**config["model_kwargs"], **options.model_kwargs}
+    kwargs.setdefault("use_safetensors", not options.allow_pickle)
+    try:
+        hf_config = AutoConfig.from_pretrained(
+            folder, trust_remote_code=options.trust_remote_code, **config["config_kwargs"]
+        )
+        return AutoModel.from_pretrained(
+            folder, config=hf_config, trust_remote_code=options.trust_remote_code, **kwargs
+        )
+    except SafetensorError as error:
+        raise ModelFormatError(f"weights file {_weights_file(folder)} is corrupt: {error}") from error
+    except (OSError, ValueError) as error:
+        raise ModelFormatError(f"could not load the model in {folder}: {error}") from error
+
+
+def _weights_file(folder: Path) -> Path:
+    shards = sorted(folder.glob("model*.safetensors"))
+    return shards[0] if len(shards) == 1 else folder / "model.safetensors"
+
+
+def _load_tokenizer(folder: Path, options: LoadOptions, config: dict[str, Any]) -> Any:
+    from transformers import AutoTokenizer
+
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise ModelFormatError(
+            f"no tokenizer in {folder}: expected one of {', '.join(TOKENIZER_FILES)}; "
+            "save the tokenizer next to the model with tokenizer.save_pretrained(folder)"
+        )
+    kwargs = {**config["tokenizer_kwargs"], **options.tokenizer_kwargs}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            folder, trust_remote_code=options.trust_remote_code, **kwargs
+        )
+    except (OSError, ValueError) as error:
+        raise ModelFormatError(f"could not load the tokenizer in {folder}: {error}") from error
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelFormatError(f"the tokenizer in {folder} has no fast (tokenizer.json) implementation")
+    return tokenizer
+
+
+def _add_lowercase(tokenizer: Any) -> None:
+    from tokenizers.normalizers import Lowercase, Sequence
+
+    backend = tokenizer.backend_tokenizer
+    current = backend.normalizer
+    inner: list[Any] = list(current) if isinstance(current, Sequence) else []  # type: ignore[call-overload]
+    if isinstance(current, Lowercase) or any(isinstance(step, Lowercase) for step in inner):
+        return
+    steps = [Lowercase()]
+    if isinstance(current, Sequence):
+        steps += inner
+    elif current is not None:
+        steps.append(current)
+    backend.normalizer = Sequence(steps)
