@@ -289,7 +289,8 @@ class SentenceTransformer(nn.Sequential):
         self, rows: list[Any], count: int, truncate_dim: int | None, normalize: bool
     ) -> Tensor:
         if count == 0:
-            return torch.zeros((0, self.get_sentence_embedding_dimension()), dtype=torch.float32)
+            width = self.get_sentence_embedding_dimension()
+            return torch.zeros((0, min(width, truncate_dim or width)), dtype=torch.float32)
         embeddings = torch.stack([row["sentence_embedding"] for row in rows])
         if truncate_dim is not None:
             embeddings = embeddings[:, :truncate_dim]

@@ -26,7 +26,7 @@ def quantize_embeddings(
     pack the signs (``> 0``) into bits, 8 dimensions a byte; ``binary`` shifts the bytes by -128.
 
     >>> quantize_embeddings(np.array([[0.5, -1.0, 0.1, 2, 0, 0, 0, 1]]), "ubinary")
-    array([[165]], dtype=uint8)
+    array([[177]], dtype=uint8)
     """
     if isinstance(embeddings, torch.Tensor):
         embeddings = embeddings.detach().cpu().float().numpy()

@@ -30,7 +30,7 @@ def as_matrix(embeddings: ArrayLike) -> Tensor:
     elif len(embeddings) and isinstance(embeddings[0], Tensor):
         tensor = torch.stack(list(embeddings))  # type: ignore[arg-type]
     else:
-        tensor = torch.as_tensor(np.asarray(embeddings))
+        tensor = torch.as_tensor(np.asarray(embeddings, dtype=np.float32))
     if not tensor.is_floating_point():
         tensor = tensor.to(torch.float32)
     return tensor.unsqueeze(0) if tensor.dim() == 1 else tensor

