@@ -17,6 +17,7 @@ from omniembed.hub import resolve_model_folder
 from omniembed.inputs import text_batch
 from omniembed.models import (
     Dense,
+    Features,
     LoadOptions,
     ModelConfig,
     Module,
@@ -207,11 +208,11 @@ class SentenceTransformer(nn.Sequential):
             self.to(device)
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
-        outputs = self._run(texts, prompt, batch_size, show_progress_bar)
+        batches = self._batches(texts, prompt, batch_size, show_progress_bar)
         if output_value != "sentence_embedding":
-            rows = [_per_input(features, output_value) for features in outputs]
+            rows = _rows_in_input_order(batches, len(texts), output_value)
             return rows[0] if single else rows
-        embeddings = self._sentence_embeddings(outputs, len(texts), truncate_dim, normalize_embeddings)
+        embeddings = self._sentence_embeddings(batches, len(texts), truncate_dim, normalize_embeddings)
         result = _convert(embeddings, precision, convert_to_numpy, convert_to_tensor)
         return result[0] if single else result
 
@@ -262,10 +263,11 @@ class SentenceTransformer(nn.Sequential):
         return self.prompts[name]
 
     @torch.inference_mode()
-    def _run(self, texts: list[str], prompt: str | None, batch_size: int, progress: bool) -> list[Any]:
-        """Forward every input; return per-input feature rows in input order."""
+    def _batches(
+        self, texts: list[str], prompt: str | None, batch_size: int, progress: bool
+    ) -> Iterator[tuple[np.ndarray, Features]]:
+        """Forward the inputs longest first; yield each batch's input indices and output features."""
         order = np.argsort([-len(text) for text in texts])
-        results: list[Any] = [None] * len(texts)
         truncated = 0
         prompt_length = self.transformer.prompt_length(prompt) if prompt else None
         for start in tqdm(range(0, len(texts), batch_size), desc="Batches", disable=not progress):
@@ -276,27 +278,34 @@ class SentenceTransformer(nn.Sequential):
             features = {name: value.to(self.device) for name, value in features.items()}
             if prompt_length is not None:
                 features["prompt_length"] = prompt_length
-            for row, index in zip(_rows(self(features), len(batch)), indices, strict=False):
-                results[index] = row
+            yield indices, self(features)
         if truncated:
             logger.warning(
                 "%d of %d inputs were longer than max_seq_length=%d tokens and were truncated",
                 truncated, len(texts), self.max_seq_length,
             )  # fmt: skip
-        return results
 
     def _sentence_embeddings(
-        self, rows: list[Any], count: int, truncate_dim: int | None, normalize: bool
+        self,
+        batches: Iterator[tuple[np.ndarray, Features]],
+        count: int,
+        truncate_dim: int | None,
+        normalize: bool,
     ) -> Tensor:
+        """Gather the sentence embeddings of every batch into one matrix in input order."""
         if count == 0:
             width = self.get_sentence_embedding_dimension()
             return torch.zeros((0, min(width, truncate_dim or width)), dtype=torch.float32)
-        embeddings = torch.stack([row["sentence_embedding"] for row in rows])
-        if truncate_dim is not None:
-            embeddings = embeddings[:, :truncate_dim]
-        if normalize:
-            embeddings = nn.functional.normalize(embeddings, p=2, dim=1)
-        return embeddings.cpu()
+        order, parts = [], []
+        for indices, features in batches:
+            embeddings = features["sentence_embedding"]
+            if truncate_dim is not None:
+                embeddings = embeddings[:, :truncate_dim]
+            if normalize:
+                embeddings = nn.functional.normalize(embeddings, p=2, dim=1)
+            order.append(indices)
+            parts.append(embeddings.cpu())
+        return torch.cat(parts)[torch.from_numpy(np.argsort(np.concatenate(order)))]
 
 
 def default_device() -> str:
@@ -318,6 +327,17 @@ def _check_options(
         )
     if truncate_dim is not None and (not isinstance(truncate_dim, int) or truncate_dim < 1):
         raise ValueError(f"truncate_dim must be a positive integer, got {truncate_dim!r}")
+
+
+def _rows_in_input_order(
+    batches: Iterator[tuple[np.ndarray, Features]], count: int, output_value: OutputValue
+) -> list[Any]:
+    """Split each batch into per-input results and put them back in input order."""
+    results: list[Any] = [None] * count
+    for indices, features in batches:
+        for index, row in zip(indices, _rows(features, len(indices)), strict=True):
+            results[index] = _per_input(row, output_value)
+    return results
 
 
 def _rows(features: dict[str, Any], count: int) -> Iterator[dict[str, Any]]:
