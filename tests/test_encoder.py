@@ -163,3 +163,17 @@ def test_empty_and_huge_strings(minilm: SentenceTransformer) -> None:
 def test_unknown_similarity_name(tiny_model: Callable[..., Path]) -> None:
     with pytest.raises(ValueError, match="unknown similarity function 'cosin'"):
         SentenceTransformer(tiny_model("bert"), similarity_fn_name="cosin")
+
+
+def test_all_outputs_respect_truncate_dim(minilm: SentenceTransformer) -> None:
+    rows = minilm.encode(SEED_SENTENCES, output_value=None, truncate_dim=16)
+    assert rows[0]["sentence_embedding"].shape == (16,)
+
+
+def test_token_embeddings_of_left_padded_inputs_keep_only_real_tokens(
+    tiny_model: Callable[..., Path],
+) -> None:
+    model = SentenceTransformer(tiny_model("qwen3"), device="cpu")
+    short, long = model.encode(["hi", "a much longer input than the first"], output_value="token_embeddings")
+    assert len(short) == len(model.tokenizer("hi")["input_ids"])
+    assert len(long) > len(short)

@@ -66,3 +66,13 @@ def test_file_instead_of_folder(tmp_path: Path) -> None:
     (tmp_path / "model.safetensors").write_bytes(b"")
     with pytest.raises(ModelNotFoundError, match="is a file"):
         resolve_model_folder(tmp_path / "model.safetensors")
+
+
+def test_snapshot_with_skipped_runtime_folders_still_loads_offline(
+    tiny_model: Callable[..., Path], tmp_path: Path
+) -> None:
+    snapshot = build_hub_cache(tmp_path / "cache", "acme/with-onnx", tiny_model("bert"))
+    (snapshot / "onnx").mkdir()
+    (snapshot / "onnx" / "model.onnx").write_bytes(b"not read")
+    found = resolve_model_folder("acme/with-onnx", cache_folder=tmp_path / "cache", local_files_only=True)
+    assert found == snapshot

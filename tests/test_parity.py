@@ -29,6 +29,7 @@ def both(folder: Path, **options: object) -> tuple[SentenceTransformer, Referenc
     )
 
 
+@pytest.mark.slow
 def test_minilm_matches_reference_on_sts_dev(
     minilm: SentenceTransformer, minilm_reference: Reference, sts_sentences: list[str]
 ) -> None:

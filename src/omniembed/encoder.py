@@ -86,7 +86,7 @@ class SentenceTransformer(nn.Sequential):
             )
             model_kwargs = dict(model_kwargs or {})
             options = LoadOptions(
-                trust_remote_code=trust_remote_code,
+                trust_remote_code=bool(model_kwargs.pop("trust_remote_code", trust_remote_code)),
                 model_kwargs=model_kwargs,
                 tokenizer_kwargs=dict(tokenizer_kwargs or {}),
                 allow_pickle=model_kwargs.get("use_safetensors") is False,
@@ -211,6 +211,9 @@ class SentenceTransformer(nn.Sequential):
         batches = self._batches(texts, prompt, batch_size, show_progress_bar)
         if output_value != "sentence_embedding":
             rows = _rows_in_input_order(batches, len(texts), output_value)
+            if output_value is None and truncate_dim is not None:
+                for row in rows:
+                    row["sentence_embedding"] = row["sentence_embedding"][:truncate_dim]
             return rows[0] if single else rows
         embeddings = self._sentence_embeddings(batches, len(texts), truncate_dim, normalize_embeddings)
         result = _convert(embeddings, precision, convert_to_numpy, convert_to_tensor)
@@ -356,16 +359,10 @@ def _per_input(row: dict[str, Any], output_value: OutputValue) -> Any:
     return row["token_embeddings"][mask]
 
 
-def _convert(embeddings: Tensor, precision: str, to_numpy: bool, to_tensor: bool) -> Any:
+def _convert(embeddings: Tensor, precision: Precision, to_numpy: bool, to_tensor: bool) -> Any:
+    """Quantize if asked, then return a tensor, a numpy array or a list of tensors."""
     if precision != "float32":
-        quantized = quantize_embeddings(embeddings, precision)  # type: ignore[arg-type]
-        return (
-            torch.from_numpy(quantized)
-            if to_tensor
-            else quantized
-            if to_numpy
-            else list(torch.from_numpy(quantized))
-        )
+        embeddings = torch.from_numpy(quantize_embeddings(embeddings, precision))
     if to_tensor:
         return embeddings
     if to_numpy:

@@ -9,7 +9,17 @@ from omniembed.errors import ModelNotFoundError
 
 _OFFLINE_VALUES = {"1", "true", "yes", "on"}
 # Weights for other runtimes that model repositories often carry; we never read them.
-_NOT_NEEDED = ["onnx/*", "openvino/*", "*.onnx", "*.h5", "*.ot", "*.msgpack", "flax_model*", "tf_model*"]
+_NOT_NEEDED = [
+    "onnx/*",
+    "openvino/*",
+    "*.onnx",
+    "*.h5",
+    "*.ot",
+    "*.msgpack",
+    "flax_model*",
+    "tf_model*",
+    "*.gguf",
+]
 
 
 def is_offline() -> bool:
@@ -83,23 +93,21 @@ def _from_hub(
     cache = Path(cache_folder or constants.HF_HUB_CACHE)
     where = f"Hugging Face cache {cache} for {repo_id!r}"
     try:
-        folder = snapshot_download(
-            repo_id, revision=revision, cache_dir=cache, token=token, local_files_only=True
-        )
-        return Path(folder), where
-    except (LocalEntryNotFoundError, HFValidationError, FileNotFoundError):
-        pass
-    if offline:
-        return None, where + " (offline: hub not contacted)"
-    try:
+        # One call for both cases, with the same file patterns, so that a folder we downloaded
+        # counts as complete when it is read back offline.
         folder = snapshot_download(
             repo_id,
             revision=revision,
             cache_dir=cache,
             token=token,
+            local_files_only=offline,
             library_name="omniembed",
             ignore_patterns=_NOT_NEEDED,
         )
+    except (LocalEntryNotFoundError, HFValidationError, FileNotFoundError) as error:
+        if offline:
+            return None, where + " (offline: hub not contacted)"
+        return None, f"{where} and the hub ({type(error).__name__}: {error})"
     except Exception as error:
         return None, f"{where} and the hub ({type(error).__name__}: {error})"
     return Path(folder), where

@@ -133,3 +133,73 @@ def test_trust_remote_code_is_off_by_default(tiny_model: Callable[..., Path], tm
     (folder / "modeling_evil.py").write_text("raise SystemExit('remote code ran')\n")
     model = SentenceTransformer(folder, device="cpu")
     assert type(model[0].auto_model).__name__ == "BertModel"
+
+
+@pytest.mark.parametrize("path", ["../elsewhere/1_Pooling", "/etc"])
+def test_module_paths_must_stay_inside_the_folder(
+    tiny_model: Callable[..., Path], tmp_path: Path, path: str
+) -> None:
+    folder = copy_of(tiny_model("bert"), tmp_path)
+    modules = json.loads((folder / "modules.json").read_text())
+    modules[1]["path"] = path
+    (folder / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(ModelFormatError, match="must stay inside"):
+        SentenceTransformer(folder)
+
+
+def test_malformed_modules_entry(tiny_model: Callable[..., Path], tmp_path: Path) -> None:
+    folder = copy_of(tiny_model("bert"), tmp_path)
+    (folder / "modules.json").write_text(json.dumps([{"idx": "zero", "type": "x"}, "junk"]))
+    with pytest.raises(ModelFormatError, match="needs a 'type' and an integer 'idx'"):
+        SentenceTransformer(folder)
+
+
+def test_pickle_only_transformer_weights_get_the_opt_in_hint(
+    tiny_model: Callable[..., Path], tmp_path: Path
+) -> None:
+    folder = copy_of(tiny_model("bert"), tmp_path)
+    from safetensors.torch import load_file
+
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(ModelFormatError, match=r"use_safetensors': False"):
+        SentenceTransformer(folder)
+    assert SentenceTransformer(folder, model_kwargs={"use_safetensors": False}).encode("ok").shape == (32,)
+
+
+def test_folder_cannot_switch_on_remote_code_or_hub_kernels(
+    tiny_model: Callable[..., Path], tmp_path: Path
+) -> None:
+    folder = copy_of(tiny_model("bert"), tmp_path)
+    config = {
+        "max_seq_length": 64,
+        "model_args": {"trust_remote_code": True, "use_kernels": True, "attn_implementation": "evil/kernel"},
+        "config_args": {"trust_remote_code": True},
+    }
+    (folder / "sentence_bert_config.json").write_text(json.dumps(config))
+    model = SentenceTransformer(folder, device="cpu")
+    assert model.encode("still loads").shape == (32,)
+
+
+def test_tokenizer_model_max_length_beats_the_folder_setting(tiny_model: Callable[..., Path]) -> None:
+    model = SentenceTransformer(tiny_model("bert"), tokenizer_kwargs={"model_max_length": 16})
+    assert model.max_seq_length == 16
+
+
+def test_unsupported_output_wiring(tiny_model: Callable[..., Path], tmp_path: Path) -> None:
+    folder = copy_of(tiny_model("bert", layout="v6"), tmp_path)
+    config = json.loads((folder / "sentence_bert_config.json").read_text())
+    config["module_output_name"] = "sentence_embedding"
+    (folder / "sentence_bert_config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFormatError, match="only forward -> last_hidden_state -> token_embeddings"):
+        SentenceTransformer(folder)
+
+
+def test_unknown_saved_similarity_falls_back_to_cosine(
+    tiny_model: Callable[..., Path], tmp_path: Path
+) -> None:
+    folder = copy_of(tiny_model("bert", similarity_fn_name="dot", layout="v6"), tmp_path)
+    assert SentenceTransformer(folder).similarity_fn_name == "dot"
+    path = folder / "config_sentence_transformers.json"
+    path.write_text(path.read_text().replace('"dot"', '"maxsim"'))
+    assert SentenceTransformer(folder).similarity_fn_name == "cosine"

@@ -13,6 +13,7 @@ from omniembed.models.module import LoadOptions, Module, read_json, write_json
 from omniembed.models.normalize import Normalize
 from omniembed.models.pooling import Pooling
 from omniembed.models.transformer import Transformer
+from omniembed.similarity import SIMILARITY_FUNCTIONS
 
 MODULE_TYPES: dict[str, type[Module]] = {
     cls.__name__: cls for cls in (Transformer, Pooling, Dense, Normalize)
@@ -36,13 +37,15 @@ class ModelConfig:
     def read(cls, folder: Path) -> ModelConfig:
         """Read the file, or return defaults where a folder has none."""
         data = read_json(folder / MODEL_CONFIG_FILE, missing_ok=True)
+        similarity = data.get("similarity_fn_name")
         prompts = data.get("prompts") or {}
         if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
             raise ModelFormatError(f"{folder / MODEL_CONFIG_FILE}: prompts must map names to strings")
         return cls(
             prompts=dict(prompts),
             default_prompt_name=data.get("default_prompt_name"),
-            similarity_fn_name=data.get("similarity_fn_name"),
+            # Names we do not score with (say "maxsim" from a multi-vector save) fall back to the default.
+            similarity_fn_name=similarity if similarity in SIMILARITY_FUNCTIONS else None,
             truncate_dim=data.get("truncate_dim"),
         )
 
@@ -95,15 +98,24 @@ def load_modules(folder: Path, options: LoadOptions) -> list[Module]:
         raise ModelFormatError(f"model file {modules_file} is not valid JSON: {error}") from error
     if not isinstance(entries, list) or not entries:
         raise ModelFormatError(f"{modules_file} should list the model's modules")
+    for entry in entries:
+        if not isinstance(entry, dict) or "type" not in entry or not isinstance(entry.get("idx", 0), int):
+            raise ModelFormatError(f"{modules_file}: entry {entry!r} needs a 'type' and an integer 'idx'")
     modules = []
     for entry in sorted(entries, key=lambda item: int(item.get("idx", 0))):
-        if not isinstance(entry, dict) or "type" not in entry:
-            raise ModelFormatError(f"{modules_file}: entry {entry!r} has no 'type'")
         cls = module_class(str(entry["type"]))
-        modules.append(cls.load(folder / str(entry.get("path", "")), options))
+        modules.append(cls.load(_module_folder(folder, str(entry.get("path", ""))), options))
     if not isinstance(modules[0], Transformer):
         raise ModelFormatError(f"{modules_file}: the first module must be a Transformer")
     return modules
+
+
+def _module_folder(folder: Path, relative: str) -> Path:
+    """Resolve a module's path, which must stay inside the model folder."""
+    parts = Path(relative).parts
+    if Path(relative).is_absolute() or ".." in parts or "\x00" in relative:
+        raise ModelFormatError(f"module path {relative!r} in modules.json must stay inside {folder}")
+    return folder / relative
 
 
 def _default_modules(folder: Path, options: LoadOptions) -> list[Module]:

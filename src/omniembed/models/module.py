@@ -88,6 +88,14 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
+def pickle_refused(path: Path) -> ModelFormatError:
+    """The error for pickle-based weights met without the opt-in."""
+    return ModelFormatError(
+        f"{path} holds pickle-based weights, which are not read by default; convert it to "
+        "model.safetensors, or opt in with model_kwargs={'use_safetensors': False} if you trust it"
+    )
+
+
 def load_weights(module: nn.Module, folder: Path, options: LoadOptions) -> None:
     """Load ``model.safetensors`` (or, when allowed, ``pytorch_model.bin``) into ``module``."""
     from safetensors import SafetensorError
@@ -105,10 +113,7 @@ def load_weights(module: nn.Module, folder: Path, options: LoadOptions) -> None:
         state = torch.load(pickle_path, map_location="cpu", weights_only=True)
         source = pickle_path
     elif pickle_path.is_file():
-        raise ModelFormatError(
-            f"{pickle_path} holds pickle-based weights, which are not read by default; convert it to "
-            "model.safetensors, or opt in with model_kwargs={'use_safetensors': False} if you trust it"
-        )
+        raise pickle_refused(pickle_path)
     else:
         raise ModelFormatError(f"weights file {safetensors_path} is missing")
     try:

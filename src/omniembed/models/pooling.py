@@ -128,10 +128,11 @@ def _mean_sqrt_len(tokens: Tensor, mask: Tensor, first_real: Tensor) -> Tensor:
 
 def _weighted_mean(tokens: Tensor, mask: Tensor, first_real: Tensor) -> Tensor:
     # Position weights count from the first real token, so left padding does not shift them.
-    positions = torch.arange(1, tokens.shape[1] + 1, device=tokens.device, dtype=tokens.dtype)
-    weights = mask.to(tokens.dtype) * (positions.unsqueeze(0) - first_real.unsqueeze(1))
-    total = (tokens * weights.unsqueeze(-1)).sum(dim=1)
-    return total / torch.clamp(weights.sum(dim=1, keepdim=True), min=1e-9)
+    accumulate = torch.float32 if tokens.dtype in (torch.float16, torch.bfloat16) else tokens.dtype
+    positions = torch.arange(1, tokens.shape[1] + 1, device=tokens.device, dtype=accumulate)
+    weights = mask.to(accumulate) * (positions.unsqueeze(0) - first_real.unsqueeze(1))
+    total = (tokens.to(accumulate) * weights.unsqueeze(-1)).sum(dim=1)
+    return (total / torch.clamp(weights.sum(dim=1, keepdim=True), min=1e-9)).to(tokens.dtype)
 
 
 def _last_token(tokens: Tensor, mask: Tensor, first_real: Tensor) -> Tensor:

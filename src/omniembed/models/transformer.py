@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from omniembed.errors import ModelFormatError
-from omniembed.models.module import Features, LoadOptions, Module, read_json, write_json
+from omniembed.models.module import Features, LoadOptions, Module, pickle_refused, read_json, write_json
 
 # Names the Transformer config has carried over the reference library's releases, newest first.
 CONFIG_FILE_NAMES = (
@@ -58,7 +58,8 @@ class Transformer(Module):
         if do_lower_case:
             _add_lowercase(tokenizer)
         parameters = inspect.signature(model.forward).parameters
-        self._inputs = tuple(name for name in _MODEL_INPUTS if name in parameters)
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+        self._inputs = tuple(name for name in _MODEL_INPUTS if takes_any or name in parameters)
         self._pass_use_cache = "use_cache" in parameters
 
     @property
@@ -82,7 +83,7 @@ class Transformer(Module):
         """Whether the model was trained for causal language modelling (last-token pooling suits it)."""
         config = self.auto_model.config
         architectures = getattr(config, "architectures", None) or []
-        causal = getattr(config, "is_causal", True) is not False
+        causal = bool(getattr(config, "is_causal", True))
         return bool(architectures) and architectures[0].endswith("ForCausalLM") and causal
 
     def tokenize(self, texts: list[str]) -> tuple[Features, int]:
@@ -147,12 +148,16 @@ class Transformer(Module):
         model = _load_model(folder, options, config)
         tokenizer = _load_tokenizer(folder, options, config)
         module = cls(model, tokenizer, do_lower_case=bool(config.get("do_lower_case", False)))
+        # An explicit tokenizer model_max_length wins, then the folder's max_seq_length, then the
+        # tokenizer's own limit capped by the position table.
+        if "model_max_length" in {**config["tokenizer_kwargs"], **options.tokenizer_kwargs}:
+            return module
         if config.get("max_seq_length"):
             module.max_seq_length = int(config["max_seq_length"])
-        elif "model_max_length" not in config.get("tokenizer_kwargs", {}):
-            positions = getattr(model.config.get_text_config(), "max_position_embeddings", -1)
-            if isinstance(positions, int) and positions > 0:
-                module.max_seq_length = min(module.max_seq_length, positions)
+            return module
+        positions = getattr(model.config, "max_position_embeddings", None)
+        if isinstance(positions, int) and positions > 0:
+            module.max_seq_length = min(module.max_seq_length, positions)
         return module
 
 
@@ -166,22 +171,41 @@ def _read_module_config(folder: Path) -> dict[str, Any]:
         if old in config:
             config[new] = config.pop(old)
     for key in ("model_kwargs", "tokenizer_kwargs", "config_kwargs"):
-        config[key] = {k: v for k, v in (config.get(key) or {}).items() if k != "trust_remote_code"}
+        config[key] = {k: v for k, v in (config.get(key) or {}).items() if _safe_folder_option(k, v)}
     task = config.get("transformer_task", "feature-extraction")
     if task != "feature-extraction":
         raise ModelFormatError(f"{folder}: transformer_task {task!r} is not supported for embeddings")
-    modalities = set(config.get("modality_config", _TEXT_MODALITY))
-    if modalities != {"text"}:
+    modalities = config.get("modality_config", _TEXT_MODALITY)
+    if set(modalities) != {"text"}:
         raise ModelFormatError(
             f"{folder}: modalities {sorted(modalities)} are not supported yet; only text models load"
         )
+    output = config.get("module_output_name", "token_embeddings")
+    if modalities["text"] != _TEXT_MODALITY["text"] or output != "token_embeddings":
+        raise ModelFormatError(
+            f"{folder}: text modality {modalities['text']} with output {output!r} is not supported; "
+            "only forward -> last_hidden_state -> token_embeddings is"
+        )
     return config
+
+
+# Settings a model folder may not make for itself: running code, or fetching kernels from the hub.
+_UNSAFE_FOLDER_OPTIONS = {"trust_remote_code", "use_kernels", "allow_all_kernels", "kernel_config"}
+
+
+def _safe_folder_option(name: str, value: Any) -> bool:
+    if name in _UNSAFE_FOLDER_OPTIONS:
+        return False
+    return not (name == "attn_implementation" and isinstance(value, str) and "/" in value)
 
 
 def _load_model(folder: Path, options: LoadOptions, config: dict[str, Any]) -> Any:
     from safetensors import SafetensorError
     from transformers import AutoConfig, AutoModel
 
+    pickled = folder / "pytorch_model.bin"
+    if not options.allow_pickle and pickled.is_file() and not list(folder.glob("*.safetensors")):
+        raise pickle_refused(pickled)
     kwargs = {**config["model_kwargs"], **options.model_kwargs}
     # With the pickle opt-in, let transformers prefer safetensors and fall back to .bin files.
     kwargs["use_safetensors"] = None if options.allow_pickle else True
