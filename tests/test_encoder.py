@@ -142,6 +142,7 @@ def test_bad_input_names_the_offender(minilm: SentenceTransformer, bad: object, 
         ({"precision": "float16"}, "precision 'float16' is not supported"),
         ({"output_value": "logits"}, "output_value 'logits' is not supported"),
         ({"truncate_dim": 0}, "truncate_dim must be a positive integer"),
+        ({"device": ["cpu", "cpu"]}, "device must be one device"),
     ],
 )
 def test_bad_options(minilm: SentenceTransformer, options: dict[str, object], message: str) -> None:

@@ -205,6 +205,11 @@ class SentenceTransformer(nn.Sequential):
         prompt = self._resolve_prompt(prompt, prompt_name)
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
         if device is not None:
+            if not isinstance(device, (str, torch.device)):
+                raise ValueError(
+                    f"device must be one device such as 'cpu' or 'cuda:0', got {device!r}; "
+                    "encoding over several devices at once is not supported yet"
+                )
             self.to(device)
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
