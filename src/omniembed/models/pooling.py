@@ -108,9 +108,14 @@ def _max(tokens: Tensor, mask: Tensor, first_real: Tensor) -> Tensor:
     return tokens.masked_fill(mask.unsqueeze(-1) == 0, float("-inf")).max(dim=1).values
 
 
+def _accumulation_dtype(tokens: Tensor) -> torch.dtype:
+    """Sum half-precision embeddings in float32, so long inputs do not lose precision."""
+    return torch.float32 if tokens.dtype in (torch.float16, torch.bfloat16) else tokens.dtype
+
+
 def _masked_sum(tokens: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     weights = mask.unsqueeze(-1).to(tokens.dtype)
-    accumulate = torch.float32 if tokens.dtype in (torch.float16, torch.bfloat16) else tokens.dtype
+    accumulate = _accumulation_dtype(tokens)
     total = (tokens * weights).sum(dim=1, dtype=accumulate)
     count = torch.clamp(weights.sum(dim=1, dtype=accumulate), min=1e-9)
     return total, count
@@ -128,7 +133,7 @@ def _mean_sqrt_len(tokens: Tensor, mask: Tensor, first_real: Tensor) -> Tensor:
 
 def _weighted_mean(tokens: Tensor, mask: Tensor, first_real: Tensor) -> Tensor:
     # Position weights count from the first real token, so left padding does not shift them.
-    accumulate = torch.float32 if tokens.dtype in (torch.float16, torch.bfloat16) else tokens.dtype
+    accumulate = _accumulation_dtype(tokens)
     positions = torch.arange(1, tokens.shape[1] + 1, device=tokens.device, dtype=accumulate)
     weights = mask.to(accumulate) * (positions.unsqueeze(0) - first_real.unsqueeze(1))
     total = (tokens.to(accumulate) * weights.unsqueeze(-1)).sum(dim=1)
