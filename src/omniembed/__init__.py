@@ -10,30 +10,50 @@ from typing import TYPE_CHECKING, Any
 
 from omniembed._version import __version__
 from omniembed.errors import (
+    CollectionExistsError,
+    CollectionNotFoundError,
+    DatabaseLockedError,
     InvalidInputError,
     MissingExtraError,
     ModelFormatError,
     ModelNotFoundError,
+    ObjectNotFoundError,
     OmniembedError,
 )
 
 if TYPE_CHECKING:
     from omniembed.encoder import SentenceTransformer
     from omniembed.quantize import quantize_embeddings
+    from omniembed.store import BM25Config, DataObject, Filter, IndexConfig, SelfProvided, Vectorizer, connect
 
 _LAZY = {
     "SentenceTransformer": "omniembed.encoder",
     "quantize_embeddings": "omniembed.quantize",
+    **dict.fromkeys(
+        ["BM25Config", "DataObject", "Filter", "IndexConfig", "SelfProvided", "Vectorizer", "connect"],
+        "omniembed.store",
+    ),
 }
 
 __all__ = [
+    "BM25Config",
+    "CollectionExistsError",
+    "CollectionNotFoundError",
+    "DataObject",
+    "DatabaseLockedError",
+    "Filter",
+    "IndexConfig",
     "InvalidInputError",
     "MissingExtraError",
     "ModelFormatError",
     "ModelNotFoundError",
+    "ObjectNotFoundError",
     "OmniembedError",
+    "SelfProvided",
     "SentenceTransformer",
+    "Vectorizer",
     "__version__",
+    "connect",
     "quantize_embeddings",
 ]
 

@@ -7,7 +7,11 @@ Every error subclasses :class:`OmniembedError` and a built-in exception, so call
     ├── ModelFormatError (ValueError)            a model folder we cannot read: bad JSON, corrupt weights,
     │                                            missing tokenizer, unknown module type
     ├── InvalidInputError (TypeError)            an input ``encode`` cannot take, with its index
-    └── MissingExtraError (ImportError)          an optional dependency is not installed
+    ├── MissingExtraError (ImportError)          an optional dependency is not installed
+    ├── CollectionNotFoundError (KeyError)       no collection with that name in the database
+    ├── CollectionExistsError (ValueError)       creating a collection whose name is taken
+    ├── ObjectNotFoundError (KeyError)           no object with that uuid in the collection
+    └── DatabaseLockedError (RuntimeError)       the database folder is open in another process
 """
 
 from __future__ import annotations
@@ -31,3 +35,25 @@ class InvalidInputError(OmniembedError, TypeError):
 
 class MissingExtraError(OmniembedError, ImportError):
     """An optional dependency is needed; the message names the extra to install."""
+
+
+class CollectionNotFoundError(OmniembedError, KeyError):
+    """No collection has the given name."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class CollectionExistsError(OmniembedError, ValueError):
+    """A collection with the given name already exists."""
+
+
+class ObjectNotFoundError(OmniembedError, KeyError):
+    """No object has the given uuid."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class DatabaseLockedError(OmniembedError, RuntimeError):
+    """Another process holds the database folder open."""
