@@ -190,10 +190,10 @@ def _condition(cond: Condition, schema: Schema, params: list[Any]) -> str:
         if not values:
             raise ValueError(f"{cond.op} on {cond.prop!r} needs at least one value")
         return _contains(column, kind, cond.op, values, params)
+    if cond.op == "like" and scalar != "text":
+        raise ValueError(f"like works on text properties; {cond.prop!r} is {kind}")
     value = _param(cond.prop, scalar, cond.value)
     if cond.op == "like":
-        if scalar != "text":
-            raise ValueError(f"like works on text properties; {cond.prop!r} is {kind}")
         escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         value = escaped.replace("*", "%").replace("?", "_")
         operator, suffix = "LIKE", " ESCAPE '\\'"

@@ -46,12 +46,12 @@ class _Field:
     def __init__(self) -> None:
         self.postings: dict[str, tuple[array[int], array[int]]] = {}
         self.frozen: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self.lengths = np.zeros(1024, dtype=np.float32)
+        self.lengths = np.zeros(1024, dtype=np.float64)
         self.total_length = 0.0
 
     def add(self, slot: int, words: list[str]) -> None:
         if slot >= len(self.lengths):
-            self.lengths = np.concatenate([self.lengths, np.zeros(len(self.lengths) + slot, np.float32)])
+            self.lengths = np.concatenate([self.lengths, np.zeros(len(self.lengths) + slot, np.float64)])
         self.lengths[slot] = len(words)
         self.total_length += len(words)
         for word, count in Counter(words).items():
