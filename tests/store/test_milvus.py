@@ -446,3 +446,18 @@ def test_configs_are_stored_as_json_in_milvus(tmp_path: Path) -> None:
         db.collections.create("Docs", {"title": "text"})
         rows = db.backend.client.query("oe_configs", filter='name == "Docs"', output_fields=["config"])  # type: ignore[attr-defined]
         assert json.loads(rows[0]["config"])["properties"] == {"title": "text"}
+
+
+def test_rows_milvus_refuses_are_reported_one_by_one(tmp_path: Path) -> None:
+    from omniembed.store.backend import StoredObject
+    from omniembed.store.milvus_layout import to_row
+
+    with milvus(tmp_path / "m.db") as db:
+        collection = db.collections.create("Docs", {"title": "text"})
+        good = to_row(collection.config, StoredObject("11111111-2222-3333-4444-555555555555", {}), 1)
+        bad = {key: value for key, value in good.items() if key != "seq"} | {"uuid": "x"}
+        errors: dict[int, str] = {}
+        db.backend._insert_rows("Docs", {0: good, 1: bad}, errors)  # type: ignore[attr-defined]
+        assert list(errors) == [1]
+        assert errors[1].startswith("Milvus refused object x:")
+        assert collection.query.fetch_objects().uuids == [good["uuid"]]

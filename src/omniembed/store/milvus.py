@@ -2,22 +2,14 @@
 
 ``connect("milvus://host:port")`` talks to a server at ``http://host:port``; ``connect("x.db",
 backend="milvus")`` uses Milvus Lite in that file. Each omniembed collection is one Milvus collection
-(named with a prefix, ``oe_`` by default) with these fields:
-
-- ``uuid`` (VARCHAR primary key), ``seq`` (INT64, the insertion order ``find`` returns) and
-  ``properties`` (JSON: the cleaned properties, which filters address as ``properties["name"]``);
-- per named vector ``v_<name>`` (FLOAT_VECTOR with an HNSW index, COSINE / IP / L2 for cosine / dot /
-  l2) and ``has_<name>`` (BOOL): Milvus needs a value in every vector field, so an object without that
-  vector holds a filler and ``has_<name> == false`` keeps it out of searches;
-- per text property ``t_<name>`` (VARCHAR with the standard analyzer: lowercased words) feeding a BM25
-  function into ``s_<name>`` (SPARSE_FLOAT_VECTOR, BM25 index with the collection's k1 and b).
-
+(named with a prefix, ``oe_`` by default), laid out as :mod:`omniembed.store.milvus_layout` says.
 Collection configurations live in a small ``<prefix>configs`` collection, so they survive reopening.
 
 Differences from the embedded backend, all from what Milvus can express:
 
-- BM25 statistics (N, document frequencies, average lengths) are Milvus's: per segment, and in Milvus
-  Lite computed over the rows a filter keeps. Scores are close to the embedded ones, not equal.
+- BM25 uses the same formula, k1 and b, but Milvus's statistics (N, document frequencies, average
+  lengths) and words: scores equal the embedded ones on one unfiltered segment; Milvus keeps them
+  per segment, Milvus Lite counts only the rows a filter keeps, and its analyzer keeps ``_`` in words.
 - Boosted keyword search over several properties searches each property's field for its best
   ``max(100, 4 * limit)`` matches and sums the boosted scores; an object outside every one of those
   lists is missed, and one missing from a list counts 0 for that property. One property is exact.
@@ -44,12 +36,10 @@ from omniembed.errors import CollectionExistsError, CollectionNotFoundError, Mis
 from omniembed.store.backend import Hit, StoredObject
 from omniembed.store.config import CollectionConfig, IndexConfig
 from omniembed.store.filters import Filter
-from omniembed.store.keyword import text_of, tokenize
+from omniembed.store.keyword import tokenize
 from omniembed.store.milvus_filters import literal, to_expr
-from omniembed.store.vector_index import VectorIndex
+from omniembed.store.milvus_layout import MAX_TEXT_BYTES, METRICS, collection_schema, prepare_vector, to_row
 
-METRICS = {"cosine": "COSINE", "dot": "IP", "l2": "L2"}
-MAX_TEXT_BYTES = 65_535
 MAX_RESULTS = 16_384
 _CHUNK = 500
 
@@ -146,7 +136,7 @@ class MilvusBackend:
                     f"Milvus already has a collection {collection!r} that omniembed did not record; "
                     "drop it in Milvus or choose another name"
                 )
-            schema, index = self._schema(config)
+            schema, index = collection_schema(self.pymilvus, self.client, config)
             self.client.create_collection(
                 collection, schema=schema, index_params=index, consistency_level="Strong"
             )
@@ -158,39 +148,6 @@ class MilvusBackend:
                 raise
             self._configs[config.name] = config
             self._loaded.add(config.name)
-
-    def _schema(self, config: CollectionConfig) -> tuple[Any, Any]:
-        types = self.pymilvus.DataType
-        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("uuid", types.VARCHAR, is_primary=True, max_length=64)
-        schema.add_field("seq", types.INT64)
-        schema.add_field("properties", types.JSON)
-        index = self.client.prepare_index_params()
-        # Index settings go nested under "params": pymilvus 3 sends a flat dict as separate key-value
-        # pairs, which Milvus Lite ignores; the nested form is one JSON value that Milvus servers
-        # and Milvus Lite both read.
-        hnsw = {"params": {"M": config.index.m, "efConstruction": config.index.ef_construction}}
-        for name, vector in config.vectors.items():
-            schema.add_field(f"v_{name}", types.FLOAT_VECTOR, dim=vector.dims)
-            schema.add_field(f"has_{name}", types.BOOL)
-            index.add_index(f"v_{name}", index_type="HNSW", metric_type=METRICS[vector.metric], params=hnsw)
-        bm25 = {"params": {"bm25_k1": config.bm25.k1, "bm25_b": config.bm25.b}}
-        for prop in config.schema.text_properties:
-            schema.add_field(f"t_{prop}", types.VARCHAR, max_length=MAX_TEXT_BYTES, enable_analyzer=True)
-            schema.add_field(f"s_{prop}", types.SPARSE_FLOAT_VECTOR)
-            schema.add_function(
-                self.pymilvus.Function(
-                    name=f"bm25_{prop}",
-                    function_type=self.pymilvus.FunctionType.BM25,
-                    input_field_names=[f"t_{prop}"],
-                    output_field_names=[f"s_{prop}"],
-                )
-            )
-            index.add_index(f"s_{prop}", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=bm25)
-        if not config.vectors and not config.schema.text_properties:
-            schema.add_field("_unused", types.FLOAT_VECTOR, dim=2)  # Milvus needs a vector field
-            index.add_index("_unused", index_type="FLAT", metric_type="L2")
-        return schema, index
 
     def drop(self, name: str) -> None:
         """Delete the Milvus collection and its configuration."""
@@ -217,7 +174,7 @@ class MilvusBackend:
                 try:
                     if obj.uuid in seen:
                         raise ValueError(f"uuid {obj.uuid} appears twice in this batch")
-                    rows[position] = self._row(config, obj)
+                    rows[position] = to_row(config, obj, self._next_seq())
                     seen.add(obj.uuid)
                 except ValueError as error:
                     errors[position] = str(error)
@@ -243,7 +200,7 @@ class MilvusBackend:
     def replace(self, name: str, obj: StoredObject) -> None:
         """Overwrite an object (Milvus upserts by primary key); it moves to the end of insertion order."""
         with self.lock:
-            row = self._row(self._config(name), obj)
+            row = to_row(self._config(name), obj, self._next_seq())
             self.client.upsert(self.prefix + name, [row])
 
     def delete(self, name: str, uuids: Sequence[str]) -> int:
@@ -304,7 +261,7 @@ class MilvusBackend:
                     f"collection {name!r} has no vector {vector!r}; it has {sorted(config.vectors)}"
                 )
             settings = config.vectors[vector]
-            prepared = self._prepare(config, vector, query)
+            prepared = prepare_vector(config, vector, query)
             expr = f"has_{vector} == true"
             if where is not None:
                 expr += f" and {to_expr(where, config.schema)}"
@@ -365,43 +322,6 @@ class MilvusBackend:
         """Close the Milvus client."""
         with self.lock:
             self.client.close()
-
-    def _row(self, config: CollectionConfig, obj: StoredObject) -> dict[str, Any]:
-        """Build the Milvus row of an object, or raise ``ValueError`` naming what is wrong."""
-        row: dict[str, Any] = {"uuid": obj.uuid, "seq": self._next_seq(), "properties": obj.properties}
-        for name in obj.vectors:
-            if name not in config.vectors:
-                raise ValueError(
-                    f"vector {name!r} is not one of the collection's vectors {sorted(config.vectors)}"
-                )
-        for name, vector in config.vectors.items():
-            assert vector.dims is not None  # create() refuses unsized vectors
-            given = obj.vectors.get(name)
-            filler = np.eye(1, vector.dims, dtype=np.float32)[0]  # any valid vector; has_ hides it
-            row[f"v_{name}"] = (filler if given is None else self._prepare(config, name, given)).tolist()
-            row[f"has_{name}"] = given is not None
-        for prop in config.schema.text_properties:
-            value = obj.properties.get(prop)
-            text = text_of(value) if value is not None else ""
-            if len(text.encode()) > MAX_TEXT_BYTES:
-                raise ValueError(
-                    f"property {prop!r} holds {len(text.encode())} bytes of text; Milvus keeps at most "
-                    f"{MAX_TEXT_BYTES} per text field: split the object"
-                )
-            row[f"t_{prop}"] = text
-        if not config.vectors and not config.schema.text_properties:
-            row["_unused"] = [0.0, 0.0]
-        return row
-
-    def _prepare(self, config: CollectionConfig, name: str, vector: np.ndarray) -> np.ndarray:
-        settings = config.vectors[name]
-        assert settings.dims is not None
-        try:
-            index = VectorIndex(settings.dims, settings.metric, config.index)
-            prepared: np.ndarray = index.prepare(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
-        except ValueError as error:
-            raise ValueError(f"vector {name!r}: {error}") from None
-        return prepared
 
     def _next_seq(self) -> int:
         """Increasing across this client; wall-clock nanoseconds keep clients roughly in step."""
