@@ -342,6 +342,7 @@ def fresh_corpus_twins(tmp_path: Path) -> Iterator[tuple[Any, Any]]:
         ("flat plate", ["body"]),
         ("supersonic boundary", ["title^3", "body"]),
         ("yeast", None),
+        ("supersonic supersonic flow", ["body"]),  # a repeated query word counts once
     ],
 )
 def test_bm25_ranks_like_the_embedded_backend(
@@ -461,3 +462,30 @@ def test_rows_milvus_refuses_are_reported_one_by_one(tmp_path: Path) -> None:
         assert list(errors) == [1]
         assert errors[1].startswith("Milvus refused object x:")
         assert collection.query.fetch_objects().uuids == [good["uuid"]]
+
+
+CRANFIELD = Path(__file__).resolve().parents[3] / "shared" / "data" / "cranfield" / "beir"
+
+
+@pytest.mark.slow
+def test_bm25_on_cranfield_matches_the_embedded_backend(tmp_path: Path) -> None:
+    with (CRANFIELD / "corpus.jsonl").open(encoding="utf-8") as handle:
+        docs = [json.loads(line) for line in handle if line.strip()]
+    with (CRANFIELD / "queries.jsonl").open(encoding="utf-8") as handle:
+        queries = [json.loads(line)["text"] for line in handle if line.strip()][:20]
+    objects = [
+        oe.DataObject(
+            {"title": d.get("title", ""), "text": d.get("text", "")},
+            uuid=f"{i:08d}-0000-0000-0000-000000000000",
+        )
+        for i, d in enumerate(docs)
+    ]
+    found = []
+    for db in (milvus(tmp_path / "m.db"), oe.connect()):
+        with db:
+            collection = db.collections.create("Cranfield", {"title": "text", "text": "text"})
+            assert not collection.data.insert_many(objects).errors
+            found.append([collection.query.bm25(q, query_properties=["title^2", "text"]) for q in queries])
+    for got, expected in zip(*found, strict=True):
+        assert got.uuids == expected.uuids
+        np.testing.assert_allclose([o.score for o in got], [o.score for o in expected], rtol=1e-5)
