@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from omniembed.errors import InvalidInputError, UnsupportedModalityError
+from omniembed.errors import InvalidImageError, InvalidInputError, UnsupportedModalityError
 
 
 def text_batch(inputs: Any) -> tuple[list[str], bool]:
@@ -73,7 +73,14 @@ def detect_modality(value: Any, index: int, supported: list[Modality]) -> Modali
     ('image', 'text')
     """
     if isinstance(value, str):
-        return "image" if "image" in supported and looks_like_image(value) else "text"
+        if "image" not in supported:
+            return "text"
+        if _missing_image_path(value):
+            raise InvalidImageError(
+                f"image file {value!r} (input at index {index}) does not exist; check the path "
+                "(to embed the string as text, use a model input without a path separator)"
+            )
+        return "image" if looks_like_image(value) else "text"
     if isinstance(value, os.PathLike):
         return "image"
     if _is_pil_image(value):
@@ -104,6 +111,15 @@ def looks_like_image(text: str) -> bool:
     if text.startswith(("http://", "https://")):
         return " " not in text
     return os.path.isfile(text)
+
+
+def _missing_image_path(text: str) -> bool:
+    """A string that reads as a file path to an image (a separator, an image extension, no spaces) but
+    names no file: more likely a wrong path than a text to embed."""
+    if text.startswith(("http://", "https://", "data:")) or any(c.isspace() for c in text):
+        return False
+    has_separator = "/" in text or os.sep in text
+    return has_separator and text.lower().endswith(IMAGE_EXTENSIONS) and not os.path.exists(text)
 
 
 def input_batch(inputs: Any, supported: list[Modality]) -> tuple[list[Any], list[Modality], bool]:
@@ -170,6 +186,8 @@ def _dict_modality(value: dict[Any, Any], index: int) -> Modality:
             f"input at index {index} is a dict with keys {sorted(map(str, value))}; a multimodal input "
             f"uses the keys {list(MULTIMODAL_KEYS)}, a chat message 'role' and 'content'"
         )
+    if "text" in value and not isinstance(value["text"], str):
+        raise InvalidInputError(f"input at index {index} has a 'text' that is {_describe(value['text'])}")
     keys = tuple(sorted(value))
     return keys[0] if len(keys) == 1 else keys
 

@@ -160,4 +160,3 @@ def has_media_modalities(folder: Path) -> bool:
     """Whether a Transformer module folder's config lists modalities other than text."""
     modalities = read_json(folder / "sentence_bert_config.json", missing_ok=True).get("modality_config")
     return isinstance(modalities, dict) and bool(set(modalities) - {"text"})
-
