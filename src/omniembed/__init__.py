@@ -10,31 +10,44 @@ from typing import TYPE_CHECKING, Any
 
 from omniembed._version import __version__
 from omniembed.errors import (
+    InvalidImageError,
     InvalidInputError,
     MissingExtraError,
     ModelFormatError,
     ModelNotFoundError,
     OmniembedError,
+    UnsupportedModalityError,
 )
 
 if TYPE_CHECKING:
+    from omniembed.embedder import EmbeddingModel
     from omniembed.encoder import SentenceTransformer
+    from omniembed.paired import PairedEncoder
     from omniembed.quantize import quantize_embeddings
+    from omniembed.zero_shot import zero_shot_classify
 
 _LAZY = {
     "SentenceTransformer": "omniembed.encoder",
     "quantize_embeddings": "omniembed.quantize",
+    "EmbeddingModel": "omniembed.embedder",
+    "PairedEncoder": "omniembed.paired",
+    "zero_shot_classify": "omniembed.zero_shot",
 }
 
 __all__ = [
+    "EmbeddingModel",
+    "InvalidImageError",
     "InvalidInputError",
     "MissingExtraError",
     "ModelFormatError",
     "ModelNotFoundError",
     "OmniembedError",
+    "PairedEncoder",
     "SentenceTransformer",
+    "UnsupportedModalityError",
     "__version__",
     "quantize_embeddings",
+    "zero_shot_classify",
 ]
 
 
