@@ -1,4 +1,4 @@
-"""A multilingual text model paired with a CLIP image model acts as one model, with the reference's numbers."""
+"""A multilingual text model paired with a CLIP image model acts as one model with the reference's numbers."""
 
 from __future__ import annotations
 
