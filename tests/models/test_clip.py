@@ -109,3 +109,16 @@ def test_unsupported_multimodal_folders_are_clear_errors(
     (folder / "processor_config.json").unlink()
     with pytest.raises(ModelFormatError, match="no image processor config"):
         load_modules(folder, LoadOptions())
+
+
+@pytest.mark.parametrize("with_modules", [False, True])
+def test_vision_language_folders_are_refused_clearly(
+    tiny_model: Callable[..., Path], tmp_path: Path, with_modules: bool
+) -> None:
+    folder = tmp_path / "vl"
+    shutil.copytree(tiny_model("qwen3", plain=not with_modules), folder)
+    config = read_json(folder / "config.json")
+    config["model_type"] = "qwen3_vl"
+    write_json(folder / "config.json", config)
+    with pytest.raises(ModelFormatError, match=r"'qwen3_vl' vision-language model .* not supported yet"):
+        SentenceTransformer(folder, device="cpu")

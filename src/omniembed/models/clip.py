@@ -19,6 +19,9 @@ from omniembed.models.transformer import (
 CLIP_MODEL_TYPES = ("clip",)
 """``config.json`` model types that load as a dual encoder (each tested against the reference library)."""
 
+VISION_LANGUAGE_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe")
+"""Vision-language decoders (Qwen3-VL-Embedding and kin), which are not supported yet."""
+
 CLIP_MODALITY_CONFIG = {
     "text": {"method": "get_text_features", "method_output_name": "pooler_output"},
     "image": {"method": "get_image_features", "method_output_name": "pooler_output"},
@@ -148,6 +151,16 @@ def _load_image_processor(folder: Path) -> Any:
         return AutoImageProcessor.from_pretrained(folder, backend="pil")  # type: ignore[no-untyped-call]
     except (OSError, ValueError) as error:
         raise ModelFormatError(f"could not load the image processor in {folder}: {error}") from error
+
+
+def refuse_vision_language(folder: Path) -> None:
+    """Raise a clear error for a vision-language decoder folder, rather than loading it as a text model."""
+    model_type = read_json(folder / "config.json", missing_ok=True).get("model_type")
+    if model_type in VISION_LANGUAGE_MODEL_TYPES:
+        raise ModelFormatError(
+            f"{folder} holds a {model_type!r} vision-language model (Qwen3-VL-Embedding style); "
+            "these embedders are not supported yet"
+        )
 
 
 def is_clip_folder(folder: Path) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from omniembed.errors import ModelFormatError
-from omniembed.models.clip import CLIPModel, has_media_modalities, is_clip_folder
+from omniembed.models.clip import CLIPModel, has_media_modalities, is_clip_folder, refuse_vision_language
 from omniembed.models.dense import Dense
 from omniembed.models.module import LoadOptions, Module, read_json, write_json
 from omniembed.models.normalize import Normalize
@@ -106,6 +106,8 @@ def load_modules(folder: Path, options: LoadOptions) -> list[Module]:
     for entry in sorted(entries, key=lambda item: int(item.get("idx", 0))):
         cls = module_class(str(entry["type"]))
         module_folder = _module_folder(folder, str(entry.get("path", "")))
+        if cls is Transformer:
+            refuse_vision_language(module_folder)
         if cls is Transformer and has_media_modalities(module_folder):
             cls = CLIPModel  # the reference's v6 form: one Transformer with text and image modalities
         modules.append(cls.load(module_folder, options))
@@ -123,6 +125,7 @@ def _module_folder(folder: Path, relative: str) -> Path:
 
 
 def _default_modules(folder: Path, options: LoadOptions) -> list[Module]:
+    refuse_vision_language(folder)
     if is_clip_folder(folder):
         return [CLIPModel.load(folder, options)]
     transformer = Transformer.load(folder, options)
