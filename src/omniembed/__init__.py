@@ -10,11 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 from omniembed._version import __version__
 from omniembed.errors import (
+    CollectionExistsError,
+    CollectionNotFoundError,
+    DatabaseLockedError,
     InvalidImageError,
     InvalidInputError,
     MissingExtraError,
     ModelFormatError,
     ModelNotFoundError,
+    ObjectNotFoundError,
     OmniembedError,
     UnsupportedModalityError,
 )
@@ -24,6 +28,7 @@ if TYPE_CHECKING:
     from omniembed.encoder import SentenceTransformer
     from omniembed.paired import PairedEncoder
     from omniembed.quantize import quantize_embeddings
+    from omniembed.store import BM25Config, DataObject, Filter, IndexConfig, SelfProvided, Vectorizer, connect
     from omniembed.zero_shot import zero_shot_classify
 
 _LAZY = {
@@ -32,20 +37,35 @@ _LAZY = {
     "EmbeddingModel": "omniembed.embedder",
     "PairedEncoder": "omniembed.paired",
     "zero_shot_classify": "omniembed.zero_shot",
+    **dict.fromkeys(
+        ["BM25Config", "DataObject", "Filter", "IndexConfig", "SelfProvided", "Vectorizer", "connect"],
+        "omniembed.store",
+    ),
 }
 
 __all__ = [
+    "BM25Config",
+    "CollectionExistsError",
+    "CollectionNotFoundError",
+    "DataObject",
+    "DatabaseLockedError",
     "EmbeddingModel",
+    "Filter",
+    "IndexConfig",
     "InvalidImageError",
     "InvalidInputError",
     "MissingExtraError",
     "ModelFormatError",
     "ModelNotFoundError",
+    "ObjectNotFoundError",
     "OmniembedError",
     "PairedEncoder",
+    "SelfProvided",
     "SentenceTransformer",
     "UnsupportedModalityError",
+    "Vectorizer",
     "__version__",
+    "connect",
     "quantize_embeddings",
     "zero_shot_classify",
 ]

@@ -101,6 +101,7 @@ class SentenceTransformer(nn.Sequential):
         if not modules or not isinstance(modules[0], Transformer):
             raise ValueError("give a model name or path, or modules starting with a Transformer")
         super().__init__(*modules)
+        self.name_or_path = None if model_name_or_path is None else os.fspath(model_name_or_path)
         self.prompts = {**config.prompts, **(prompts or {})}
         self.default_prompt_name = default_prompt_name or config.default_prompt_name
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:

@@ -9,7 +9,11 @@ Every error subclasses :class:`OmniembedError` and a built-in exception, so call
     ├── InvalidInputError (TypeError)            an input ``encode`` cannot take, with its index
     │   └── UnsupportedModalityError             an input of a kind the model does not embed
     ├── InvalidImageError (ValueError)           an image that cannot be read: missing, corrupt, too large
-    └── MissingExtraError (ImportError)          an optional dependency is not installed
+    ├── MissingExtraError (ImportError)          an optional dependency is not installed
+    ├── CollectionNotFoundError (KeyError)       no collection with that name in the database
+    ├── CollectionExistsError (ValueError)       creating a collection whose name is taken
+    ├── ObjectNotFoundError (KeyError)           no object with that uuid in the collection
+    └── DatabaseLockedError (RuntimeError)       the database folder is open in another process
 """
 
 from __future__ import annotations
@@ -41,3 +45,25 @@ class UnsupportedModalityError(InvalidInputError):
 
 class InvalidImageError(OmniembedError, ValueError):
     """An image input cannot be read: a missing or corrupt file, a refused URL, or too many pixels."""
+
+
+class CollectionNotFoundError(OmniembedError, KeyError):
+    """No collection has the given name."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class CollectionExistsError(OmniembedError, ValueError):
+    """A collection with the given name already exists."""
+
+
+class ObjectNotFoundError(OmniembedError, KeyError):
+    """No object has the given uuid."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class DatabaseLockedError(OmniembedError, RuntimeError):
+    """Another process holds the database folder open."""

@@ -1,0 +1,30 @@
+"""The embedded vectorizing database: collections of objects searched by vector, keyword or both."""
+
+from __future__ import annotations
+
+from omniembed.store.collection import Collection
+from omniembed.store.config import CollectionConfig, IndexConfig, VectorConfig
+from omniembed.store.data import DataObject
+from omniembed.store.database import Collections, Database, SelfProvided, connect
+from omniembed.store.filters import Filter
+from omniembed.store.results import BatchResult, Object, QueryResult
+from omniembed.store.schema import BM25Config
+from omniembed.store.vectorizer import Vectorizer
+
+__all__ = [
+    "BM25Config",
+    "BatchResult",
+    "Collection",
+    "CollectionConfig",
+    "Collections",
+    "DataObject",
+    "Database",
+    "Filter",
+    "IndexConfig",
+    "Object",
+    "QueryResult",
+    "SelfProvided",
+    "VectorConfig",
+    "Vectorizer",
+    "connect",
+]

@@ -1,0 +1,105 @@
+"""A collection: its configuration, its vectorizers and a backend, behind ``data`` and ``query``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from omniembed.store.backend import Backend, Hit, StoredObject
+from omniembed.store.config import CollectionConfig
+from omniembed.store.data import DataAPI
+from omniembed.store.query import QueryAPI
+from omniembed.store.results import BatchResult, Object, QueryResult
+from omniembed.store.vectorizer import EmbeddingCache, Vectorizer
+
+logger = logging.getLogger(__name__)
+
+
+class Collection:
+    """Objects of one kind. Write with ``collection.data``, search with ``collection.query``."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        config: CollectionConfig,
+        vectorizers: dict[str, Vectorizer],
+        cache: EmbeddingCache | None = None,
+    ) -> None:
+        self.backend, self.vectorizers, self.cache = backend, vectorizers, cache
+        self.name = config.name
+        self.data = DataAPI(self)
+        self.query = QueryAPI(self)
+
+    @property
+    def config(self) -> CollectionConfig:
+        """The collection's current configuration (vector sizes fill in on first insert)."""
+        return self.backend.configs()[self.name]
+
+    def __len__(self) -> int:
+        return self.backend.count(self.name)
+
+    def __repr__(self) -> str:
+        return f"Collection({self.name!r}, vectors={sorted(self.config.vectors)})"
+
+    def target(self, name: str | None, *, needs_vectorizer: bool = False) -> str:
+        """Resolve ``target_vector``: the named vector, or the only one the collection has."""
+        vectors = self.config.vectors
+        if name is None:
+            if len(vectors) != 1:
+                raise ValueError(
+                    f"collection {self.name!r} has vectors {sorted(vectors)}; choose one with target_vector="
+                )
+            name = next(iter(vectors))
+        if name not in vectors:
+            raise ValueError(f"collection {self.name!r} has no vector {name!r}; it has {sorted(vectors)}")
+        if needs_vectorizer and name not in self.vectorizers:
+            raise ValueError(
+                f"vector {name!r} of {self.name!r} has no vectorizer (its vectors are your own); "
+                "search it with near_vector"
+            )
+        return name
+
+    def vectorize(self, objects: Sequence[StoredObject], result: BatchResult, indexes: Sequence[int]) -> None:
+        """Fill in the vectors that vectorizers make, recording per-object errors in ``result``."""
+        schema = self.config.schema
+        for name, vectorizer in self.vectorizers.items():
+            todo = [(i, obj) for i, obj in enumerate(objects) if name not in obj.vectors]
+            if not todo:
+                continue
+            inputs = [vectorizer.input_for(obj.properties, schema) for _, obj in todo]
+            try:
+                embedded = [vectorizer.embed_documents(inputs, self.cache)]
+                positions = [[i for i, _ in todo]]
+            except Exception as error:  # isolate the objects the model refuses, keep the rest
+                logger.warning("vectorizing a batch of %s failed (%s); retrying one by one", self.name, error)
+                embedded, positions = [], []
+                for (i, _), item in zip(todo, inputs, strict=True):
+                    try:
+                        embedded.append(vectorizer.embed_documents([item], self.cache))
+                        positions.append([i])
+                    except Exception as single:
+                        result.errors[indexes[i]] = f"vector {name!r}: {single}"
+            for batch, where in zip(embedded, positions, strict=True):
+                result.truncated += batch.truncated
+                result.embedded += batch.computed
+                for i, vector in zip(where, batch.vectors, strict=True):
+                    if vector is not None:
+                        objects[i].vectors[name] = vector
+
+    def results(self, hits: Sequence[Hit], include_vector: bool, *, scored: bool = True) -> QueryResult:
+        """Turn backend hits into result objects with properties."""
+        found = self.backend.get(self.name, [hit.uuid for hit in hits], with_vectors=include_vector)
+        objects = {obj.uuid: obj for obj in self.to_objects(found)}
+        out = []
+        for hit in hits:
+            obj = objects.get(hit.uuid)
+            if obj is not None:
+                obj.score = hit.score if scored else None
+                obj.distance = hit.distance
+                out.append(obj)
+        return QueryResult(out)
+
+    def to_objects(self, stored: Sequence[StoredObject]) -> list[Object]:
+        """Turn stored objects into result objects (JSON values back to Python values)."""
+        schema = self.config.schema
+        return [Object(obj.uuid, schema.restore(obj.properties), vectors=obj.vectors) for obj in stored]

@@ -1,0 +1,77 @@
+"""What a collection is made of, kept as JSON in the database so a reopened collection is the same."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from omniembed.store.schema import BM25Config, Schema, check_name
+
+Metric = Literal["cosine", "dot", "l2"]
+METRICS = ("cosine", "dot", "l2")
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """How vectors are searched: exactly below ``flat_threshold`` objects, with HNSW above it.
+
+    ``m``, ``ef_construction`` and ``ef`` are hnswlib's graph degree, build beam and query beam; the
+    query beam grows to the ``limit`` when a query asks for more results.
+    """
+
+    flat_threshold: int = 10_000
+    m: int = 16
+    ef_construction: int = 200
+    ef: int = 96
+
+
+@dataclass(frozen=True)
+class VectorConfig:
+    """One named vector: its size, metric and, when omniembed embeds it, the vectorizer's settings."""
+
+    dims: int | None
+    metric: Metric = "cosine"
+    vectorizer: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ValueError(f"metric {self.metric!r} is not one of {METRICS}")
+        if self.dims is not None and self.dims < 1:
+            raise ValueError(f"a vector needs at least one dimension, got dims={self.dims}")
+
+
+@dataclass(frozen=True)
+class CollectionConfig:
+    """Everything needed to reopen a collection: properties, named vectors, BM25 and index settings."""
+
+    name: str
+    schema: Schema
+    vectors: dict[str, VectorConfig] = field(default_factory=dict)
+    bm25: BM25Config = field(default_factory=BM25Config)
+    index: IndexConfig = field(default_factory=IndexConfig)
+
+    def __post_init__(self) -> None:
+        check_name(self.name, "collection")
+        for name in self.vectors:
+            check_name(name, "vector")
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "name": self.name,
+            "properties": dict(self.schema.properties),
+            "vectors": {name: asdict(vector) for name, vector in self.vectors.items()},
+            "bm25": asdict(self.bm25),
+            "index": asdict(self.index),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CollectionConfig:
+        """Read what :meth:`to_json` wrote."""
+        return cls(
+            name=data["name"],
+            schema=Schema(data["properties"]),
+            vectors={name: VectorConfig(**vector) for name, vector in data["vectors"].items()},
+            bm25=BM25Config(**data["bm25"]),
+            index=IndexConfig(**data["index"]),
+        )

@@ -1,0 +1,171 @@
+"""Writing objects into a collection: insert (one or many), update, replace and delete."""
+
+from __future__ import annotations
+
+import logging
+import uuid as uuid_module
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from omniembed.errors import ObjectNotFoundError
+from omniembed.store.backend import StoredObject
+from omniembed.store.filters import Filter
+from omniembed.store.results import BatchResult, Object
+
+if TYPE_CHECKING:
+    from omniembed.store.collection import Collection
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DataObject:
+    """An object to insert with its own uuid and/or vectors (``vectors`` skips the vectorizer)."""
+
+    properties: dict[str, Any]
+    uuid: str | None = None
+    vectors: dict[str, Any] = field(default_factory=dict)
+
+
+class DataAPI:
+    """``collection.data``: the write side of a collection."""
+
+    def __init__(self, collection: Collection) -> None:
+        self._collection = collection
+
+    def insert(
+        self, properties: Mapping[str, Any], uuid: str | None = None, vectors: Mapping[str, Any] | None = None
+    ) -> str:
+        """Insert one object and return its uuid; raise ``ValueError`` if it is refused."""
+        result = self.insert_many(
+            [DataObject(dict(properties), uuid, dict(vectors or {}))], show_progress=False
+        )
+        if result.errors:
+            raise ValueError(result.errors[0])
+        return result.uuids[0]
+
+    def insert_many(
+        self,
+        objects: Iterable[Mapping[str, Any] | DataObject],
+        *,
+        batch_size: int = 512,
+        show_progress: bool | None = None,
+    ) -> BatchResult:
+        """Insert objects in batches; a refused object is reported in ``errors`` and the rest are kept.
+
+        Args:
+            objects: property dicts, or ``DataObject`` with a uuid and/or vectors of your own.
+            batch_size: objects embedded and committed together (each batch is one transaction).
+            show_progress: show a progress bar (by default when there are over 1,000 objects).
+        """
+        items = [obj if isinstance(obj, DataObject) else DataObject(_as_dict(obj)) for obj in objects]
+        result = BatchResult()
+        show = len(items) > 1000 if show_progress is None else show_progress
+        with tqdm(total=len(items), desc=f"importing into {self._collection.name}", disable=not show) as bar:
+            for start in range(0, len(items), batch_size):
+                self._insert_batch(items[start : start + batch_size], start, result)
+                bar.update(min(batch_size, len(items) - start))
+        logger.info(
+            "inserted %d objects into %s (%d refused, %d embedded, %d truncated)",
+            len(result.uuids),
+            self._collection.name,
+            len(result.errors),
+            result.embedded,
+            result.truncated,
+        )
+        return result
+
+    def _insert_batch(self, items: Sequence[DataObject], offset: int, result: BatchResult) -> None:
+        collection = self._collection
+        ready: list[tuple[int, StoredObject]] = []
+        for i, item in enumerate(items):
+            try:
+                properties = collection.config.schema.clean(item.properties)
+                ident = _check_uuid(item.uuid) if item.uuid is not None else str(uuid_module.uuid4())
+                vectors = {name: np.asarray(v, dtype=np.float32) for name, v in item.vectors.items()}
+            except (ValueError, TypeError) as error:
+                result.errors[offset + i] = str(error)
+                continue
+            ready.append((offset + i, StoredObject(ident, properties, vectors)))
+        collection.vectorize([obj for _, obj in ready], result, [index for index, _ in ready])
+        stored = [(index, obj) for index, obj in ready if index not in result.errors]
+        refused = collection.backend.insert(collection.name, [obj for _, obj in stored])
+        for position, (index, obj) in enumerate(stored):
+            if position in refused:
+                result.errors[index] = refused[position]
+            else:
+                result.uuids[index] = obj.uuid
+
+    def update(
+        self, uuid: str, properties: Mapping[str, Any], vectors: Mapping[str, Any] | None = None
+    ) -> None:
+        """Change some properties of an object; it is re-embedded only if a vectorized input changed."""
+        old = self._get(uuid)
+        merged = {**old.properties, **properties}
+        self._rewrite(old, {k: v for k, v in merged.items() if v is not None}, vectors)
+
+    def replace(
+        self, uuid: str, properties: Mapping[str, Any], vectors: Mapping[str, Any] | None = None
+    ) -> None:
+        """Replace all properties of an object."""
+        self._rewrite(self._get(uuid), dict(properties), vectors)
+
+    def _rewrite(
+        self, old: StoredObject, properties: dict[str, Any], vectors: Mapping[str, Any] | None
+    ) -> None:
+        collection = self._collection
+        cleaned = collection.config.schema.clean(properties)
+        new = StoredObject(
+            old.uuid, cleaned, {k: np.asarray(v, dtype=np.float32) for k, v in (vectors or {}).items()}
+        )
+        schema = collection.config.schema
+        for name, vectorizer in collection.vectorizers.items():
+            unchanged = vectorizer.input_for(old.properties, schema) == vectorizer.input_for(cleaned, schema)
+            if name not in new.vectors and name in old.vectors and unchanged:
+                new.vectors[name] = old.vectors[name]
+        result = BatchResult()
+        collection.vectorize([new], result, [0])
+        if result.errors:
+            raise ValueError(result.errors[0])
+        collection.backend.replace(collection.name, new)
+
+    def delete_by_id(self, uuid: str) -> bool:
+        """Delete one object; return whether it existed."""
+        return self._collection.backend.delete(self._collection.name, [uuid]) > 0
+
+    def delete_many(self, where: Filter) -> int:
+        """Delete every object matching ``where``; return how many were deleted."""
+        uuids = self._collection.backend.find(self._collection.name, where)
+        return self._collection.backend.delete(self._collection.name, uuids)
+
+    def get_by_id(self, uuid: str, include_vector: bool = False) -> Object | None:
+        """Return one object, or ``None`` if there is none with this uuid."""
+        found = self._collection.backend.get(self._collection.name, [uuid], with_vectors=include_vector)
+        return self._collection.to_objects(found)[0] if found else None
+
+    def exists(self, uuid: str) -> bool:
+        """Whether an object with this uuid exists."""
+        return bool(self._collection.backend.get(self._collection.name, [uuid]))
+
+    def _get(self, uuid: str) -> StoredObject:
+        found = self._collection.backend.get(self._collection.name, [uuid], with_vectors=True)
+        if not found:
+            raise ObjectNotFoundError(f"no object with uuid {uuid!r} in collection {self._collection.name!r}")
+        return found[0]
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    if not isinstance(obj, Mapping):
+        raise TypeError(f"an object is a dict of properties or a DataObject, got {type(obj).__name__}")
+    return dict(obj)
+
+
+def _check_uuid(value: str) -> str:
+    try:
+        return str(uuid_module.UUID(str(value)))
+    except ValueError:
+        raise ValueError(f"uuid {value!r} is not a valid UUID") from None

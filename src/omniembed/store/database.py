@@ -1,0 +1,156 @@
+"""Opening a database and managing its collections."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from omniembed.errors import CollectionNotFoundError
+from omniembed.store.backend import Backend
+from omniembed.store.collection import Collection
+from omniembed.store.config import CollectionConfig, IndexConfig, Metric, VectorConfig
+from omniembed.store.schema import BM25Config, Schema
+from omniembed.store.vectorizer import EmbeddingCache, Vectorizer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SelfProvided:
+    """A named vector whose vectors you bring yourself (``dims`` is taken from the first one if omitted)."""
+
+    dims: int | None = None
+    metric: Metric = "cosine"
+
+
+def connect(path: str | os.PathLike[str] = ":memory:", **options: Any) -> Database:
+    """Open (or create) a database.
+
+    Args:
+        path: a folder for the embedded database, ``":memory:"`` for one that lives in this process,
+            or ``"milvus://host:port"`` / a ``.db`` file with ``backend="milvus"`` for Milvus.
+        options: ``backend="milvus"`` and options for that backend.
+
+    >>> with connect() as db:
+    ...     db.collections.list()
+    []
+    """
+    target = os.fspath(path)
+    if options.get("backend") == "milvus" or target.startswith("milvus://"):
+        from omniembed.store.milvus import MilvusBackend
+
+        return Database(MilvusBackend(target, **{k: v for k, v in options.items() if k != "backend"}))
+    if options:
+        raise TypeError(f"unknown options {sorted(options)} for the embedded database")
+    from omniembed.store.embedded import EmbeddedBackend
+
+    backend = EmbeddedBackend(target)
+    logger.info("opened database %s", target)
+    return Database(backend, getattr(backend, "embedding_cache", None))
+
+
+class Database:
+    """A set of collections over one backend; close it (or use ``with``) to save indexes."""
+
+    def __init__(self, backend: Backend, cache: EmbeddingCache | None = None) -> None:
+        self.backend = backend
+        self.collections = Collections(backend, cache)
+
+    def close(self) -> None:
+        """Save what is derived (indexes) and release the database."""
+        self.backend.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Collections:
+    """``db.collections``: create, get, list and delete collections."""
+
+    def __init__(self, backend: Backend, cache: EmbeddingCache | None) -> None:
+        self._backend, self._cache = backend, cache
+        self._open: dict[str, Collection] = {}
+
+    def create(
+        self,
+        name: str,
+        properties: Mapping[str, str] | None = None,
+        vectors: Mapping[str, Vectorizer | SelfProvided | None] | Vectorizer | None = None,
+        *,
+        bm25: BM25Config | None = None,
+        index: IndexConfig | None = None,
+    ) -> Collection:
+        """Create a collection.
+
+        Args:
+            name: the collection's name.
+            properties: property name to type (``text``, ``text[]``, ``int``, ``number``, ``bool``,
+                ``date``, ``uuid``, ``image`` and their ``[]`` arrays).
+            vectors: named vectors: a ``Vectorizer`` to embed properties, or ``SelfProvided()`` /
+                ``None`` for vectors you bring. A single ``Vectorizer`` is named ``"default"``.
+            bm25: BM25 ``k1`` and ``b``.
+            index: when vector search switches from exact to HNSW, and the HNSW settings.
+        """
+        schema = Schema(dict(properties or {}))
+        if isinstance(vectors, Vectorizer):
+            vectors = {"default": vectors}
+        vectorizers: dict[str, Vectorizer] = {}
+        configs: dict[str, VectorConfig] = {}
+        for vector_name, spec in (vectors or {}).items():
+            if isinstance(spec, Vectorizer):
+                spec.bind(schema)
+                vectorizers[vector_name] = spec
+                configs[vector_name] = VectorConfig(spec.dims, spec.metric, spec.to_json())  # type: ignore[arg-type]
+            else:
+                spec = spec or SelfProvided()
+                configs[vector_name] = VectorConfig(spec.dims, spec.metric)
+        config = CollectionConfig(name, schema, configs, bm25 or BM25Config(), index or IndexConfig())
+        self._backend.create(config)
+        logger.info("created collection %s", name)
+        self._open[name] = Collection(self._backend, config, vectorizers, self._cache)
+        return self._open[name]
+
+    def get(self, name: str, vectorizers: Mapping[str, Any] | None = None) -> Collection:
+        """Open a collection; its vectorizers load their models by the stored name or path.
+
+        Args:
+            name: the collection's name.
+            vectorizers: loaded models by vector name, to use instead of loading by the stored name.
+        """
+        if name in self._open and not vectorizers:
+            return self._open[name]
+        configs = self._backend.configs()
+        if name not in configs:
+            raise CollectionNotFoundError(f"no collection named {name!r}; the database has {sorted(configs)}")
+        config = configs[name]
+        given = dict(vectorizers or {})
+        built = {
+            vector_name: Vectorizer.from_json(vector.vectorizer, given.get(vector_name))
+            for vector_name, vector in config.vectors.items()
+            if vector.vectorizer is not None
+        }
+        self._open[name] = Collection(self._backend, config, built, self._cache)
+        return self._open[name]
+
+    def exists(self, name: str) -> bool:
+        """Whether a collection has this name."""
+        return name in self._backend.configs()
+
+    def list(self) -> list[str]:
+        """Names of all collections, sorted."""
+        return sorted(self._backend.configs())
+
+    def delete(self, name: str) -> None:
+        """Delete a collection and all its objects."""
+        self._backend.drop(name)
+        self._open.pop(name, None)
+        logger.info("deleted collection %s", name)

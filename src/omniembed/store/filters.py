@@ -1,0 +1,233 @@
+"""Filters on object properties, built like Weaviate's and compiled to SQL over the stored JSON.
+
+>>> f = (Filter.by_property("year") >= 2000) & Filter.by_property("tags").contains_any(["ml"])
+>>> f
+And(Condition('year', '>=', 2000), Condition('tags', 'contains_any', ['ml']))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from omniembed.store.schema import Schema, clean_value
+
+_COMPARISONS = {"==": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+class Filter:
+    """Base of every filter: combine with ``&``, ``|`` and ``~``."""
+
+    @staticmethod
+    def by_property(name: str) -> PropertyRef:
+        """Start a condition on the property ``name``."""
+        return PropertyRef(name)
+
+    @staticmethod
+    def by_id() -> PropertyRef:
+        """Start a condition on the object's uuid."""
+        return PropertyRef("_id")
+
+    @staticmethod
+    def all_of(filters: Sequence[Filter]) -> Filter:
+        """Match objects that every filter matches."""
+        return And(tuple(filters))
+
+    @staticmethod
+    def any_of(filters: Sequence[Filter]) -> Filter:
+        """Match objects that at least one filter matches."""
+        return Or(tuple(filters))
+
+    def __and__(self, other: Filter) -> Filter:
+        return And((self, other))
+
+    def __or__(self, other: Filter) -> Filter:
+        return Or((self, other))
+
+    def __invert__(self) -> Filter:
+        return Not(self)
+
+
+@dataclass(frozen=True, repr=False)
+class Condition(Filter):
+    """One comparison of a property with a value."""
+
+    prop: str
+    op: str
+    value: Any
+
+    def __repr__(self) -> str:
+        return f"Condition({self.prop!r}, {self.op!r}, {self.value!r})"
+
+
+@dataclass(frozen=True, repr=False)
+class And(Filter):
+    """All of the parts match."""
+
+    parts: tuple[Filter, ...]
+
+    def __repr__(self) -> str:
+        return f"And({', '.join(map(repr, self.parts))})"
+
+
+@dataclass(frozen=True, repr=False)
+class Or(Filter):
+    """Any of the parts matches."""
+
+    parts: tuple[Filter, ...]
+
+    def __repr__(self) -> str:
+        return f"Or({', '.join(map(repr, self.parts))})"
+
+
+@dataclass(frozen=True, repr=False)
+class Not(Filter):
+    """The part does not match."""
+
+    part: Filter
+
+    def __repr__(self) -> str:
+        return f"Not({self.part!r})"
+
+
+class PropertyRef:
+    """A property name waiting for its comparison (``Filter.by_property("year") >= 2000``)."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def equal(self, value: Any) -> Condition:
+        """Property equals ``value`` (for arrays: any element equals it)."""
+        return Condition(self.name, "==", value)
+
+    def not_equal(self, value: Any) -> Condition:
+        """Property differs from ``value``."""
+        return Condition(self.name, "!=", value)
+
+    def less_than(self, value: Any) -> Condition:
+        """Property is below ``value``."""
+        return Condition(self.name, "<", value)
+
+    def less_or_equal(self, value: Any) -> Condition:
+        """Property is at most ``value``."""
+        return Condition(self.name, "<=", value)
+
+    def greater_than(self, value: Any) -> Condition:
+        """Property is above ``value``."""
+        return Condition(self.name, ">", value)
+
+    def greater_or_equal(self, value: Any) -> Condition:
+        """Property is at least ``value``."""
+        return Condition(self.name, ">=", value)
+
+    def like(self, pattern: str) -> Condition:
+        """Text matches ``pattern``: ``*`` is any run of characters, ``?`` one character."""
+        return Condition(self.name, "like", pattern)
+
+    def contains_any(self, values: Sequence[Any]) -> Condition:
+        """Array property holds at least one of ``values`` (scalars: equals one of them)."""
+        return Condition(self.name, "contains_any", list(values))
+
+    def contains_all(self, values: Sequence[Any]) -> Condition:
+        """Array property holds every one of ``values``."""
+        return Condition(self.name, "contains_all", list(values))
+
+    def is_none(self, value: bool = True) -> Condition:
+        """Property is missing or null (``False``: it is set)."""
+        return Condition(self.name, "is_none", bool(value))
+
+    __eq__ = equal  # type: ignore[assignment]
+    __ne__ = not_equal  # type: ignore[assignment]
+    __lt__ = less_than
+    __le__ = less_or_equal
+    __gt__ = greater_than
+    __ge__ = greater_or_equal
+
+
+def to_sql(flt: Filter, schema: Schema) -> tuple[str, list[Any]]:
+    """Compile ``flt`` into a WHERE clause over the ``properties`` JSON column and its parameters."""
+    params: list[Any] = []
+    return _compile(flt, schema, params), params
+
+
+def _compile(flt: Filter, schema: Schema, params: list[Any]) -> str:
+    if isinstance(flt, And):
+        return (
+            "(" + " AND ".join(_compile(part, schema, params) for part in flt.parts) + ")"
+            if flt.parts
+            else "1"
+        )
+    if isinstance(flt, Or):
+        return (
+            "(" + " OR ".join(_compile(part, schema, params) for part in flt.parts) + ")"
+            if flt.parts
+            else "0"
+        )
+    if isinstance(flt, Not):
+        return f"NOT {_compile(flt.part, schema, params)}"
+    if isinstance(flt, Condition):
+        return _condition(flt, schema, params)
+    raise TypeError(f"not a filter: {flt!r}; build one with Filter.by_property(name)")
+
+
+def _condition(cond: Condition, schema: Schema, params: list[Any]) -> str:
+    if cond.prop == "_id":
+        column, kind = "uuid", "uuid"
+    elif cond.prop in schema.properties:
+        column, kind = f"json_extract(properties, '$.{cond.prop}')", schema.properties[cond.prop]
+    else:
+        raise ValueError(
+            f"filter on unknown property {cond.prop!r}; the collection has {sorted(schema.properties)}"
+        )
+    if cond.op == "is_none":
+        return f"({column} IS {'' if cond.value else 'NOT '}NULL)"
+    scalar = kind.removesuffix("[]")
+    if cond.op in ("contains_any", "contains_all"):
+        values = [_param(cond.prop, scalar, v) for v in cond.value]
+        if not values:
+            raise ValueError(f"{cond.op} on {cond.prop!r} needs at least one value")
+        return _contains(column, kind, cond.op, values, params)
+    if cond.op == "like" and scalar != "text":
+        raise ValueError(f"like works on text properties; {cond.prop!r} is {kind}")
+    value = _param(cond.prop, scalar, cond.value)
+    if cond.op == "like":
+        escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        value = escaped.replace("*", "%").replace("?", "_")
+        operator, suffix = "LIKE", " ESCAPE '\\'"
+    else:
+        operator, suffix = _COMPARISONS[cond.op], ""
+    if kind.endswith("[]"):
+        params.append(value)
+        quantifier = "NOT EXISTS" if cond.op == "!=" else "EXISTS"
+        positive = "=" if cond.op == "!=" else operator
+        return f"{quantifier} (SELECT 1 FROM json_each({column}) WHERE value {positive} ?{suffix})"
+    params.append(value)
+    return f"({column} {operator} ?{suffix})"
+
+
+def _contains(column: str, kind: str, op: str, values: list[Any], params: list[Any]) -> str:
+    marks = ", ".join("?" * len(values))
+    params.extend(values)
+    if not kind.endswith("[]"):
+        return f"({column} IN ({marks}))" if op == "contains_any" or len(set(values)) == 1 else "0"
+    if op == "contains_any":
+        return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value IN ({marks}))"
+    params.append(len(set(values)))
+    return f"((SELECT COUNT(DISTINCT value) FROM json_each({column}) WHERE value IN ({marks})) = ?)"
+
+
+def _param(prop: str, kind: str, value: Any) -> Any:
+    if kind == "number" and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind == "int" and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if kind == "image":
+        raise ValueError(f"image property {prop!r} cannot be filtered")
+    try:
+        cleaned = clean_value(prop, kind, value)
+    except ValueError as error:
+        raise ValueError(f"filter value: {error}") from None
+    return int(cleaned) if kind == "bool" else cleaned

@@ -1,0 +1,220 @@
+"""Searching a collection: near_text / near_vector / near_object / near_image, bm25, hybrid, fetch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from omniembed.errors import ObjectNotFoundError
+from omniembed.store.backend import Hit
+from omniembed.store.filters import Filter
+from omniembed.store.fusion import Fusion, fuse
+from omniembed.store.results import QueryResult
+
+if TYPE_CHECKING:
+    from omniembed.store.collection import Collection
+
+
+class QueryAPI:
+    """``collection.query``: the read side of a collection."""
+
+    def __init__(self, collection: Collection) -> None:
+        self._collection = collection
+
+    def near_text(
+        self,
+        query: str,
+        *,
+        limit: int = 10,
+        target_vector: str | None = None,
+        filters: Filter | None = None,
+        include_vector: bool = False,
+    ) -> QueryResult:
+        """Objects nearest to a text, embedded by the named vector's model with its query prompt."""
+        name = self._collection.target(target_vector, needs_vectorizer=True)
+        vector = self._collection.vectorizers[name].embed_query(query)
+        return self.near_vector(
+            vector, limit=limit, target_vector=name, filters=filters, include_vector=include_vector
+        )
+
+    def near_image(
+        self,
+        image: Any,
+        *,
+        limit: int = 10,
+        target_vector: str | None = None,
+        filters: Filter | None = None,
+        include_vector: bool = False,
+    ) -> QueryResult:
+        """Objects nearest to an image (a PIL image, a path or bytes), embedded by the vector's model."""
+        name = self._collection.target(target_vector, needs_vectorizer=True)
+        vector = self._collection.vectorizers[name].embed_query(image)
+        return self.near_vector(
+            vector, limit=limit, target_vector=name, filters=filters, include_vector=include_vector
+        )
+
+    def near_object(
+        self,
+        uuid: str,
+        *,
+        limit: int = 10,
+        target_vector: str | None = None,
+        filters: Filter | None = None,
+        include_vector: bool = False,
+    ) -> QueryResult:
+        """Objects nearest to a stored object (the object itself comes first)."""
+        name = self._collection.target(target_vector)
+        found = self._collection.backend.get(self._collection.name, [uuid], with_vectors=True)
+        if not found or name not in found[0].vectors:
+            raise ObjectNotFoundError(
+                f"no object with uuid {uuid!r} and a {name!r} vector in {self._collection.name!r}"
+            )
+        vector = found[0].vectors[name]
+        return self.near_vector(
+            vector, limit=limit, target_vector=name, filters=filters, include_vector=include_vector
+        )
+
+    def near_vector(
+        self,
+        vector: Sequence[float] | np.ndarray,
+        *,
+        limit: int = 10,
+        target_vector: str | None = None,
+        filters: Filter | None = None,
+        include_vector: bool = False,
+    ) -> QueryResult:
+        """Objects nearest to a vector by the named vector's metric."""
+        name = self._collection.target(target_vector)
+        _check_limit(limit)
+        hits = self._collection.backend.vector_search(
+            self._collection.name, name, np.asarray(vector, dtype=np.float32), limit, filters
+        )
+        return self._collection.results(hits, include_vector)
+
+    def bm25(
+        self,
+        query: str,
+        *,
+        query_properties: Sequence[str] | None = None,
+        limit: int = 10,
+        filters: Filter | None = None,
+        include_vector: bool = False,
+    ) -> QueryResult:
+        """Keyword search with BM25; ``query_properties`` may boost, as in ``["title^2", "body"]``."""
+        _check_limit(limit)
+        hits = self._keyword(query, query_properties, limit, filters)
+        return self._collection.results(hits, include_vector)
+
+    def hybrid(
+        self,
+        query: str,
+        *,
+        alpha: float = 0.75,
+        fusion: Fusion = "relative_score",
+        rrf_k: float = 60.0,
+        limit: int = 10,
+        vector: Sequence[float] | np.ndarray | None = None,
+        target_vector: str | None = None,
+        query_properties: Sequence[str] | None = None,
+        filters: Filter | None = None,
+        include_vector: bool = False,
+        explain: bool = False,
+        candidates: int | None = None,
+    ) -> QueryResult:
+        """Vector and BM25 search fused into one ranking (formulas in :mod:`omniembed.store.fusion`).
+
+        Args:
+            query: the text for BM25 and, unless ``vector`` is given, for the vector side.
+            alpha: weight of the vector side: 1 is pure vector search, 0 pure BM25.
+            fusion: ``"relative_score"`` (min-max normalised scores) or ``"ranked"`` (reciprocal ranks).
+            rrf_k: the ``k`` of ranked fusion.
+            limit: how many results.
+            vector: a query vector of your own instead of embedding ``query``.
+            target_vector: the named vector to search.
+            query_properties: text properties for BM25, with optional ``^boost``.
+            filters: only objects matching this filter.
+            include_vector: return the objects' vectors.
+            explain: attach each result's score parts to ``Object.explain``.
+            candidates: results taken from each side before fusing (default ``max(100, 4 * limit)``).
+        """
+        _check_limit(limit)
+        depth = candidates or max(100, 4 * limit)
+        vector_hits: list[Hit] = []
+        if alpha > 0:
+            name = self._collection.target(target_vector, needs_vectorizer=vector is None)
+            query_vector = (
+                vector if vector is not None else self._collection.vectorizers[name].embed_query(query)
+            )
+            vector_hits = self._collection.backend.vector_search(
+                self._collection.name, name, np.asarray(query_vector, dtype=np.float32), depth, filters
+            )
+        keyword_hits = self._keyword(query, query_properties, depth, filters) if alpha < 1 else []
+        fused = fuse(
+            [(h.uuid, h.score) for h in vector_hits],
+            [(h.uuid, h.score) for h in keyword_hits],
+            alpha=alpha,
+            fusion=fusion,
+            rrf_k=rrf_k,
+        )[:limit]
+        result = self._collection.results([Hit(uuid, score) for uuid, score, _, _ in fused], include_vector)
+        if explain:
+            vector_rank = {h.uuid: (rank, h.score) for rank, h in enumerate(vector_hits, start=1)}
+            keyword_rank = {h.uuid: (rank, h.score) for rank, h in enumerate(keyword_hits, start=1)}
+            parts = {uuid: (v, k, score) for uuid, score, v, k in fused}
+            for obj in result.objects:
+                v_rank, v_score = vector_rank.get(obj.uuid, (None, None))
+                k_rank, k_score = keyword_rank.get(obj.uuid, (None, None))
+                v_part, k_part, total = parts[obj.uuid]
+                obj.explain = {
+                    "vector_rank": v_rank,
+                    "vector_score": v_score,
+                    "bm25_rank": k_rank,
+                    "bm25_score": k_score,
+                    "vector_part": v_part,
+                    "bm25_part": k_part,
+                    "fused": total,
+                }
+        return result
+
+    def fetch_objects(
+        self,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        filters: Filter | None = None,
+        include_vector: bool = False,
+    ) -> QueryResult:
+        """Objects in insertion order, optionally filtered and paged."""
+        uuids = self._collection.backend.find(self._collection.name, filters, limit, offset)
+        return self._collection.results([Hit(uuid, 0.0) for uuid in uuids], include_vector, scored=False)
+
+    def _keyword(
+        self, query: str, properties: Sequence[str] | None, limit: int, filters: Filter | None
+    ) -> list[Hit]:
+        if not isinstance(query, str):
+            raise TypeError(f"a keyword query is text, got {type(query).__name__}")
+        boosts = parse_boosts(properties, self._collection.config.schema.text_properties)
+        return self._collection.backend.keyword_search(self._collection.name, query, boosts, limit, filters)
+
+
+def parse_boosts(properties: Sequence[str] | None, default: Sequence[str]) -> dict[str, float]:
+    """Read ``["title^2", "body"]`` into ``{"title": 2.0, "body": 1.0}``.
+
+    >>> parse_boosts(["title^2", "body"], [])
+    {'title': 2.0, 'body': 1.0}
+    """
+    boosts = {}
+    for item in properties if properties is not None else default:
+        name, _, weight = item.partition("^")
+        try:
+            boosts[name] = float(weight) if weight else 1.0
+        except ValueError:
+            raise ValueError(f"boost in {item!r} is not a number; write it as 'name^2'") from None
+    return boosts
+
+
+def _check_limit(limit: int) -> None:
+    if not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be a positive integer, got {limit!r}")

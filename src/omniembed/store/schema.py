@@ -1,0 +1,165 @@
+"""Property types of a collection and the checks that turn user objects into stored ones."""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+PropertyType = Literal[
+    "text",
+    "text[]",
+    "int",
+    "int[]",
+    "number",
+    "number[]",
+    "bool",
+    "bool[]",
+    "date",
+    "date[]",
+    "uuid",
+    "image",
+]
+PROPERTY_TYPES: tuple[str, ...] = get_args(PropertyType)
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+@dataclass(frozen=True)
+class BM25Config:
+    """BM25 parameters of a collection's keyword index (Weaviate's defaults)."""
+
+    k1: float = 1.2
+    b: float = 0.75
+
+    def __post_init__(self) -> None:
+        if not (self.k1 >= 0 and 0 <= self.b <= 1):
+            raise ValueError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={self.k1}, b={self.b}")
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The typed properties of a collection."""
+
+    properties: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, kind in self.properties.items():
+            check_name(name, "property")
+            if kind not in PROPERTY_TYPES:
+                raise ValueError(
+                    f"property {name!r} has type {kind!r}; use one of {', '.join(PROPERTY_TYPES)}"
+                )
+
+    @property
+    def text_properties(self) -> list[str]:
+        """Properties searched by BM25: ``text`` and ``text[]``."""
+        return [name for name, kind in self.properties.items() if kind in ("text", "text[]")]
+
+    def clean(self, properties: Mapping[str, Any]) -> dict[str, Any]:
+        """Return a JSON-ready copy of ``properties``, or raise ``ValueError`` naming the bad one."""
+        if not isinstance(properties, Mapping):
+            raise ValueError(f"properties must be a dict, got {type(properties).__name__}")
+        unknown = sorted(set(properties) - set(self.properties))
+        if unknown:
+            raise ValueError(f"unknown properties {unknown}; the collection has {sorted(self.properties)}")
+        cleaned = {}
+        for name, value in properties.items():
+            if value is not None:
+                cleaned[name] = clean_value(name, self.properties[name], value)
+        return cleaned
+
+    def restore(self, stored: Mapping[str, Any]) -> dict[str, Any]:
+        """Turn stored JSON values back into Python values (dates become ``datetime``)."""
+        out = dict(stored)
+        for name, value in stored.items():
+            kind = self.properties.get(name)
+            if kind == "date":
+                out[name] = datetime.strptime(value, _DATE_FORMAT).replace(tzinfo=timezone.utc)
+            elif kind == "date[]":
+                out[name] = [datetime.strptime(v, _DATE_FORMAT).replace(tzinfo=timezone.utc) for v in value]
+        return out
+
+
+def check_name(name: str, what: str) -> str:
+    """Return ``name`` if it is a valid identifier for a collection, property or vector."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(
+            f"{what} name {name!r} is not valid; use letters, digits and '_' (not first), up to 128 chars"
+        )
+    return name
+
+
+def clean_value(name: str, kind: str, value: Any) -> Any:
+    """Check one property value against its type and return its stored form."""
+    if kind.endswith("[]"):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ValueError(f"property {name!r} is {kind}: give a list, got {type(value).__name__}")
+        return [_clean_scalar(name, kind[:-2], item) for item in value]
+    return _clean_scalar(name, kind, value)
+
+
+def _clean_scalar(name: str, kind: str, value: Any) -> Any:
+    ok: bool
+    if kind in ("text", "uuid"):
+        ok = isinstance(value, str)
+    elif kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "number":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        value = float(value) if ok else value
+    elif kind == "bool":
+        ok = isinstance(value, bool)
+    elif kind == "date":
+        return to_date_string(name, value)
+    else:  # image
+        return image_to_base64(name, value)
+    if not ok:
+        raise ValueError(f"property {name!r} is {kind}, got {type(value).__name__} {value!r:.60}")
+    return value
+
+
+def to_date_string(name: str, value: Any) -> str:
+    """Store a date as a fixed-width UTC ISO string, so string order is time order."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"property {name!r} is a date; {value!r} is not ISO 8601") from None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    if not isinstance(value, datetime):
+        raise ValueError(f"property {name!r} is a date, got {type(value).__name__}")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return str(value.astimezone(timezone.utc).strftime(_DATE_FORMAT))
+
+
+def image_to_base64(name: str, value: Any) -> str:
+    """Store an image as base64 of its encoded bytes: a PIL image, raw bytes, a path or base64."""
+    if isinstance(value, bytes):
+        data = value
+    elif isinstance(value, (str, os.PathLike)) and Path(value).is_file():
+        data = Path(value).read_bytes()
+    elif isinstance(value, str):
+        try:
+            base64.b64decode(value, validate=True)
+        except ValueError:
+            raise ValueError(
+                f"property {name!r} is an image; {value!r:.60} is neither a file nor base64"
+            ) from None
+        return value
+    elif hasattr(value, "save") and hasattr(value, "mode"):  # a PIL image, checked without importing PIL
+        buffer = io.BytesIO()
+        value.save(buffer, format="PNG")
+        data = buffer.getvalue()
+    else:
+        raise ValueError(f"property {name!r} is an image; give a PIL image, bytes, a path or base64")
+    return str(base64.b64encode(data).decode("ascii"))

@@ -1,0 +1,243 @@
+"""Turning objects and queries into vectors with an embedding model, as a collection's named vector."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from omniembed.errors import MissingExtraError
+from omniembed.store.schema import Schema
+
+LongInputs = Literal["truncate", "chunk"]
+_METRICS = {"cosine": "cosine", "dot": "dot", "euclidean": "l2"}
+
+
+class EmbeddingCache(Protocol):
+    """Where computed embeddings are kept by key."""
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """Return the cached vectors among ``keys``."""
+
+    def put_many(self, items: dict[str, np.ndarray]) -> None:
+        """Remember vectors by key."""
+
+
+@dataclass
+class Embedded:
+    """Vectors for a batch of inputs (``None`` where an object had nothing to embed)."""
+
+    vectors: list[np.ndarray | None]
+    truncated: int = 0
+    computed: int = 0
+
+
+class Vectorizer:
+    """Embed chosen properties of each object with a model; queries go through ``encode_query``.
+
+    Args:
+        model: a loaded model (anything with ``encode_query``/``encode_document``) or a name or path
+            to load with ``SentenceTransformer``. A name is stored with the collection, so reopening
+            the database loads the same model; a loaded model is stored by its ``name_or_path``.
+        properties: the properties to embed, in this order; ``None`` means every text and image property.
+        include_property_names: prefix each value with ``"name: "``.
+        long_inputs: ``"truncate"`` (cut at the model's ``max_seq_length``, counted in import results) or
+            ``"chunk"`` (split into windows that fit, embed each, mean-pool and normalise).
+        query_prompt_name: a prompt for queries other than the model's ``query`` prompt.
+        document_prompt_name: a prompt for objects other than the model's document prompt.
+        batch_size: inputs per model call.
+        model_kwargs: keyword arguments for loading the model by name.
+
+    >>> Vectorizer("all-MiniLM-L6-v2", properties=["title", "body"]).properties
+    ['title', 'body']
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        properties: Sequence[str] | None = None,
+        *,
+        include_property_names: bool = False,
+        long_inputs: LongInputs = "truncate",
+        query_prompt_name: str | None = None,
+        document_prompt_name: str | None = None,
+        batch_size: int = 32,
+        model_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        if long_inputs not in ("truncate", "chunk"):
+            raise ValueError(f"long_inputs must be 'truncate' or 'chunk', got {long_inputs!r}")
+        if isinstance(model, (str, os.PathLike)):
+            self.model_name: str | None = os.fspath(model)
+            self._model: Any = None
+        else:
+            name = getattr(model, "name_or_path", None)
+            self.model_name = str(name) if name is not None else None
+            self._model = model
+        self.properties = list(properties) if properties is not None else None
+        self.include_property_names = include_property_names
+        self.long_inputs: LongInputs = long_inputs
+        self.query_prompt_name = query_prompt_name
+        self.document_prompt_name = document_prompt_name
+        self.batch_size = batch_size
+        self.model_kwargs = dict(model_kwargs or {})
+
+    @property
+    def model(self) -> Any:
+        """The model, loaded on first use when given by name."""
+        if self._model is None:
+            from omniembed.encoder import SentenceTransformer
+
+            self._model = SentenceTransformer(self.model_name, **self.model_kwargs)
+        return self._model
+
+    @property
+    def dims(self) -> int:
+        """Size of the vectors this vectorizer makes."""
+        return int(self.model.get_sentence_embedding_dimension())
+
+    @property
+    def metric(self) -> str:
+        """The store metric matching the model's similarity function."""
+        return _METRICS.get(getattr(self.model, "similarity_fn_name", "cosine"), "cosine")
+
+    def to_json(self) -> dict[str, Any]:
+        """Settings stored with the collection (``model`` is ``None`` for a model with no name)."""
+        return {
+            "model": self.model_name,
+            "properties": self.properties,
+            "include_property_names": self.include_property_names,
+            "long_inputs": self.long_inputs,
+            "query_prompt_name": self.query_prompt_name,
+            "document_prompt_name": self.document_prompt_name,
+            "batch_size": self.batch_size,
+            "model_kwargs": self.model_kwargs,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], model: Any = None) -> Vectorizer:
+        """Rebuild a vectorizer from :meth:`to_json` (optionally with an already loaded model)."""
+        options = {key: value for key, value in data.items() if key != "model"}
+        if model is None and data["model"] is None:
+            raise ValueError(
+                "this vectorizer's model had no name or path when the collection was made; pass it with "
+                "db.collections.get(name, vectorizers={vector_name: model})"
+            )
+        return cls(model if model is not None else data["model"], **options)
+
+    def bind(self, schema: Schema) -> None:
+        """Check the properties against the schema; default to every text and image property."""
+        usable = [name for name, kind in schema.properties.items() if kind in ("text", "text[]", "image")]
+        if self.properties is None:
+            self.properties = usable
+        wrong = [name for name in self.properties if name not in usable]
+        if wrong or not self.properties:
+            raise ValueError(
+                f"a vectorizer reads text or image properties; {wrong or '[]'} not among {usable}"
+            )
+
+    def input_for(self, properties: Mapping[str, Any], schema: Schema) -> Any:
+        """What the model embeds for one object: text, an image, both as a dict, or ``None``."""
+        texts, images = [], []
+        for name in self.properties or []:
+            value = properties.get(name)
+            if value is None or value == "" or value == []:
+                continue
+            if schema.properties[name] == "image":
+                images.append(value)
+                continue
+            text = ", ".join(value) if isinstance(value, list) else value
+            texts.append(f"{name}: {text}" if self.include_property_names else text)
+        text = "\n".join(texts) if texts else None
+        image = decode_image(images[0]) if images else None
+        if text is not None and image is not None:
+            return {"text": text, "image": image}
+        return text if text is not None else image
+
+    def embed_documents(self, inputs: Sequence[Any], cache: EmbeddingCache | None = None) -> Embedded:
+        """Embed object inputs, reusing cached vectors for content seen before."""
+        if self.model_name is None:  # an unnamed model has no stable cache key
+            cache = None
+        keys = [self._key(item) if item is not None else None for item in inputs]
+        cached = cache.get_many([k for k in keys if k is not None]) if cache is not None else {}
+        todo = [i for i, key in enumerate(keys) if key is not None and key not in cached]
+        result = Embedded(vectors=[cached.get(key) if key is not None else None for key in keys])
+        if todo:
+            fresh, result.truncated = self._encode_documents([inputs[i] for i in todo])
+            for i, vector in zip(todo, fresh, strict=True):
+                result.vectors[i] = vector
+            if cache is not None:
+                cache.put_many({str(keys[i]): vector for i, vector in zip(todo, fresh, strict=True)})
+            result.computed = len(todo)
+        return result
+
+    def embed_query(self, query: Any) -> np.ndarray:
+        """Embed a search query with the model's query prompt."""
+        if self.query_prompt_name is not None:
+            vector = self.model.encode(query, prompt_name=self.query_prompt_name, convert_to_numpy=True)
+        else:
+            vector = self.model.encode_query(query, convert_to_numpy=True)
+        return np.asarray(vector, dtype=np.float32)
+
+    def _encode(self, inputs: list[Any]) -> np.ndarray:
+        kwargs: dict[str, Any] = {"batch_size": self.batch_size, "convert_to_numpy": True}
+        if self.document_prompt_name is not None:
+            return np.asarray(self.model.encode(inputs, prompt_name=self.document_prompt_name, **kwargs))
+        return np.asarray(self.model.encode_document(inputs, **kwargs))
+
+    def _encode_documents(self, inputs: list[Any]) -> tuple[list[np.ndarray], int]:
+        texts = [i for i, item in enumerate(inputs) if isinstance(item, str)]
+        too_long = self._too_long([inputs[i] for i in texts])
+        if self.long_inputs == "truncate" or not any(too_long):
+            return list(self._encode(inputs).astype(np.float32)), sum(too_long)
+        from omniembed.store.chunking import chunk_text
+
+        pieces: list[Any] = []
+        owners: list[int] = []
+        for i, item in enumerate(inputs):
+            parts = chunk_text(self.model, item) if isinstance(item, str) else [item]
+            pieces.extend(parts)
+            owners.extend([i] * len(parts))
+        vectors = self._encode(pieces).astype(np.float32)
+        pooled = []
+        for i in range(len(inputs)):
+            mean = vectors[[j for j, owner in enumerate(owners) if owner == i]].mean(axis=0)
+            pooled.append(mean / (np.linalg.norm(mean) or 1.0))
+        return pooled, 0
+
+    def _too_long(self, texts: list[str]) -> list[bool]:
+        tokenizer = getattr(self.model, "tokenizer", None)
+        limit = getattr(self.model, "max_seq_length", None)
+        if tokenizer is None or limit is None or not texts:
+            return [False] * len(texts)
+        lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=True)["input_ids"]]
+        return [length > limit for length in lengths]
+
+    def _key(self, item: Any) -> str:
+        digest = hashlib.sha256()
+        digest.update(f"{self.model_name}\0{self.document_prompt_name}\0{self.long_inputs}\0".encode())
+        if isinstance(item, dict):
+            digest.update(str(item.get("text")).encode())
+            item = item.get("image")
+        if isinstance(item, str):
+            digest.update(item.encode())
+        elif item is not None:
+            digest.update(item.tobytes())
+            digest.update(repr(item.size).encode())
+        return digest.hexdigest()
+
+
+def decode_image(data: str) -> Any:
+    """Open a stored base64 image with Pillow."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise MissingExtraError("image properties need Pillow: pip install 'omniembed[image]'") from None
+    image = Image.open(io.BytesIO(base64.b64decode(data)))
+    image.load()
+    return image
