@@ -81,6 +81,8 @@ def test_single_versus_batch(cat_path: Path) -> None:
         ([np.zeros((1, 2, 3, 4, 5))], InvalidInputError, "5 dims"),
         (["a", "b", {"text": "a", "image": "x.png"}], UnsupportedModalityError, "index 2 is image\\+text"),
         ([np.zeros(100, dtype=np.float32)], UnsupportedModalityError, "index 0 is audio.*text, image"),
+        ([np.zeros((8, 8), dtype=np.uint8)], UnsupportedModalityError, r"as \(H, W, 1\) or a PIL image"),
+        ([[{"role": "user", "content": "hi"}]], UnsupportedModalityError, "0 is message.*chat template"),
     ],
 )
 def test_bad_inputs_name_index_and_kind(

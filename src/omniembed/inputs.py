@@ -150,6 +150,10 @@ def _unsupported(index: int, kind: Modality, supported: list[Modality]) -> str:
     hint = "encode each part separately" if isinstance(kind, tuple) else "use a model that embeds it"
     if kind == "image" and supported == ["text"]:
         hint = "use a model that embeds images, such as a CLIP model"
+    elif kind == "audio" and "image" in supported:
+        hint = "a 1-D or 2-D array reads as audio; pass a grayscale image as (H, W, 1) or a PIL image"
+    elif kind == "message":
+        hint = "chat messages need a model with a chat template; pass the text or image itself"
     return f"input at index {index} is {shown}, which this model does not embed (it takes: {names}); {hint}"
 
 
