@@ -98,3 +98,11 @@ def cifar() -> list[tuple[Path, str]]:
     import image_factory
 
     return image_factory.cifar_images()
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen3-VL embedder folder (Transformer + last-token Pooling + Normalize)."""
+    import image_factory
+
+    return image_factory.build_qwen3_vl(tmp_path_factory.mktemp("qwen3-vl"))

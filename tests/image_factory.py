@@ -136,3 +136,105 @@ def build_multilingual_text(path: Path, *, seed: int = 1) -> Path:
     return mf.build_bert(
         path, arch="distilbert", dense=(32, CLIP_DIM), dense_activation=identity, dense_bias=False, seed=seed
     )
+
+
+_VL_SPECIALS = [
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+# A Qwen-style chat template: typed content parts, images as vision_start + image_pad + vision_end.
+VL_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'image' %}"
+    "<|vision_start|><|image_pad|><|vision_end|>{% elif part['type'] == 'text' %}{{ part['text'] }}"
+    "{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+VL_PROMPTS = {
+    "query": "Retrieve images or text relevant to the user's query.",
+    "document": "Represent the user's input.",
+}
+
+
+def vl_tokenizer() -> transformers.PreTrainedTokenizerFast:
+    """The Qwen3 test BPE with Qwen-VL's chat and vision special tokens and a chat template."""
+    tok = mf.train_bpe_tokenizer()
+    tok.add_special_tokens(_VL_SPECIALS)
+    tok.post_processor = tokenizers.processors.TemplateProcessing(single="$A:0", pair="$A:0 $B:1")
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token=mf.EOS,
+        pad_token=mf.EOS,
+        model_max_length=512,
+        padding_side="right",
+    )
+    tokenizer.chat_template = VL_CHAT_TEMPLATE
+    return tokenizer
+
+
+def build_qwen3_vl(path: Path, *, seed: int = 0) -> Path:
+    """Write a tiny random Qwen3-VL embedder: Transformer + last-token Pooling + Normalize (v6 layout).
+
+    Images are cut into 8x8 patches, 2x2 patches merge into one token, and the processor keeps each
+    image between 32x32 and 64x64 pixels, so a 32x32 CIFAR image takes 4 tokens.
+    """
+    tokenizer = vl_tokenizer()
+    ids = {name: tokenizer.convert_tokens_to_ids(name) for name in _VL_SPECIALS}
+    text = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 8,
+        "max_position_embeddings": 512,
+        "rope_scaling": {"rope_type": "default", "mrope_section": [1, 1, 2], "mrope_interleaved": True},
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    vision = {
+        "depth": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_heads": 2,
+        "patch_size": 8,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "out_hidden_size": 32,
+        "num_position_embeddings": 64,
+        "deepstack_visual_indexes": [0],
+    }
+    config = transformers.Qwen3VLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    transformers.Qwen3VLForConditionalGeneration(config).save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))
+    image_processor = transformers.Qwen2VLImageProcessorPil(
+        min_pixels=32 * 32, max_pixels=64 * 64, patch_size=8, merge_size=2, temporal_patch_size=2
+    )
+    image_processor.save_pretrained(str(path))
+    kinds = ["transformer", "pooling", "normalize"]
+    folders = dict(zip(kinds, mf.write_modules_json(path, kinds, "v6"), strict=True))
+    forward = {"method": "forward", "method_output_name": "last_hidden_state"}
+    modalities = {"text": forward, "image": forward, "message": {**forward, "format": "structured"}}
+    sbert = {"transformer_task": "feature-extraction", "modality_config": modalities}
+    mf.write_json(path / "sentence_bert_config.json", {**sbert, "module_output_name": "token_embeddings"})
+    mf.write_json(folders["pooling"] / "config.json", mf.pooling_config(["lasttoken"], 32, True, "v6"))
+    mf.write_json(folders["normalize"] / "config.json", mf._EMBEDDING_IO)
+    st_config = mf._st_config("6.2.0", dict(VL_PROMPTS), "document", "cosine", "v6")
+    mf.write_json(path / "config_sentence_transformers.json", st_config)
+    return path

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from omniembed.hub import resolve_model_folder
-from omniembed.images import load_image
+from omniembed.images import load_images_in
 from omniembed.inputs import Modality, input_batch, unwrap
 from omniembed.models import (
     Dense,
@@ -283,7 +283,7 @@ class SentenceTransformer(nn.Sequential):
         self, items: list[Any], kinds: list[Modality], prompt: str | None, batch_size: int, progress: bool
     ) -> Iterator[tuple[np.ndarray, Features]]:
         """Batch each modality on its own path; indices in what is yielded point into ``items``."""
-        if all(kind == "text" for kind in kinds):
+        if all(kind == "text" for kind in kinds) and not self.transformer.chat_inputs:
             return self._batches([unwrap(item, "text") for item in items], prompt, batch_size, progress)
         return self._grouped_batches(items, kinds, prompt, batch_size, progress)
 
@@ -295,27 +295,28 @@ class SentenceTransformer(nn.Sequential):
             groups.setdefault(kind, []).append(index)
         for kind, positions in groups.items():
             values = [unwrap(items[index], kind) for index in positions]
-            if kind == "text":
+            if kind == "text" and not self.transformer.chat_inputs:
                 inner = self._batches(values, prompt, batch_size, progress)
             else:
-                inner = self._media_batches(kind, values, positions, batch_size)
+                inner = self._media_batches(kind, values, positions, batch_size, prompt)
             for indices, features in inner:
                 yield np.asarray(positions)[indices], features
 
     @torch.inference_mode()
     def _media_batches(
-        self, kind: Modality, values: list[Any], positions: list[int], batch_size: int
+        self, kind: Modality, values: list[Any], positions: list[int], batch_size: int, prompt: str | None
     ) -> Iterator[tuple[np.ndarray, Features]]:
-        """Load (lazily, one batch at a time) and forward non-text inputs of one modality."""
+        """Load (lazily, one batch at a time) and forward inputs of one modality that are not plain text
+        for a text model: images, pairs, conversations (and texts for chat-template models)."""
         for start in range(0, len(values), batch_size):
             chunk = np.arange(start, min(start + batch_size, len(values)))
             loaded = [self._load(kind, values[i], positions[i]) for i in chunk]
-            features = self.transformer.preprocess(kind, loaded)
+            features = self.transformer.preprocess(kind, loaded, prompt)
             features = {name: value.to(self.device) for name, value in features.items()}
             yield chunk, self(features)
 
     def _load(self, kind: Modality, value: Any, index: int) -> Any:
-        return load_image(value, index=index, allow_urls=self.allow_urls) if kind == "image" else value
+        return load_images_in(kind, value, index=index, allow_urls=self.allow_urls)
 
     @torch.inference_mode()
     def _batches(

@@ -71,6 +71,32 @@ def load_image(value: Any, *, index: int, allow_urls: bool = True) -> Any:
     raise InvalidInputError(f"input at index {index} is a {type(value).__name__}, which is not an image")
 
 
+def load_images_in(kind: Any, value: Any, *, index: int, allow_urls: bool = True) -> Any:
+    """Load the images an input of this modality holds: the input itself, a dict's ``"image"``, or a
+    conversation's ``{"type": "image", "image": ...}`` parts; other inputs come back unchanged."""
+    if kind == "image":
+        return load_image(value, index=index, allow_urls=allow_urls)
+    if isinstance(kind, tuple) and "image" in kind:
+        return {**value, "image": load_image(value["image"], index=index, allow_urls=allow_urls)}
+    if kind == "message":
+        conversation = [value] if isinstance(value, dict) else list(value)
+        return [_load_message_images(message, index, allow_urls) for message in conversation]
+    return value
+
+
+def _load_message_images(message: Any, index: int, allow_urls: bool) -> Any:
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, list):
+        return message
+    parts = []
+    for part in content:
+        if isinstance(part, dict) and part.get("type") == "image":
+            source = part.get("image", part.get("url", part.get("path")))
+            part = {"type": "image", "image": load_image(source, index=index, allow_urls=allow_urls)}
+        parts.append(part)
+    return {**message, "content": parts}
+
+
 def to_rgb(image: Any, source: str) -> Any:
     """Apply EXIF orientation, then convert to RGB with transparency composited onto white.
 

@@ -19,8 +19,8 @@ from omniembed.models.transformer import (
 CLIP_MODEL_TYPES = ("clip",)
 """``config.json`` model types that load as a dual encoder (each tested against the reference library)."""
 
-VISION_LANGUAGE_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe")
-"""Vision-language decoders (Qwen3-VL-Embedding and kin), which are not supported yet."""
+VISION_LANGUAGE_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl_moe")
+"""Vision-language decoders other than Qwen3-VL, which are not supported yet."""
 
 CLIP_MODALITY_CONFIG = {
     "text": {"method": "get_text_features", "method_output_name": "pooler_output"},
@@ -45,7 +45,7 @@ class CLIPModel(Transformer):
             ``image_processor`` is ``None``.
     """
 
-    modalities: ClassVar[list[str]] = ["text", "image"]
+    modalities: ClassVar[list[Any]] = ["text", "image"]
 
     def __init__(
         self, model: Any, tokenizer: Any, image_processor: Any, processor_folder: Path | None = None
@@ -59,7 +59,9 @@ class CLIPModel(Transformer):
         """Width of the shared embedding space."""
         return int(self.auto_model.config.projection_dim)
 
-    def preprocess(self, modality: str | tuple[str, ...], values: list[Any]) -> Features:
+    def preprocess(
+        self, modality: str | tuple[str, ...], values: list[Any], prompt: str | None = None
+    ) -> Features:
         """Turn loaded RGB images into ``pixel_values`` as the model's processor config says."""
         if modality != "image":
             raise ValueError(f"{type(self).__name__} preprocesses images here, not {modality}")
@@ -158,8 +160,8 @@ def refuse_vision_language(folder: Path) -> None:
     model_type = read_json(folder / "config.json", missing_ok=True).get("model_type")
     if model_type in VISION_LANGUAGE_MODEL_TYPES:
         raise ModelFormatError(
-            f"{folder} holds a {model_type!r} vision-language model (Qwen3-VL-Embedding style); "
-            "these embedders are not supported yet"
+            f"{folder} holds a {model_type!r} vision-language model; of these only qwen3_vl "
+            "(Qwen3-VL-Embedding) is supported so far"
         )
 
 

@@ -14,6 +14,7 @@ from omniembed.models.module import LoadOptions, Module, read_json, write_json
 from omniembed.models.normalize import Normalize
 from omniembed.models.pooling import Pooling
 from omniembed.models.transformer import Transformer
+from omniembed.models.vision_language import VisionLanguageTransformer, is_vision_language_folder
 from omniembed.similarity import SIMILARITY_FUNCTIONS
 
 MODULE_TYPES: dict[str, type[Module]] = {
@@ -108,7 +109,9 @@ def load_modules(folder: Path, options: LoadOptions) -> list[Module]:
         module_folder = _module_folder(folder, str(entry.get("path", "")))
         if cls is Transformer:
             refuse_vision_language(module_folder)
-        if cls is Transformer and has_media_modalities(module_folder):
+        if cls is Transformer and is_vision_language_folder(module_folder):
+            cls = VisionLanguageTransformer
+        elif cls is Transformer and has_media_modalities(module_folder):
             cls = CLIPModel  # the reference's v6 form: one Transformer with text and image modalities
         modules.append(cls.load(module_folder, options))
     if not isinstance(modules[0], Transformer):
@@ -126,6 +129,9 @@ def _module_folder(folder: Path, relative: str) -> Path:
 
 def _default_modules(folder: Path, options: LoadOptions) -> list[Module]:
     refuse_vision_language(folder)
+    if is_vision_language_folder(folder):
+        vision_language = VisionLanguageTransformer.load(folder, options)
+        return [vision_language, Pooling(vision_language.dimension, "lasttoken")]
     if is_clip_folder(folder):
         return [CLIPModel.load(folder, options)]
     transformer = Transformer.load(folder, options)

@@ -49,7 +49,8 @@ class Transformer(Module):
 
     config_file_name = "sentence_bert_config.json"
     reference_type = "sentence_transformers.base.modules.transformer.Transformer"
-    modalities: ClassVar[list[str]] = ["text"]
+    modalities: ClassVar[list[Any]] = ["text"]
+    chat_inputs: ClassVar[bool] = False
 
     def __init__(self, model: Any, tokenizer: Any, do_lower_case: bool = False) -> None:
         super().__init__()
@@ -99,7 +100,9 @@ class Transformer(Module):
         truncated = sum(1 for encoding in batch.encodings or () if encoding.overflowing)
         return {name: batch[name] for name in self._inputs if name in batch}, truncated
 
-    def preprocess(self, modality: str | tuple[str, ...], values: list[Any]) -> Features:
+    def preprocess(
+        self, modality: str | tuple[str, ...], values: list[Any], prompt: str | None = None
+    ) -> Features:
         """Turn loaded non-text inputs into model inputs; a text model takes none."""
         raise ValueError(f"{type(self).__name__} embeds {self.modalities}, not {modality}")
 
