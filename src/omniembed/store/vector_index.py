@@ -200,7 +200,7 @@ class VectorIndex:
 
 def _hnswlib() -> Any:
     try:
-        import hnswlib  # type: ignore[import-untyped]
+        import hnswlib
     except ImportError:
         raise MissingExtraError(
             "collections over 'flat_threshold' objects use HNSW: pip install 'omniembed[store]'"
