@@ -13,22 +13,30 @@ from omniembed.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
     DatabaseLockedError,
+    InvalidImageError,
     InvalidInputError,
     MissingExtraError,
     ModelFormatError,
     ModelNotFoundError,
     ObjectNotFoundError,
     OmniembedError,
+    UnsupportedModalityError,
 )
 
 if TYPE_CHECKING:
+    from omniembed.embedder import EmbeddingModel
     from omniembed.encoder import SentenceTransformer
+    from omniembed.paired import PairedEncoder
     from omniembed.quantize import quantize_embeddings
     from omniembed.store import BM25Config, DataObject, Filter, IndexConfig, SelfProvided, Vectorizer, connect
+    from omniembed.zero_shot import zero_shot_classify
 
 _LAZY = {
     "SentenceTransformer": "omniembed.encoder",
     "quantize_embeddings": "omniembed.quantize",
+    "EmbeddingModel": "omniembed.embedder",
+    "PairedEncoder": "omniembed.paired",
+    "zero_shot_classify": "omniembed.zero_shot",
     **dict.fromkeys(
         ["BM25Config", "DataObject", "Filter", "IndexConfig", "SelfProvided", "Vectorizer", "connect"],
         "omniembed.store",
@@ -41,20 +49,25 @@ __all__ = [
     "CollectionNotFoundError",
     "DataObject",
     "DatabaseLockedError",
+    "EmbeddingModel",
     "Filter",
     "IndexConfig",
+    "InvalidImageError",
     "InvalidInputError",
     "MissingExtraError",
     "ModelFormatError",
     "ModelNotFoundError",
     "ObjectNotFoundError",
     "OmniembedError",
+    "PairedEncoder",
     "SelfProvided",
     "SentenceTransformer",
+    "UnsupportedModalityError",
     "Vectorizer",
     "__version__",
     "connect",
     "quantize_embeddings",
+    "zero_shot_classify",
 ]
 
 
