@@ -185,6 +185,31 @@ class Vectorizer:
         return np.asarray(vector, dtype=np.float32)
 
     def _encode(self, inputs: list[Any]) -> np.ndarray:
+        supports = getattr(self.model, "supports", None)
+        joint = supports is not None and supports(("image", "text"))
+        if joint or not any(isinstance(item, dict) for item in inputs):
+            return self._encode_parts(inputs)
+        # A model without joint text+image inputs (CLIP) embeds each side; the object gets their
+        # normalised mean, as Weaviate's CLIP vectorizer does with equal weights.
+        parts = [
+            part
+            for item in inputs
+            for part in ([item["text"], item["image"]] if isinstance(item, dict) else [item])
+        ]
+        vectors = self._encode_parts(parts).astype(np.float32)
+        out, row = [], 0
+        for item in inputs:
+            if isinstance(item, dict):
+                pair = vectors[row : row + 2] / np.linalg.norm(vectors[row : row + 2], axis=1, keepdims=True)
+                mean = pair.mean(axis=0)
+                out.append(mean / (np.linalg.norm(mean) or 1.0))
+                row += 2
+            else:
+                out.append(vectors[row])
+                row += 1
+        return np.stack(out)
+
+    def _encode_parts(self, inputs: list[Any]) -> np.ndarray:
         kwargs: dict[str, Any] = {"batch_size": self.batch_size, "convert_to_numpy": True}
         if self.document_prompt_name is not None:
             return np.asarray(self.model.encode(inputs, prompt_name=self.document_prompt_name, **kwargs))
