@@ -18,15 +18,18 @@ from omniembed.errors import (
 )
 
 if TYPE_CHECKING:
+    from omniembed.cross_encoder import CrossEncoder
     from omniembed.encoder import SentenceTransformer
     from omniembed.quantize import quantize_embeddings
 
 _LAZY = {
+    "CrossEncoder": "omniembed.cross_encoder",
     "SentenceTransformer": "omniembed.encoder",
     "quantize_embeddings": "omniembed.quantize",
 }
 
 __all__ = [
+    "CrossEncoder",
     "InvalidInputError",
     "MissingExtraError",
     "ModelFormatError",
