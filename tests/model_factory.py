@@ -540,3 +540,56 @@ def build_qwen3_reranker(path: Path, *, chat_template: bool = False, hidden: int
     _tiny_qwen3(len(tokenizer), tokenizer.eos_token_id, hidden).save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
     return path
+
+
+# --- late interaction (ColBERT-style multi-vector encoders) -------------------------------------
+
+
+def build_colbert(
+    path: Path,
+    *,
+    out_features: int = 8,
+    query_length: int = 16,
+    document_length: int = 48,
+    attend_to_expansion_tokens: bool = False,
+    seed: int = 0,
+) -> Path:
+    """Write a tiny ColBERT folder in PyLate's layout: BERT + bias-free Dense to ``out_features``.
+
+    ``config_sentence_transformers.json`` carries PyLate's knobs: ``[unused0]``/``[unused1]``
+    prefixes (as answerai-colbert uses), query expansion with ``[MASK]`` up to ``query_length``,
+    ``document_length`` and a punctuation skiplist.
+
+    Returns:
+        ``path``.
+    """
+    import string
+
+    path.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    _tiny_encoder("bert", 32).save_pretrained(str(path))
+    _save_wordpiece_tokenizer(path, "bert", 512)
+    entries = [
+        {"idx": 0, "name": "0", "path": "", "type": _V2_TYPES["transformer"]},
+        {"idx": 1, "name": "1", "path": "1_Dense", "type": "pylate.models.Dense.Dense"},
+    ]
+    write_json(path / "modules.json", entries)
+    write_json(path / "sentence_bert_config.json", {"max_seq_length": 511, "do_lower_case": False})
+    write_dense(path / "1_Dense", (32, out_features), activation="torch.nn.modules.linear.Identity",
+                bias=False, layout="v2", seed=seed + 1)  # fmt: skip
+    config = {
+        "__version__": {"sentence_transformers": "3.4.1", "pylate": "1.1.7", **_versions("3.4.1")},
+        "model_type": "ColBERT",
+        "prompts": {},
+        "default_prompt_name": None,
+        "similarity_fn_name": "MaxSim",
+        "query_prefix": "[unused0]",
+        "document_prefix": "[unused1]",
+        "query_length": query_length,
+        "document_length": document_length,
+        "attend_to_expansion_tokens": attend_to_expansion_tokens,
+        "skiplist_words": list(string.punctuation),
+        "do_query_expansion": True,
+    }
+    write_json(path / "config_sentence_transformers.json", config)
+    return path

@@ -20,10 +20,12 @@ from omniembed.errors import (
 if TYPE_CHECKING:
     from omniembed.cross_encoder import CrossEncoder
     from omniembed.encoder import SentenceTransformer
+    from omniembed.multi_vector import MultiVectorEncoder
     from omniembed.quantize import quantize_embeddings
 
 _LAZY = {
     "CrossEncoder": "omniembed.cross_encoder",
+    "MultiVectorEncoder": "omniembed.multi_vector",
     "SentenceTransformer": "omniembed.encoder",
     "quantize_embeddings": "omniembed.quantize",
 }
@@ -34,6 +36,7 @@ __all__ = [
     "MissingExtraError",
     "ModelFormatError",
     "ModelNotFoundError",
+    "MultiVectorEncoder",
     "OmniembedError",
     "SentenceTransformer",
     "__version__",
