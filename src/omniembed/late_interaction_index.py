@@ -41,7 +41,7 @@ class LateInteractionIndex:
         dim: int,
         *,
         bits: int = 4,
-        projection_dim: int = 16,
+        projection_dim: int = 32,
         repetitions: int = 20,
         seed: int = 0,
         candidates: int = 100,
@@ -175,16 +175,19 @@ def _maxsim_segments(
     query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray, rows: np.ndarray
 ) -> np.ndarray:
     """MaxSim of ``query`` with each document in ``rows`` (token ranges given by ``offsets``)."""
-    starts, ends = offsets[rows], offsets[rows + 1]
-    lengths = ends - starts
     if len(rows) == len(offsets) - 1 and np.array_equal(rows, np.arange(len(rows))):
-        sims = query @ tokens.T  # every document: no copy of the token matrix
-    else:
-        gather = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)])
-        sims = query @ tokens[gather].T  # (query tokens, gathered tokens)
+        # Every document: one product against the whole token matrix, then a max per document.
+        lengths = np.diff(offsets)
+        scores = np.zeros(len(rows), dtype=np.float32)
+        nonempty = lengths > 0
+        if nonempty.any():
+            sims = query @ tokens.T
+            scores[nonempty] = np.maximum.reduceat(sims, offsets[:-1][nonempty], axis=1).sum(axis=0)
+        return scores
+    # A few documents: slices are views, so nothing is copied out of the token matrix.
     scores = np.zeros(len(rows), dtype=np.float32)
-    nonempty = lengths > 0
-    if nonempty.any():
-        bounds = np.concatenate([[0], np.cumsum(lengths)])[:-1][nonempty]
-        scores[nonempty] = np.maximum.reduceat(sims, bounds, axis=1).sum(axis=0)
+    for position, row in enumerate(rows.tolist()):
+        start, end = offsets[row], offsets[row + 1]
+        if end > start:
+            scores[position] = (query @ tokens[start:end].T).max(axis=1).sum()
     return scores

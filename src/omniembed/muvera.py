@@ -21,7 +21,7 @@ class FDEParams:
 
     dim: int
     bits: int = 4
-    projection_dim: int = 16
+    projection_dim: int = 32
     repetitions: int = 20
     seed: int = 0
 
