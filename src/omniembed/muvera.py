@@ -42,9 +42,11 @@ class FDEParams:
 
 def _buckets(tokens: np.ndarray, planes: np.ndarray) -> np.ndarray:
     """SimHash bucket of each token in each repetition: shape (reps, tokens)."""
-    bits = np.einsum("td,rkd->rtk", tokens, planes) > 0
-    weights = 1 << np.arange(planes.shape[1])
-    return (bits * weights).sum(axis=2)  # type: ignore[no-any-return]
+    reps, count, dim = planes.shape
+    # One matrix product (BLAS) rather than einsum's loops: (t, dim) @ (dim, reps * bits).
+    bits = (tokens @ planes.reshape(reps * count, dim).T).reshape(len(tokens), reps, count) > 0
+    weights = 1 << np.arange(count)
+    return (bits * weights).sum(axis=2).T  # type: ignore[no-any-return]
 
 
 def encode(
@@ -63,7 +65,8 @@ def encode(
         return out.reshape(-1)
     tokens = np.asarray(tokens, dtype=np.float32)
     buckets = _buckets(tokens, planes)  # (reps, t)
-    projected = np.einsum("td,rdp->rtp", tokens, signs)  # (reps, t, p)
+    wide = signs.transpose(1, 0, 2).reshape(signs.shape[1], -1)  # (dim, reps * p)
+    projected = (tokens @ wide).reshape(len(tokens), reps, -1).transpose(1, 0, 2)  # (reps, t, p)
     rep_index = np.repeat(np.arange(reps), len(tokens))
     np.add.at(out, (rep_index, buckets.reshape(-1)), projected.reshape(-1, params.projection_dim))
     if query:
