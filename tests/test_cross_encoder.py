@@ -163,3 +163,33 @@ def test_folder_without_classification_head(tiny_model, minilm_dir: Path, tmp_pa
         CrossEncoder(plain, device="cpu")
     with pytest.raises(ModelFormatError, match="no 'yes' and 'no' tokens"):
         CrossEncoder(tiny_model("qwen3"), device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        (
+            {"config.json": {"sbert_ce_default_activation_function": "torch.nn.modules.linear.Identity"}},
+            "Identity",
+        ),
+        ({"config.json": {"sentence_transformers": {"activation_fn": "torch.nn.Tanh"}}}, "Tanh"),
+        (
+            {
+                "config.json": {"sentence_transformers": {"activation_fn": "torch.nn.Tanh"}},
+                "config_sentence_transformers.json": {"activation_fn": "torch.nn.modules.linear.Identity"},
+            },
+            "Identity",
+        ),
+        ({"config.json": {"sbert_ce_default_activation_function": "my_package.Evil"}}, "Sigmoid"),
+        ({"config.json": {}}, "Sigmoid"),
+    ],
+)
+def test_activation_from_any_release(tmp_path: Path, files: dict[str, object], expected: str) -> None:
+    import json
+
+    from omniembed.cross_encoder import folder_activation
+
+    for name, content in files.items():
+        (tmp_path / name).write_text(json.dumps(content))
+    assert type(folder_activation(tmp_path, num_labels=1)).__name__ == expected
+    assert type(folder_activation(tmp_path / "missing", num_labels=3)).__name__ == "Identity"
