@@ -24,14 +24,18 @@ from omniembed.errors import (
 )
 
 if TYPE_CHECKING:
+    from omniembed.cross_encoder import CrossEncoder
     from omniembed.embedder import EmbeddingModel
     from omniembed.encoder import SentenceTransformer
+    from omniembed.multi_vector import MultiVectorEncoder
     from omniembed.paired import PairedEncoder
     from omniembed.quantize import quantize_embeddings
     from omniembed.store import BM25Config, DataObject, Filter, IndexConfig, SelfProvided, Vectorizer, connect
     from omniembed.zero_shot import zero_shot_classify
 
 _LAZY = {
+    "CrossEncoder": "omniembed.cross_encoder",
+    "MultiVectorEncoder": "omniembed.multi_vector",
     "SentenceTransformer": "omniembed.encoder",
     "quantize_embeddings": "omniembed.quantize",
     "EmbeddingModel": "omniembed.embedder",
@@ -47,6 +51,7 @@ __all__ = [
     "BM25Config",
     "CollectionExistsError",
     "CollectionNotFoundError",
+    "CrossEncoder",
     "DataObject",
     "DatabaseLockedError",
     "EmbeddingModel",
@@ -57,6 +62,7 @@ __all__ = [
     "MissingExtraError",
     "ModelFormatError",
     "ModelNotFoundError",
+    "MultiVectorEncoder",
     "ObjectNotFoundError",
     "OmniembedError",
     "PairedEncoder",
