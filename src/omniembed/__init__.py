@@ -30,7 +30,16 @@ if TYPE_CHECKING:
     from omniembed.multi_vector import MultiVectorEncoder
     from omniembed.paired import PairedEncoder
     from omniembed.quantize import quantize_embeddings
-    from omniembed.store import BM25Config, DataObject, Filter, IndexConfig, SelfProvided, Vectorizer, connect
+    from omniembed.store import (
+        BM25Config,
+        DataObject,
+        Filter,
+        IndexConfig,
+        Rerank,
+        SelfProvided,
+        Vectorizer,
+        connect,
+    )
     from omniembed.zero_shot import zero_shot_classify
 
 _LAZY = {
@@ -42,7 +51,16 @@ _LAZY = {
     "PairedEncoder": "omniembed.paired",
     "zero_shot_classify": "omniembed.zero_shot",
     **dict.fromkeys(
-        ["BM25Config", "DataObject", "Filter", "IndexConfig", "SelfProvided", "Vectorizer", "connect"],
+        [
+            "BM25Config",
+            "DataObject",
+            "Filter",
+            "IndexConfig",
+            "Rerank",
+            "SelfProvided",
+            "Vectorizer",
+            "connect",
+        ],
         "omniembed.store",
     ),
 }
@@ -66,6 +84,7 @@ __all__ = [
     "ObjectNotFoundError",
     "OmniembedError",
     "PairedEncoder",
+    "Rerank",
     "SelfProvided",
     "SentenceTransformer",
     "UnsupportedModalityError",

@@ -67,7 +67,8 @@ class LateInteractionIndex:
         if len(ids) != len(matrices):
             raise ValueError(f"got {len(ids)} ids and {len(matrices)} token matrices; pass one matrix per id")
         checked = [self._check(matrix, index) for index, matrix in enumerate(matrices)]
-        self.remove([i for i in ids if i in set(self._ids)])
+        present = set(self._ids)
+        self.remove([i for i in ids if i in present])
         for doc_id, matrix in zip(ids, checked, strict=True):
             if not isinstance(doc_id, (int, str)) or isinstance(doc_id, bool):
                 raise TypeError(f"ids must be ints or strings, got {doc_id!r}")

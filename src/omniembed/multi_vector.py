@@ -58,6 +58,7 @@ class MultiVectorEncoder(nn.Module):
         tokenizer_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        self.name_or_path = os.fspath(model_name_or_path)
         folder = resolve_model_folder(
             model_name_or_path,
             cache_folder=cache_folder,

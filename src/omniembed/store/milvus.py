@@ -126,6 +126,12 @@ class MilvusBackend:
             self._configs = self._read_configs()
             if config.name in self._configs:
                 raise CollectionExistsError(f"collection {config.name!r} exists; get it or delete it first")
+            multi = sorted(name for name, vector in config.vectors.items() if vector.multi_vector)
+            if multi:
+                raise ValueError(
+                    f"multi-vector (MaxSim) vectors {multi} need the embedded backend: Milvus Lite has no "
+                    "MaxSim index; use oe.connect(folder)"
+                )
             unsized = sorted(name for name, vector in config.vectors.items() if vector.dims is None)
             if unsized:
                 raise ValueError(
