@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from omniembed.hub import resolve_model_folder
 from omniembed.images import load_images_in
 from omniembed.inputs import Modality, input_batch, unwrap
+from omniembed.media import load_media
 from omniembed.models import (
     Dense,
     Features,
@@ -316,6 +317,8 @@ class SentenceTransformer(nn.Sequential):
             yield chunk, self(features)
 
     def _load(self, kind: Modality, value: Any, index: int) -> Any:
+        if kind in ("audio", "video"):
+            return load_media(kind, value, index, self.transformer)
         return load_images_in(kind, value, index=index, allow_urls=self.allow_urls)
 
     @torch.inference_mode()

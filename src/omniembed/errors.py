@@ -9,6 +9,8 @@ Every error subclasses :class:`OmniembedError` and a built-in exception, so call
     ├── InvalidInputError (TypeError)            an input ``encode`` cannot take, with its index
     │   └── UnsupportedModalityError             an input of a kind the model does not embed
     ├── InvalidImageError (ValueError)           an image that cannot be read: missing, corrupt, too large
+    ├── InvalidAudioError (ValueError)           audio that cannot be read: missing, corrupt, empty, bad rate
+    ├── InvalidVideoError (ValueError)           a video that cannot be read: missing, corrupt, no frames
     ├── MissingExtraError (ImportError)          an optional dependency is not installed
     ├── CollectionNotFoundError (KeyError)       no collection with that name in the database
     ├── CollectionExistsError (ValueError)       creating a collection whose name is taken
@@ -45,6 +47,14 @@ class UnsupportedModalityError(InvalidInputError):
 
 class InvalidImageError(OmniembedError, ValueError):
     """An image input cannot be read: a missing or corrupt file, a refused URL, or too many pixels."""
+
+
+class InvalidAudioError(OmniembedError, ValueError):
+    """An audio input cannot be read: a missing or corrupt file, no samples, or a bad sampling rate."""
+
+
+class InvalidVideoError(OmniembedError, ValueError):
+    """A video input cannot be read: a missing or corrupt file, or no frames."""
 
 
 class CollectionNotFoundError(OmniembedError, KeyError):

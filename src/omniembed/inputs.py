@@ -56,6 +56,8 @@ modalities in one multimodal dict, such as ``("image", "text")``."""
 
 MULTIMODAL_KEYS = ("audio", "image", "text", "video")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au")
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg")
 
 
 def detect_modality(value: Any, index: int, supported: list[Modality]) -> Modality:
@@ -72,6 +74,9 @@ def detect_modality(value: Any, index: int, supported: list[Modality]) -> Modali
     >>> detect_modality({"text": "a cat", "image": "cat.png"}, 0, ["text"])
     ('image', 'text')
     """
+    media = _media_path_modality(value, index, supported)
+    if media is not None:
+        return media
     if isinstance(value, str):
         if "image" not in supported:
             return "text"
@@ -99,6 +104,22 @@ def detect_modality(value: Any, index: int, supported: list[Modality]) -> Modali
         f"input at index {index} is {_describe(value)}; encode takes strings, images (PIL, path, URL, "
         "array, tensor), dicts with text/image/audio/video keys, or chat messages"
     )
+
+
+def _media_path_modality(value: Any, index: int, supported: list[Modality]) -> Modality | None:
+    """``"audio"`` or ``"video"`` for a path (or path-like string) with such an extension, when the model
+    takes that modality; ``None`` otherwise."""
+    if not isinstance(value, (str, os.PathLike)):
+        return None
+    name = str(value)
+    for kind, extensions in (("audio", AUDIO_EXTENSIONS), ("video", VIDEO_EXTENSIONS)):
+        if kind not in supported or not name.lower().endswith(extensions):
+            continue
+        if isinstance(value, os.PathLike) or os.path.isfile(name):
+            return kind
+        if not any(c.isspace() for c in name) and ("/" in name or os.sep in name):
+            return kind  # a path that names no file: the loader reports it as missing
+    return None
 
 
 def looks_like_image(text: str) -> bool:
@@ -184,6 +205,10 @@ def _is_message(value: Any) -> bool:
 def _dict_modality(value: dict[Any, Any], index: int) -> Modality:
     if _is_message(value):
         return "message"
+    if "array" in value and "sampling_rate" in value:
+        return "audio"
+    if "array" in value and "video_metadata" in value:
+        return "video"
     unknown = sorted(str(key) for key in value if key not in MULTIMODAL_KEYS)
     if unknown or not value:
         raise InvalidInputError(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from omniembed.errors import ModelFormatError
+from omniembed.models.clap import ClapModel, is_clap_folder
 from omniembed.models.clip import CLIPModel, has_media_modalities, is_clip_folder, refuse_vision_language
 from omniembed.models.dense import Dense
 from omniembed.models.module import LoadOptions, Module, read_json, write_json
@@ -112,7 +113,8 @@ def load_modules(folder: Path, options: LoadOptions) -> list[Module]:
         if cls is Transformer and is_vision_language_folder(module_folder):
             cls = VisionLanguageTransformer
         elif cls is Transformer and has_media_modalities(module_folder):
-            cls = CLIPModel  # the reference's v6 form: one Transformer with text and image modalities
+            # the reference's v6 form: one Transformer with text and image (or audio) modalities
+            cls = ClapModel if is_clap_folder(module_folder) else CLIPModel
         modules.append(cls.load(module_folder, options))
     if not isinstance(modules[0], Transformer):
         raise ModelFormatError(f"{modules_file}: the first module must be a Transformer")
@@ -134,6 +136,8 @@ def _default_modules(folder: Path, options: LoadOptions) -> list[Module]:
         return [vision_language, Pooling(vision_language.dimension, "lasttoken")]
     if is_clip_folder(folder):
         return [CLIPModel.load(folder, options)]
+    if is_clap_folder(folder):
+        return [ClapModel.load(folder, options)]
     transformer = Transformer.load(folder, options)
     if transformer.is_decoder:
         transformer.tokenizer.padding_side = "left"
