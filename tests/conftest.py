@@ -106,3 +106,18 @@ def tiny_qwen3_vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import image_factory
 
     return image_factory.build_qwen3_vl(tmp_path_factory.mktemp("qwen3-vl"))
+
+
+@pytest.fixture(scope="session")
+def tiny_clap(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Build a tiny random CLAP (text + audio) once per layout (``plain`` or ``v6``)."""
+    import audio_factory
+
+    built: dict[str, Path] = {}
+
+    def build(layout: str = "plain") -> Path:
+        if layout not in built:
+            built[layout] = audio_factory.build_clap(tmp_path_factory.mktemp(f"clap-{layout}"), layout=layout)
+        return built[layout]
+
+    return build

@@ -123,7 +123,7 @@ def _as_array(value: Any, index: int) -> np.ndarray:
             )
     if value.dtype.kind not in "fiu":
         raise InvalidAudioError(f"audio array at index {index} has dtype {value.dtype}; expected numbers")
-    return value
+    return np.asarray(value)
 
 
 def _mono(array: np.ndarray, index: int) -> np.ndarray:

@@ -157,7 +157,7 @@ def input_batch(inputs: Any, supported: list[Modality]) -> tuple[list[Any], list
             f"encode takes one input or a list of inputs, got {_describe(inputs)}; "
             "wrap a single text as encode('text') or a batch as encode(['a', 'b'])"
         )
-    batch = [inputs] if single else (inputs.tolist() if isinstance(inputs, np.ndarray) else list(inputs))
+    batch = [inputs] if single else (inputs.tolist() if _is_string_array(inputs) else list(inputs))
     kinds = [detect_modality(item, index, supported) for index, item in enumerate(batch)]
     for index, kind in enumerate(kinds):
         if kind not in supported:
@@ -173,6 +173,11 @@ def _unsupported(index: int, kind: Modality, supported: list[Modality]) -> str:
         hint = "use a model that embeds images, such as a CLIP model"
     elif kind == "audio" and "image" in supported:
         hint = "a 1-D or 2-D array reads as audio; pass a grayscale image as (H, W, 1) or a PIL image"
+    elif kind == "video" and "message" in supported:
+        hint = (
+            "video for vision-language models needs the model's video processor, which needs torchvision "
+            "in transformers 5, and is not supported yet; embed sampled frames as images instead"
+        )
     elif kind == "message":
         hint = "chat messages need a model with a chat template; pass the text or image itself"
     return f"input at index {index} is {shown}, which this model does not embed (it takes: {names}); {hint}"

@@ -6,6 +6,9 @@ import shutil
 from pathlib import Path
 from typing import Any, ClassVar
 
+import torch
+from torch import Tensor
+
 from omniembed.errors import MissingExtraError, ModelFormatError
 from omniembed.models.module import Features, LoadOptions, read_json
 from omniembed.models.transformer import (
@@ -45,7 +48,11 @@ class CLIPModel(Transformer):
             ``image_processor`` is ``None``.
     """
 
-    modalities: ClassVar[list[Any]] = ["text", "image"]
+    modalities: ClassVar[list[Any]] = ["text", "image", "video"]
+    video_frames: int = 8
+    """Frames sampled evenly from each video (the most kept when ``video_fps`` is set)."""
+    video_fps: float | None = None
+    """Sample a frame every ``1 / video_fps`` seconds instead of spreading ``video_frames`` evenly."""
 
     def __init__(
         self, model: Any, tokenizer: Any, image_processor: Any, processor_folder: Path | None = None
@@ -62,19 +69,36 @@ class CLIPModel(Transformer):
     def preprocess(
         self, modality: str | tuple[str, ...], values: list[Any], prompt: str | None = None
     ) -> Features:
-        """Turn loaded RGB images into ``pixel_values`` as the model's processor config says."""
-        if modality != "image":
-            raise ValueError(f"{type(self).__name__} preprocesses images here, not {modality}")
+        """Turn loaded RGB images into ``pixel_values`` as the model's processor config says; a video's
+        sampled frames become one image each, with ``frame_counts`` saying how many each video has."""
+        if modality not in ("image", "video"):
+            raise ValueError(f"{type(self).__name__} preprocesses images and videos here, not {modality}")
         if self.image_processor is None:
             raise MissingExtraError(
                 "encoding images needs Pillow, which is not installed; install it with "
                 "pip install 'omniembed[image]'"
             )
-        pixels = self.image_processor(images=values, return_tensors="pt")["pixel_values"]
-        return {"pixel_values": pixels}
+        if modality == "image":
+            return {"pixel_values": self.image_processor(images=values, return_tensors="pt")["pixel_values"]}
+        from PIL import Image
+
+        frames = [Image.fromarray(frame) for video in values for frame in video]
+        pixels = self.image_processor(images=frames, return_tensors="pt")["pixel_values"]
+        return {"pixel_values": pixels, "frame_counts": torch.tensor([len(video) for video in values])}
 
     def forward(self, features: Features) -> Features:
-        """Run the image tower on ``pixel_values``, else the text tower on ``input_ids``."""
+        """Run the image tower on ``pixel_values``, else the text tower on ``input_ids``.
+
+        With ``frame_counts`` (videos), each video's embedding is the mean of its frames' unit-length
+        image embeddings, scaled back to unit length: CLIP has no video tower, so this is an average
+        of what it sees in each frame, blind to motion and frame order.
+        """
+        if "frame_counts" in features:
+            pixels = features["pixel_values"].to(self.auto_model.dtype)
+            frames = _pooled(self.auto_model.get_image_features(pixel_values=pixels))
+            means = [part.mean(dim=0) for part in torch.split(frames, features["frame_counts"].tolist())]
+            features["sentence_embedding"] = torch.nn.functional.normalize(torch.stack(means), dim=-1)
+            return features
         if "pixel_values" in features:
             pixels = features["pixel_values"].to(self.auto_model.dtype)
             output = self.auto_model.get_image_features(pixel_values=pixels)
@@ -121,6 +145,11 @@ class CLIPModel(Transformer):
         module = cls(model, tokenizer, _load_image_processor(folder), processor_folder=folder)
         set_max_length(module, config, options)
         return module
+
+
+def _pooled(output: Any) -> Tensor:
+    embeddings = getattr(output, "pooler_output", output)
+    return torch.nn.functional.normalize(embeddings, dim=-1)
 
 
 def _check_modalities(folder: Path, config: dict[str, Any]) -> None:
