@@ -1,4 +1,4 @@
-"""Build a tiny, seeded, random CLAP model on disk, and generate test audio at test time.
+"""Build a tiny, seeded, random CLAP model on disk, and generate test audio (and video) at test time.
 
 The CLAP folder is a bare Hugging Face checkpoint with its processor (``plain``), or additionally the
 reference library's module files (``v6``: a Transformer module with text and audio modalities).
@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import av
 import numpy as np
 import tokenizers
 import torch
@@ -121,3 +122,17 @@ def spoken_digits(digits: str, folder: Path) -> Path | None:
     target = Path(tempfile.mkstemp(suffix=".wav", dir=folder)[1])
     subprocess.run([program, "-w", str(target), " ".join(digits)], check=True, capture_output=True)
     return target
+
+
+def write_video(path: Path, frames: np.ndarray, fps: int = 4) -> Path:
+    """Encode (frames, H, W, 3) uint8 frames as an MPEG-4 file with PyAV."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

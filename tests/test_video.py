@@ -22,23 +22,10 @@ from omniembed.inputs import input_batch
 from omniembed.models.vision_language import VisionLanguageTransformer
 from omniembed.video import load_video, sample_indices
 
+from audio_factory import write_video
 from test_parity import assert_same
 
 FPS = 4
-
-
-def write_video(path: Path, frames: np.ndarray, fps: int = FPS) -> Path:
-    """Encode (frames, H, W, 3) uint8 frames as an MPEG-4 file with PyAV."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 def decoded_frames(path: Path) -> np.ndarray:

@@ -98,7 +98,7 @@ class Collections:
         Args:
             name: the collection's name.
             properties: property name to type (``text``, ``text[]``, ``int``, ``number``, ``bool``,
-                ``date``, ``uuid``, ``image`` and their ``[]`` arrays).
+                ``date``, ``uuid``, their ``[]`` arrays, ``image``, ``audio``, ``video``).
             vectors: named vectors: a ``Vectorizer`` to embed properties, or ``SelfProvided()`` /
                 ``None`` for vectors you bring. A single ``Vectorizer`` is named ``"default"``.
             bm25: BM25 ``k1`` and ``b``.

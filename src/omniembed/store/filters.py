@@ -226,8 +226,8 @@ def _param(prop: str, kind: str, value: Any) -> Any:
         value = float(value)
     if kind == "int" and isinstance(value, float) and value.is_integer():
         value = int(value)
-    if kind == "image":
-        raise ValueError(f"image property {prop!r} cannot be filtered")
+    if kind in ("image", "audio", "video"):
+        raise ValueError(f"{kind} property {prop!r} cannot be filtered")
     try:
         cleaned = clean_value(prop, kind, value)
     except ValueError as error:

@@ -1,4 +1,5 @@
-"""Searching a collection: near_text / near_vector / near_object / near_image, bm25, hybrid, fetch."""
+"""Searching a collection: near_text / near_vector / near_object / near_image / near_audio / near_video,
+bm25, hybrid, fetch."""
 
 from __future__ import annotations
 
@@ -73,6 +74,56 @@ class QueryAPI:
         vector = self._collection.vectorizers[name].embed_query(image)
         return self.near_vector(
             vector, limit=limit, target_vector=name, filters=filters, include_vector=include_vector
+        )
+
+    def near_audio(
+        self,
+        audio: Any,
+        *,
+        limit: int = 10,
+        target_vector: str | None = None,
+        filters: Filter | None = None,
+        include_vector: bool = False,
+        rerank: Rerank | None = None,
+    ) -> QueryResult:
+        """Objects nearest to audio (a path, the file's bytes, an array at the model's rate, or
+        ``{"array": ..., "sampling_rate": ...}``), embedded by the vector's model (CLAP)."""
+        options = {"target_vector": target_vector, "filters": filters, "include_vector": include_vector}
+        return self._near_media("audio", audio, limit, rerank, options)
+
+    def near_video(
+        self,
+        video: Any,
+        *,
+        limit: int = 10,
+        target_vector: str | None = None,
+        filters: Filter | None = None,
+        include_vector: bool = False,
+        rerank: Rerank | None = None,
+    ) -> QueryResult:
+        """Objects nearest to a video (a path, the file's bytes or a frames array), embedded by the
+        vector's model (for CLIP, the normalised mean of its sampled frames)."""
+        options = {"target_vector": target_vector, "filters": filters, "include_vector": include_vector}
+        return self._near_media("video", video, limit, rerank, options)
+
+    def _near_media(
+        self, kind: str, value: Any, limit: int, rerank: Rerank | None, options: dict[str, Any]
+    ) -> QueryResult:
+        if rerank is not None:
+            found = self._near_media(kind, value, rerank.depth(limit), None, options)
+            return self._collection.rerank(found, rerank, None, limit)
+        name = self._collection.target(options["target_vector"], needs_vectorizer=True)
+        if kind == "audio" and isinstance(value, dict) and "array" in value:
+            query: Any = value  # already {"array", "sampling_rate"}
+        else:
+            query = {kind: value}
+        vector = self._collection.vectorizers[name].embed_query(query)
+        return self.near_vector(
+            vector,
+            limit=limit,
+            target_vector=name,
+            filters=options["filters"],
+            include_vector=options["include_vector"],
         )
 
     def near_object(

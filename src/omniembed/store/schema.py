@@ -26,6 +26,8 @@ PropertyType = Literal[
     "date[]",
     "uuid",
     "image",
+    "audio",
+    "video",
 ]
 PROPERTY_TYPES: tuple[str, ...] = get_args(PropertyType)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -119,8 +121,10 @@ def _clean_scalar(name: str, kind: str, value: Any) -> Any:
         ok = isinstance(value, bool)
     elif kind == "date":
         return to_date_string(name, value)
-    else:  # image
+    elif kind == "image":
         return image_to_base64(name, value)
+    else:  # audio, video
+        return media_to_base64(name, kind, value)
     if not ok:
         raise ValueError(f"property {name!r} is {kind}, got {type(value).__name__} {value!r:.60}")
     return value
@@ -163,3 +167,38 @@ def image_to_base64(name: str, value: Any) -> str:
     else:
         raise ValueError(f"property {name!r} is an image; give a PIL image, bytes, a path or base64")
     return str(base64.b64encode(data).decode("ascii"))
+
+
+def media_to_base64(name: str, kind: str, value: Any) -> str:
+    """Store audio or video as base64 of the file's bytes: raw bytes, a path or base64. Audio may also be
+    ``{"array": waveform, "sampling_rate": rate}``, kept as a 32-bit float WAV file (needs soundfile)."""
+    if kind == "audio" and isinstance(value, dict) and "array" in value and "sampling_rate" in value:
+        return str(base64.b64encode(_wav_bytes(name, value)).decode("ascii"))
+    if isinstance(value, bytes):
+        return str(base64.b64encode(value).decode("ascii"))
+    if isinstance(value, (str, os.PathLike)) and Path(value).is_file():
+        return str(base64.b64encode(Path(value).read_bytes()).decode("ascii"))
+    if isinstance(value, str):
+        try:
+            base64.b64decode(value, validate=True)
+        except ValueError:
+            raise ValueError(
+                f"property {name!r} is {kind}; {value!r:.60} is neither a file nor base64"
+            ) from None
+        return value
+    extra = ", or {'array': ..., 'sampling_rate': ...}" if kind == "audio" else ""
+    raise ValueError(f"property {name!r} is {kind}; give the file's bytes, a path or base64{extra}")
+
+
+def _wav_bytes(name: str, value: dict[str, Any]) -> bytes:
+    from omniembed.audio import load_audio, require_audio
+
+    soundfile, _ = require_audio()
+    rate = value["sampling_rate"]
+    try:
+        waveform = load_audio(value, index=0, sampling_rate=rate if isinstance(rate, int) else 1)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"property {name!r}: {error}") from None
+    buffer = io.BytesIO()
+    soundfile.write(buffer, waveform, rate, format="WAV", subtype="FLOAT")
+    return buffer.getvalue()

@@ -155,33 +155,40 @@ class Vectorizer:
         return cls(model if model is not None else data["model"], **options)
 
     def bind(self, schema: Schema) -> None:
-        """Check the properties against the schema; default to every text and image property."""
-        usable = [name for name, kind in schema.properties.items() if kind in ("text", "text[]", "image")]
+        """Check the properties against the schema; default to every text and media property."""
+        usable = [name for name, kind in schema.properties.items() if kind in _READABLE]
         if self.properties is None:
             self.properties = usable
         wrong = [name for name in self.properties if name not in usable]
         if wrong or not self.properties:
             raise ValueError(
-                f"a vectorizer reads text or image properties; {wrong or '[]'} not among {usable}"
+                f"a vectorizer reads text or image properties (and audio or video ones); "
+                f"{wrong or '[]'} not among {usable}"
             )
 
     def input_for(self, properties: Mapping[str, Any], schema: Schema) -> Any:
-        """What the model embeds for one object: text, an image, both as a dict, or ``None``."""
-        texts, images = [], []
+        """What the model embeds for one object: text, an image, ``{"audio": bytes}``,
+        ``{"video": bytes}``, a dict of several of these (the first property of each media kind), or
+        ``None``."""
+        texts: list[str] = []
+        media: dict[str, Any] = {}
         for name in self.properties or []:
             value = properties.get(name)
             if value is None or value == "" or value == []:
                 continue
-            if schema.properties[name] == "image":
-                images.append(value)
+            kind = schema.properties[name]
+            if kind in ("image", "audio", "video"):
+                media.setdefault(kind, value)
                 continue
             text = ", ".join(value) if isinstance(value, list) else value
             texts.append(f"{name}: {text}" if self.include_property_names else text)
-        text = "\n".join(texts) if texts else None
-        image = decode_image(images[0]) if images else None
-        if text is not None and image is not None:
-            return {"text": text, "image": image}
-        return text if text is not None else image
+        parts: dict[str, Any] = {"text": "\n".join(texts)} if texts else {}
+        if "image" in media:
+            parts["image"] = decode_image(media["image"])
+        parts.update({kind: base64.b64decode(media[kind]) for kind in ("audio", "video") if kind in media})
+        if len(parts) == 1 and ("text" in parts or "image" in parts):
+            return next(iter(parts.values()))
+        return parts or None
 
     def embed_documents(self, inputs: Sequence[Any], cache: EmbeddingCache | None = None) -> Embedded:
         """Embed object inputs, reusing cached vectors for content seen before."""
@@ -212,28 +219,31 @@ class Vectorizer:
 
     def _encode(self, inputs: list[Any]) -> np.ndarray:
         supports = getattr(self.model, "supports", None)
-        joint = supports is not None and supports(("image", "text"))
-        if joint or not any(isinstance(item, dict) for item in inputs):
-            return np.asarray(self._encode_parts(inputs))
-        # A model without joint text+image inputs (CLIP) embeds each side; the object gets their
-        # normalised mean, as Weaviate's CLIP vectorizer does with equal weights.
-        parts = [
-            part
-            for item in inputs
-            for part in ([item["text"], item["image"]] if isinstance(item, dict) else [item])
-        ]
-        vectors = self._encode_parts(parts).astype(np.float32)
+        split = [self._split(item, supports) for item in inputs]
+        if all(len(parts) == 1 for parts in split):
+            return np.asarray(self._encode_parts([parts[0] for parts in split]))
+        # A model without joint inputs (CLIP, CLAP) embeds each side; the object gets their normalised
+        # mean, as Weaviate's CLIP vectorizer does with equal weights.
+        vectors = self._encode_parts([part for parts in split for part in parts]).astype(np.float32)
         out, row = [], 0
-        for item in inputs:
-            if isinstance(item, dict):
-                pair = vectors[row : row + 2] / np.linalg.norm(vectors[row : row + 2], axis=1, keepdims=True)
-                mean = pair.mean(axis=0)
+        for parts in split:
+            if len(parts) > 1:
+                block = vectors[row : row + len(parts)]
+                mean = (block / np.linalg.norm(block, axis=1, keepdims=True)).mean(axis=0)
                 out.append(mean / (np.linalg.norm(mean) or 1.0))
-                row += 2
             else:
                 out.append(vectors[row])
-                row += 1
+            row += len(parts)
         return np.stack(out)
+
+    @staticmethod
+    def _split(item: Any, supports: Any) -> list[Any]:
+        """One input, or its parts when the model cannot take them together (one-key dicts for media)."""
+        if not isinstance(item, dict) or len(item) == 1:
+            return [item]
+        if supports is not None and supports(tuple(sorted(item))):
+            return [item]
+        return [value if kind in ("text", "image") else {kind: value} for kind, value in sorted(item.items())]
 
     def _encode_parts(self, inputs: list[Any]) -> Any:
         kwargs: dict[str, Any] = {"batch_size": self.batch_size, "convert_to_numpy": True}
@@ -275,15 +285,29 @@ class Vectorizer:
     def _key(self, item: Any) -> str:
         digest = hashlib.sha256()
         digest.update(f"{self.model_name}\0{self.document_prompt_name}\0{self.long_inputs}\0".encode())
-        if isinstance(item, dict):
+        if isinstance(item, dict) and set(item) <= {"text", "image"}:
             digest.update(str(item.get("text")).encode())
             item = item.get("image")
-        if isinstance(item, str):
-            digest.update(item.encode())
-        elif item is not None:
-            digest.update(item.tobytes())
-            digest.update(repr(item.size).encode())
+        elif isinstance(item, dict):  # audio or video bytes, maybe with text or an image
+            for kind, value in sorted(item.items()):
+                digest.update(f"\0{kind}\0".encode())
+                _digest_value(digest, value)
+            return digest.hexdigest()
+        _digest_value(digest, item)
         return digest.hexdigest()
+
+
+_READABLE = ("text", "text[]", "image", "audio", "video")
+
+
+def _digest_value(digest: Any, item: Any) -> None:
+    if isinstance(item, str):
+        digest.update(item.encode())
+    elif isinstance(item, bytes):
+        digest.update(item)
+    elif item is not None:
+        digest.update(item.tobytes())
+        digest.update(repr(item.size).encode())
 
 
 def decode_image(data: str) -> Any:
