@@ -36,7 +36,7 @@ def test_quickstart_prints_the_seed_numbers() -> None:
 @pytest.mark.slow
 def test_text_image_runs_on_a_clip_folder(tiny_clip: Callable[..., Path]) -> None:
     output = run("text_image.py", str(tiny_clip("legacy")))
-    assert "['text', 'image']" in output
+    assert "['text', 'image', 'video']" in output
     assert "(3, 16) (3, 16)" in output
     assert "(2, 16)" in output
     for name in ("a red circle: ", "a blue square: ", "a green triangle: "):

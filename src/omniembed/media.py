@@ -13,7 +13,8 @@ DEFAULT_VIDEO_FRAMES = 8
 def load_media(kind: Any, value: Any, index: int, module: Any) -> Any:
     """Decode one audio or video input for ``module`` (the model's first module).
 
-    Audio is resampled to ``module.sampling_rate`` and clipped to ``module.max_audio_seconds``; video
+    Audio is resampled to ``module.sampling_rate`` and clipped to ``module.max_audio_seconds`` (unless
+    ``module.long_audio`` is ``"chunk"``: the module then splits it into windows itself); video
     frames are sampled as ``module.video_frames`` and ``module.video_fps`` say.
     """
     if kind == "audio":
@@ -21,7 +22,9 @@ def load_media(kind: Any, value: Any, index: int, module: Any) -> Any:
             value,
             index=index,
             sampling_rate=int(module.sampling_rate),
-            max_seconds=getattr(module, "max_audio_seconds", None),
+            max_seconds=None
+            if getattr(module, "long_audio", "clip") == "chunk"
+            else module.max_audio_seconds,
         )
     from omniembed.video import load_video
 

@@ -40,6 +40,21 @@ def pair(tiny_clap: Callable[..., Path]) -> tuple[SentenceTransformer, Reference
 
 
 @pytest.mark.slow
+def test_long_audio_can_be_chunked_and_pooled(pair: tuple[SentenceTransformer, Reference]) -> None:
+    ours, theirs = pair
+    window = af.CLAP_SECONDS * RATE
+    long = af.sine_sweep(9.0, RATE)  # windows of 4 s, 4 s and a 1 s tail (kept: at least a quarter window)
+    short = af.noise_burst(1.0, RATE)
+    ours.transformer.long_audio = "chunk"
+    try:
+        got = ours.encode([{"array": long, "sampling_rate": RATE}, {"array": short, "sampling_rate": RATE}])
+    finally:
+        ours.transformer.long_audio = "clip"
+    pieces = [long[:window], long[window : 2 * window], long[2 * window :], short]
+    parts = theirs.encode([{"array": piece, "sampling_rate": RATE} for piece in pieces])
+    assert_same(got, np.stack([parts[:3].mean(axis=0), parts[3]]))
+
+
 @pytest.mark.parametrize("layout", ["plain", "v6"])
 def test_clap_matches_reference_on_texts_and_audio(
     tiny_clap: Callable[..., Path], sts_sentences: list[str], layout: str

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
+
+import torch
 
 from omniembed.errors import ModelFormatError
 from omniembed.models.module import Features, LoadOptions, read_json
@@ -47,7 +49,10 @@ class ClapModel(Transformer):
         super().__init__(model, tokenizer)
         self.feature_extractor = feature_extractor
         self.max_audio_seconds: float = feature_extractor.nb_max_samples / feature_extractor.sampling_rate
-        """Audio beyond this many seconds is dropped (the model's own window by default)."""
+        """The window, in seconds: longer audio is clipped to it (the model's own window by default)."""
+        self.long_audio: Literal["clip", "chunk"] = "clip"
+        """``"clip"`` keeps the first window of longer audio; ``"chunk"`` embeds every window (a tail
+        shorter than a quarter window is dropped, unless it is all there is) and returns their mean."""
 
     @property
     def dimension(self) -> int:
@@ -65,10 +70,20 @@ class ClapModel(Transformer):
         """Turn mono float32 waveforms at ``sampling_rate`` into log-mel ``input_features``."""
         if modality != "audio":
             raise ValueError(f"{type(self).__name__} preprocesses audio here, not {modality}")
+        counts = None
+        if self.long_audio == "chunk":
+            windows = [
+                _windows(value, round(self.max_audio_seconds * self.sampling_rate)) for value in values
+            ]
+            values = [window for parts in windows for window in parts]
+            counts = torch.tensor([len(parts) for parts in windows])
         batch = self.feature_extractor(
             values, sampling_rate=self.sampling_rate, padding=True, return_tensors="pt"
         )
-        return {name: batch[name] for name in _AUDIO_INPUTS if name in batch}
+        features = {name: batch[name] for name in _AUDIO_INPUTS if name in batch}
+        if counts is not None:
+            features["chunk_counts"] = counts
+        return features
 
     def forward(self, features: Features) -> Features:
         """Run the audio tower on ``input_features``, else the text tower on ``input_ids``."""
@@ -76,6 +91,11 @@ class ClapModel(Transformer):
             audio = {name: features[name] for name in _AUDIO_INPUTS if name in features}
             audio["input_features"] = audio["input_features"].to(self.auto_model.dtype)
             output = self.auto_model.get_audio_features(**audio)
+            if "chunk_counts" in features:
+                chunks = getattr(output, "pooler_output", output)
+                parts = torch.split(chunks, features["chunk_counts"].tolist())
+                features["sentence_embedding"] = torch.stack([part.mean(dim=0) for part in parts])
+                return features
         else:
             inputs = {name: features[name] for name in self._inputs if name in features}
             output = self.auto_model.get_text_features(**inputs)
@@ -113,6 +133,14 @@ class ClapModel(Transformer):
         module = cls(model, tokenizer, _load_feature_extractor(folder))
         set_max_length(module, config, options)
         return module
+
+
+def _windows(waveform: Any, size: int) -> list[Any]:
+    """Split a waveform into windows of ``size`` samples; drop a short tail unless it is the only one."""
+    parts = [waveform[start : start + size] for start in range(0, len(waveform), size)]
+    if len(parts) > 1 and len(parts[-1]) < size // 4:
+        parts.pop()
+    return parts
 
 
 def _check_modalities(folder: Path, config: dict[str, Any]) -> None:
