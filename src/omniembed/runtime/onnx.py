@@ -76,7 +76,7 @@ def export(transformer: Transformer, path: Path) -> None:
                 tensors,
                 input_names=list(names),
                 output_names=["last_hidden_state"],
-                dynamic_shapes={name: {0: batch, 1: length} for name in names},
+                dynamic_shapes=(tuple({0: batch, 1: length} for _ in names),),
                 opset_version=OPSET,
                 dynamo=True,
                 external_data=size > 1_500_000_000,
