@@ -178,6 +178,10 @@ class OnnxNetwork:
         options.intra_op_num_threads = num_threads or 0
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # Idle pool threads otherwise spin for a while after each run, taking the cores from torch
+        # (tokenizing, pooling) and from other processes; the cost is a little latency per call.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         self.path = path
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.names = [node.name for node in self.session.get_inputs()]
