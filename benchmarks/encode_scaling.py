@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         "--configs", default="ref,ours,ours-onnx,ours-int8", help="comma-separated config keys"
     )
     parser.add_argument("--output", type=Path, default=OUTPUT, help="where to write the plot")
+    parser.add_argument("--seconds", type=float, default=1.0, help="timing budget per point (default 1)")
     args = parser.parse_args(argv)
     keys = ["ref", *(key for key in args.configs.split(",") if key and key != "ref")]
     models, _ = load_models(keys, model_folder(None), None)
@@ -77,11 +78,11 @@ def main(argv: list[str] | None = None) -> None:
     for size in BATCH_SIZES:
         texts = texts_of_length(tokenizer, size, FIXED_LENGTH)
         for key, model in models.items():
-            by_batch[key].append(tokens_per_second(model, texts, size * FIXED_LENGTH))
+            by_batch[key].append(tokens_per_second(model, texts, size * FIXED_LENGTH, args.seconds))
     for length in LENGTHS:
         texts = texts_of_length(tokenizer, FIXED_BATCH, length)
         for key, model in models.items():
-            by_length[key].append(tokens_per_second(model, texts, FIXED_BATCH * length))
+            by_length[key].append(tokens_per_second(model, texts, FIXED_BATCH * length, args.seconds))
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for key in models:
         left.plot(BATCH_SIZES, by_batch[key], marker="o", label=BY_KEY[key].name)
