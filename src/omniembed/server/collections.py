@@ -10,7 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from omniembed.errors import InvalidInputError, ObjectNotFoundError
+from omniembed.errors import CollectionExistsError, InvalidInputError, ObjectNotFoundError
 from omniembed.server.errors import LimitExceededError
 from omniembed.server.filters_json import from_json
 from omniembed.server.images import decode_image, image_bytes
@@ -149,6 +149,10 @@ async def create_collection(body: CreateCollection, state: StateDep) -> dict[str
     from omniembed.store import SelfProvided, Vectorizer
 
     db = state.require_db()
+    if db.collections.exists(body.name):
+        raise CollectionExistsError(
+            f"a collection named {body.name!r} exists; delete it or pick another name"
+        )
     vectors: dict[str, Any] = {}
     for name, spec in body.vectors.items():
         if spec.self_provided:
