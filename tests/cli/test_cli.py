@@ -67,6 +67,7 @@ def test_input_errors_exit_2(minilm_dir: Path, tmp_path: Path, capsys: pytest.Ca
     assert "Missing" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_info_and_bench(minilm_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["-q", "info", str(minilm_dir)]) == OK
     facts = json.loads(capsys.readouterr().out)
@@ -77,6 +78,7 @@ def test_info_and_bench(minilm_dir: Path, capsys: pytest.CaptureFixture[str]) ->
     assert json.loads(capsys.readouterr().out)["texts_per_second"] > 0
 
 
+@pytest.mark.slow
 def test_import_then_search(minilm_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "articles.jsonl"
     records = [
