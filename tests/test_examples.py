@@ -45,8 +45,9 @@ def test_demo_builds_the_database_and_serves_the_search_page(tmp_path: Path) -> 
     script = str(EXAMPLES / "demo_server.py")
     command = [sys.executable, script, "--db", str(tmp_path / "db"), "--port", str(port)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.DEVNULL, "text": True}
-    with subprocess.Popen(command, env=env, **pipes) as demo:  # type: ignore[call-overload]
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    ) as demo:
         try:
             assert demo.stdout is not None
             lines = [demo.stdout.readline() for _ in range(3)]
