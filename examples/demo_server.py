@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import omniembed as oe
-from omniembed import SentenceTransformer
 
 DATA = Path(__file__).resolve().parent / "data"
 SHAPES = [
@@ -52,7 +52,7 @@ def draw(shape: str, colour: tuple[int, int, int]) -> Any:
     return image
 
 
-def build(folder: Path, model: SentenceTransformer) -> oe.Database:
+def build(folder: Path, model: Any) -> oe.Database:
     """Create the demo database from scratch: 100 articles and a few drawn shapes."""
     if folder.exists():
         shutil.rmtree(folder)
@@ -87,6 +87,11 @@ def main() -> None:
     parser.add_argument("--build-only", action="store_true", help="build the database and stop")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # The server runs the model off the event loop's thread; OpenMP's active waiting would make the
+    # idle threads spin on the cores the model needs (see omniembed/cli/serve.py). Set before torch loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from omniembed import SentenceTransformer
+
     model = SentenceTransformer(args.model)
     db = build(args.db, model)
     if args.build_only:
