@@ -176,19 +176,17 @@ def main() -> None:
         uvicorn.run(naive_app(minilm_dir()), host="127.0.0.1", port=args.naive_server, log_level="warning")
         return
     sentences = sts_sentences()
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {sys.version[:6]}"
-    )
+    machine = platform.processor() or platform.machine()
+    print(f"machine: {machine}, {os.cpu_count()} cores, Python {platform.python_version()}")
     rows = run_server("omniembed", args.port, args, sentences) + run_server(
         "naive", args.port + 1, args, sentences
     )
     print("\n| server | clients | requests | req/s | p50 ms | p95 ms | p99 ms | errors | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
-        print(
-            f"| {row['server']} | {row['clients']} | {row['requests']} | {row['rps']:.1f} | {row['p50_ms']:.1f} | "
-            f"{row['p95_ms']:.1f} | {row['p99_ms']:.1f} | {row['errors']} | {row['rss_mb']:.0f} |"
-        )
+        cells = [row["server"], row["clients"], row["requests"], f"{row['rps']:.1f}", f"{row['p50_ms']:.1f}"]
+        cells += [f"{row['p95_ms']:.1f}", f"{row['p99_ms']:.1f}", row["errors"], f"{row['rss_mb']:.0f}"]
+        print("| " + " | ".join(map(str, cells)) + " |")
     ours = {row["clients"]: row["rps"] for row in rows if row["server"] == "omniembed"}
     for row in rows:
         if row["server"] == "naive":
