@@ -134,3 +134,17 @@ def test_server_without_model_says_so() -> None:
         response = httpx.post(f"{url}/v1/embeddings", json={"input": "x"})
         assert response.status_code == 404
         assert "--model" in response.json()["error"]["message"]
+
+
+def test_missing_server_extra_names_the_install_command() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['fastapi'] = None\n"
+        "from omniembed.errors import MissingExtraError\n"
+        "try:\n    from omniembed.server import create_app\n"
+        "except MissingExtraError as error:\n    print(error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "pip install 'omniembed[server]'" in result.stdout

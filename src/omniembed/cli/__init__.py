@@ -6,7 +6,7 @@ Exit codes scripts can rely on:
 0     success
 1     usage error (unknown command or option, missing argument)
 2     input error (a file, model, database or collection that cannot be read or found,
-      or a value the command cannot take)
+      a value the command cannot take, or a missing optional dependency)
 3     partial success: ``import`` stored some objects and refused others
 4     internal error (a bug: please report it with the log)
 ====  ==============================================================================
@@ -25,10 +25,18 @@ logger = logging.getLogger("omniembed.cli")
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (``sys.argv[1:]`` by default) and return the exit code."""
-    import typer
-
-    from omniembed.cli.commands import app
     from omniembed.errors import OmniembedError
+
+    try:
+        import typer
+
+        from omniembed.cli.commands import app
+    except ImportError as error:
+        print(
+            f"omniembed: the command line needs {error.name}: pip install 'omniembed[server]'",
+            file=sys.stderr,
+        )
+        return INPUT_ERROR
 
     command = typer.main.get_command(app)
     try:
