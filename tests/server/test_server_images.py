@@ -84,3 +84,30 @@ def test_near_image_over_rest(served: tuple[str, Any]) -> None:
     assert hits[0]["properties"]["caption"] == "green"
     listed = httpx.get(f"{url}/v1/collections").json()["collections"][0]
     assert "image" in listed["modalities"]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_page_searches_by_a_dropped_image(served: tuple[str, Any], tmp_path: Path) -> None:
+    import shutil
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.skip("apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    url, _ = served
+    file = tmp_path / "query.png"
+    picture((30, 40, 210)).save(file)
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            page.wait_for_selector("#drop", state="visible")  # shown for image-capable collections only
+            page.set_input_files("#image-file", str(file))
+            page.wait_for_function("document.querySelector('#status').textContent.includes('near_image')")
+            assert page.locator(".result .title").first.inner_text() == "blue"
+            assert page.locator(".result img").count() == 3
+        finally:
+            browser.close()
