@@ -136,7 +136,8 @@ def synthetic(model: Any, count: int, seed: int = 0) -> tuple[list[str], np.ndar
     vectors = weights * base[pairs[:, 0]] + (1 - weights) * base[pairs[:, 1]]
     vectors += rng.normal(scale=0.02, size=vectors.shape)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    texts = [" ".join(rng.choice(sentences, size=3)) for _ in range(count)]
+    picks = rng.integers(0, len(sentences), size=(count, 3))
+    texts = [" ".join(sentences[i] for i in row) for row in picks.tolist()]
     return texts, vectors.astype(np.float32), query_vectors
 
 

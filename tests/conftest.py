@@ -64,3 +64,45 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+# --- images and multimodal models ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Build a tiny random CLIP folder once per layout: ``tiny_clip("plain" | "legacy" | "v6")``."""
+    import image_factory
+
+    built: dict[str, Path] = {}
+
+    def build(layout: str = "plain") -> Path:
+        if layout not in built:
+            built[layout] = image_factory.build_clip(tmp_path_factory.mktemp(f"clip-{layout}"), layout=layout)
+        return built[layout]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def multilingual_text_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The text half of a tiny multilingual CLIP pairing (DistilBERT + mean + Dense, no Normalize)."""
+    import image_factory
+
+    return image_factory.build_multilingual_text(tmp_path_factory.mktemp("multilingual-text"))
+
+
+@pytest.fixture(scope="session")
+def cifar() -> list[tuple[Path, str]]:
+    """The 500 real CIFAR-10 test images as ``(path, label)`` pairs."""
+    import image_factory
+
+    return image_factory.cifar_images()
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen3-VL embedder folder (Transformer + last-token Pooling + Normalize)."""
+    import image_factory
+
+    return image_factory.build_qwen3_vl(tmp_path_factory.mktemp("qwen3-vl"))

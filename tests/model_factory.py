@@ -443,3 +443,153 @@ def sts_dev_sentences(limit: int | None = None) -> list[str]:
                 if limit is not None and len(seen) >= limit:
                     return list(seen)
     return list(seen)
+
+
+# --- rerankers (cross-encoders and causal-LM yes/no rerankers) ---------------------------------
+
+_RERANK_CORPUS = (*_CORPUS, 'Answer "yes" or "no".', "yes", "no", "Is it relevant? yes. Is it relevant? no.")
+CHATML_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+)
+
+
+def build_cross_encoder(
+    path: Path,
+    *,
+    num_labels: int = 1,
+    activation: str | None = None,
+    layout: str = "plain",
+    max_position_embeddings: int = 128,
+    seed: int = 0,
+) -> Path:
+    """Write a tiny random ``BertForSequenceClassification`` cross-encoder folder.
+
+    Args:
+        path: Target folder (created).
+        num_labels: Labels of the classification head.
+        activation: Activation class path to save, or None for the default.
+        layout: ``"plain"`` (a Hugging Face checkpoint; the activation goes in ``config.json`` as
+            sentence-transformers 4/5 wrote it) or ``"v6"`` (``modules.json`` + the activation in
+            ``config_sentence_transformers.json``).
+        max_position_embeddings: Size of the position table (the tokenizer allows 512).
+        seed: ``torch.manual_seed`` value for the weights.
+
+    Returns:
+        ``path``.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    config = transformers.BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=max_position_embeddings,
+        num_labels=num_labels,
+    )
+    if layout == "plain" and activation is not None:
+        config.sentence_transformers = {"activation_fn": activation}
+    transformers.BertForSequenceClassification(config).save_pretrained(str(path))
+    transformers.AutoTokenizer.from_pretrained(str(MINILM_DIR)).save_pretrained(str(path))
+    if layout == "v6":
+        write_json(
+            path / "modules.json", [{"idx": 0, "name": "0", "path": "", "type": _V6_TYPES["transformer"]}]
+        )
+        write_json(
+            path / "sentence_bert_config.json",
+            {
+                "transformer_task": "sequence-classification",
+                "modality_config": {"text": {"method": "forward", "method_output_name": "logits"}},
+                "module_output_name": "scores",
+            },
+        )
+        st_config: dict[str, Any] = {
+            "__version__": _versions("6.2.0"),
+            "model_type": "CrossEncoder",
+            "prompts": {},
+        }
+        st_config["activation_fn"] = activation or "torch.nn.modules.activation.Sigmoid"
+        write_json(path / "config_sentence_transformers.json", st_config)
+    return path
+
+
+def build_qwen3_reranker(path: Path, *, chat_template: bool = False, hidden: int = 32, seed: int = 0) -> Path:
+    """Write a tiny random ``Qwen3ForCausalLM`` whose BPE tokenizer has single "yes" and "no" tokens.
+
+    Args:
+        path: Target folder (created).
+        chat_template: Give the tokenizer a ChatML chat template, as Qwen3-Reranker's has.
+        hidden: Hidden size.
+        seed: ``torch.manual_seed`` value for the weights.
+
+    Returns:
+        ``path``.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=train_bpe_tokenizer(corpus=_RERANK_CORPUS),
+        eos_token=EOS,
+        pad_token=EOS,
+        padding_side="left",
+        model_max_length=128,
+    )
+    if chat_template:
+        tokenizer.chat_template = CHATML_TEMPLATE
+    torch.manual_seed(seed)
+    _tiny_qwen3(len(tokenizer), tokenizer.eos_token_id, hidden).save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))
+    return path
+
+
+# --- late interaction (ColBERT-style multi-vector encoders) -------------------------------------
+
+
+def build_colbert(
+    path: Path,
+    *,
+    out_features: int = 8,
+    query_length: int = 16,
+    document_length: int = 48,
+    attend_to_expansion_tokens: bool = False,
+    seed: int = 0,
+) -> Path:
+    """Write a tiny ColBERT folder in PyLate's layout: BERT + bias-free Dense to ``out_features``.
+
+    ``config_sentence_transformers.json`` carries PyLate's knobs: ``[unused0]``/``[unused1]``
+    prefixes (as answerai-colbert uses), query expansion with ``[MASK]`` up to ``query_length``,
+    ``document_length`` and a punctuation skiplist.
+
+    Returns:
+        ``path``.
+    """
+    import string
+
+    path.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    _tiny_encoder("bert", 32).save_pretrained(str(path))
+    _save_wordpiece_tokenizer(path, "bert", 512)
+    entries = [
+        {"idx": 0, "name": "0", "path": "", "type": _V2_TYPES["transformer"]},
+        {"idx": 1, "name": "1", "path": "1_Dense", "type": "pylate.models.Dense.Dense"},
+    ]
+    write_json(path / "modules.json", entries)
+    write_json(path / "sentence_bert_config.json", {"max_seq_length": 511, "do_lower_case": False})
+    write_dense(path / "1_Dense", (32, out_features), activation="torch.nn.modules.linear.Identity",
+                bias=False, layout="v2", seed=seed + 1)  # fmt: skip
+    config = {
+        "__version__": {"sentence_transformers": "3.4.1", "pylate": "1.1.7", **_versions("3.4.1")},
+        "model_type": "ColBERT",
+        "prompts": {},
+        "default_prompt_name": None,
+        "similarity_fn_name": "MaxSim",
+        "query_prefix": "[unused0]",
+        "document_prefix": "[unused1]",
+        "query_length": query_length,
+        "document_length": document_length,
+        "attend_to_expansion_tokens": attend_to_expansion_tokens,
+        "skiplist_words": list(string.punctuation),
+        "do_query_expansion": True,
+    }
+    write_json(path / "config_sentence_transformers.json", config)
+    return path

@@ -122,7 +122,7 @@ def test_modalities(minilm: SentenceTransformer) -> None:
         (None, "got None"),
         (42, "got a int"),
         (b"bytes", "got a bytes"),
-        ({"text": "x"}, "got a dict"),
+        ({"txt": "x"}, "a dict with keys \\[.txt.\\]"),
         (["fine", None], "index 1 is None"),
         (["fine", "fine", 3.5], "index 2 is a float"),
         ([["nested", "list"]], "index 0 is a list"),

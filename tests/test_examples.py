@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,10 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def run(script: str) -> str:
+def run(script: str, *args: str) -> str:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / script)],
+        [sys.executable, str(EXAMPLES / script), *args],
         capture_output=True,
         text=True,
         env=env,
@@ -71,3 +72,22 @@ def test_demo_builds_the_database_and_serves_the_search_page(tmp_path: Path) -> 
         finally:
             demo.terminate()
             demo.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_text_image_runs_on_a_clip_folder(tiny_clip: Callable[..., Path]) -> None:
+    output = run("text_image.py", str(tiny_clip("legacy")))
+    assert "['text', 'image']" in output
+    assert "(3, 16) (3, 16)" in output
+    assert "(2, 16)" in output
+    for name in ("a red circle: ", "a blue square: ", "a green triangle: "):
+        assert name in output
+
+
+@pytest.mark.slow
+def test_multilingual_image_search_runs_on_a_pair(
+    multilingual_text_dir: Path, tiny_clip: Callable[..., Path]
+) -> None:
+    output = run("multilingual_image_search.py", str(multilingual_text_dir), str(tiny_clip("plain")))
+    assert "(4, 3)" in output
+    assert output.count(" -> a ") == 4

@@ -13,24 +13,54 @@ from omniembed.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
     DatabaseLockedError,
+    InvalidImageError,
     InvalidInputError,
     MissingExtraError,
     ModelFormatError,
     ModelNotFoundError,
     ObjectNotFoundError,
     OmniembedError,
+    UnsupportedModalityError,
 )
 
 if TYPE_CHECKING:
+    from omniembed.cross_encoder import CrossEncoder
+    from omniembed.embedder import EmbeddingModel
     from omniembed.encoder import SentenceTransformer
+    from omniembed.multi_vector import MultiVectorEncoder
+    from omniembed.paired import PairedEncoder
     from omniembed.quantize import quantize_embeddings
-    from omniembed.store import BM25Config, DataObject, Filter, IndexConfig, SelfProvided, Vectorizer, connect
+    from omniembed.store import (
+        BM25Config,
+        DataObject,
+        Filter,
+        IndexConfig,
+        Rerank,
+        SelfProvided,
+        Vectorizer,
+        connect,
+    )
+    from omniembed.zero_shot import zero_shot_classify
 
 _LAZY = {
+    "CrossEncoder": "omniembed.cross_encoder",
+    "MultiVectorEncoder": "omniembed.multi_vector",
     "SentenceTransformer": "omniembed.encoder",
     "quantize_embeddings": "omniembed.quantize",
+    "EmbeddingModel": "omniembed.embedder",
+    "PairedEncoder": "omniembed.paired",
+    "zero_shot_classify": "omniembed.zero_shot",
     **dict.fromkeys(
-        ["BM25Config", "DataObject", "Filter", "IndexConfig", "SelfProvided", "Vectorizer", "connect"],
+        [
+            "BM25Config",
+            "DataObject",
+            "Filter",
+            "IndexConfig",
+            "Rerank",
+            "SelfProvided",
+            "Vectorizer",
+            "connect",
+        ],
         "omniembed.store",
     ),
 }
@@ -39,22 +69,30 @@ __all__ = [
     "BM25Config",
     "CollectionExistsError",
     "CollectionNotFoundError",
+    "CrossEncoder",
     "DataObject",
     "DatabaseLockedError",
+    "EmbeddingModel",
     "Filter",
     "IndexConfig",
+    "InvalidImageError",
     "InvalidInputError",
     "MissingExtraError",
     "ModelFormatError",
     "ModelNotFoundError",
+    "MultiVectorEncoder",
     "ObjectNotFoundError",
     "OmniembedError",
+    "PairedEncoder",
+    "Rerank",
     "SelfProvided",
     "SentenceTransformer",
+    "UnsupportedModalityError",
     "Vectorizer",
     "__version__",
     "connect",
     "quantize_embeddings",
+    "zero_shot_classify",
 ]
 
 

@@ -14,7 +14,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from omniembed.hub import resolve_model_folder
-from omniembed.inputs import text_batch
+from omniembed.images import load_images_in
+from omniembed.inputs import Modality, input_batch, unwrap
 from omniembed.models import (
     Dense,
     Features,
@@ -55,6 +56,8 @@ class SentenceTransformer(nn.Sequential):
         model_kwargs: passed to ``transformers``' ``from_pretrained`` (``{"use_safetensors": False}``
             opts in to pickle-based ``.bin`` weights).
         tokenizer_kwargs: passed to the tokenizer's ``from_pretrained``.
+        allow_urls: fetch image inputs given as http(s) URLs (the ``allow_urls`` attribute; a server
+            turns it off so that clients cannot make it fetch arbitrary addresses).
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class SentenceTransformer(nn.Sequential):
         trust_remote_code: bool = False,
         model_kwargs: dict[str, Any] | None = None,
         tokenizer_kwargs: dict[str, Any] | None = None,
+        allow_urls: bool = True,
     ) -> None:
         config = ModelConfig()
         if model_name_or_path is not None:
@@ -107,6 +111,7 @@ class SentenceTransformer(nn.Sequential):
             )
         self.similarity_fn_name = similarity_fn_name or config.similarity_fn_name or "cosine"
         self.truncate_dim = truncate_dim if truncate_dim is not None else config.truncate_dim
+        self.allow_urls = allow_urls
         self.eval()
         self.to(device or default_device())
 
@@ -147,11 +152,11 @@ class SentenceTransformer(nn.Sequential):
         self._similarity_fn_name = value
 
     @property
-    def modalities(self) -> list[str]:
-        """The kinds of input this model embeds."""
-        return ["text"]
+    def modalities(self) -> list[Modality]:
+        """The kinds of input this model embeds, such as ``["text", "image"]`` for a CLIP model."""
+        return list(self.transformer.modalities)
 
-    def supports(self, modality: str | tuple[str, ...]) -> bool:
+    def supports(self, modality: Modality) -> bool:
         """Return whether the model embeds inputs of this modality."""
         return modality in self.modalities
 
@@ -169,7 +174,7 @@ class SentenceTransformer(nn.Sequential):
 
     def encode(
         self,
-        inputs: str | list[str],
+        inputs: Any,
         *,
         prompt_name: str | None = None,
         prompt: str | None = None,
@@ -186,7 +191,8 @@ class SentenceTransformer(nn.Sequential):
         """Embed one input (giving one vector) or a list (giving a matrix, rows in input order).
 
         Args:
-            inputs: a string or a list of strings.
+            inputs: one input or a list: strings, images (PIL images, paths, URLs, arrays, tensors)
+                for models that embed images, or one-key dicts such as ``{"image": img}``.
             prompt_name: the name of one of ``prompts`` to put before each input.
             prompt: a prompt string, which wins over ``prompt_name`` and the default prompt.
             batch_size: inputs per forward pass (inputs are sorted by length first).
@@ -201,8 +207,10 @@ class SentenceTransformer(nn.Sequential):
             normalize_embeddings: scale each embedding to unit length (after ``truncate_dim``).
             truncate_dim: keep the first dimensions of each embedding; defaults to the model's setting.
         """
-        texts, single = text_batch(inputs)
+        items, kinds, single = input_batch(inputs, self.modalities)
         _check_options(batch_size, precision, output_value, truncate_dim)
+        if output_value != "sentence_embedding" and any(kind != "text" for kind in kinds):
+            raise ValueError(f"output_value {output_value!r} is only available for text inputs")
         prompt = self._resolve_prompt(prompt, prompt_name)
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
         if device is not None:
@@ -214,24 +222,24 @@ class SentenceTransformer(nn.Sequential):
             self.to(device)
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
-        batches = self._batches(texts, prompt, batch_size, show_progress_bar)
+        batches = self._routed_batches(items, kinds, prompt, batch_size, show_progress_bar)
         if output_value != "sentence_embedding":
-            rows = _rows_in_input_order(batches, len(texts), output_value)
+            rows = _rows_in_input_order(batches, len(items), output_value)
             if output_value is None and truncate_dim is not None:
                 for row in rows:
                     row["sentence_embedding"] = row["sentence_embedding"][:truncate_dim]
             return rows[0] if single else rows
-        embeddings = self._sentence_embeddings(batches, len(texts), truncate_dim, normalize_embeddings)
+        embeddings = self._sentence_embeddings(batches, len(items), truncate_dim, normalize_embeddings)
         result = _convert(embeddings, precision, convert_to_numpy, convert_to_tensor)
         return result[0] if single else result
 
-    def encode_query(self, inputs: str | list[str], **kwargs: Any) -> Any:
+    def encode_query(self, inputs: Any, **kwargs: Any) -> Any:
         """``encode`` with the model's ``query`` prompt (unless a prompt is given)."""
         if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None and "query" in self.prompts:
             kwargs["prompt_name"] = "query"
         return self.encode(inputs, **kwargs)
 
-    def encode_document(self, inputs: str | list[str], **kwargs: Any) -> Any:
+    def encode_document(self, inputs: Any, **kwargs: Any) -> Any:
         """``encode`` with the model's ``document``, ``passage`` or ``corpus`` prompt, the first it has."""
         if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None:
             name = next((name for name in DOCUMENT_PROMPT_NAMES if name in self.prompts), None)
@@ -270,6 +278,45 @@ class SentenceTransformer(nn.Sequential):
         if name not in self.prompts:
             raise ValueError(f"prompt_name {name!r} is not one of the model's prompts {sorted(self.prompts)}")
         return self.prompts[name]
+
+    def _routed_batches(
+        self, items: list[Any], kinds: list[Modality], prompt: str | None, batch_size: int, progress: bool
+    ) -> Iterator[tuple[np.ndarray, Features]]:
+        """Batch each modality on its own path; indices in what is yielded point into ``items``."""
+        if all(kind == "text" for kind in kinds) and not self.transformer.chat_inputs:
+            return self._batches([unwrap(item, "text") for item in items], prompt, batch_size, progress)
+        return self._grouped_batches(items, kinds, prompt, batch_size, progress)
+
+    def _grouped_batches(
+        self, items: list[Any], kinds: list[Modality], prompt: str | None, batch_size: int, progress: bool
+    ) -> Iterator[tuple[np.ndarray, Features]]:
+        groups: dict[Modality, list[int]] = {}
+        for index, kind in enumerate(kinds):
+            groups.setdefault(kind, []).append(index)
+        for kind, positions in groups.items():
+            values = [unwrap(items[index], kind) for index in positions]
+            if kind == "text" and not self.transformer.chat_inputs:
+                inner = self._batches(values, prompt, batch_size, progress)
+            else:
+                inner = self._media_batches(kind, values, positions, batch_size, prompt)
+            for indices, features in inner:
+                yield np.asarray(positions)[indices], features
+
+    @torch.inference_mode()
+    def _media_batches(
+        self, kind: Modality, values: list[Any], positions: list[int], batch_size: int, prompt: str | None
+    ) -> Iterator[tuple[np.ndarray, Features]]:
+        """Load (lazily, one batch at a time) and forward inputs of one modality that are not plain text
+        for a text model: images, pairs, conversations (and texts for chat-template models)."""
+        for start in range(0, len(values), batch_size):
+            chunk = np.arange(start, min(start + batch_size, len(values)))
+            loaded = [self._load(kind, values[i], positions[i]) for i in chunk]
+            features = self.transformer.preprocess(kind, loaded, prompt)
+            features = {name: value.to(self.device) for name, value in features.items()}
+            yield chunk, self(features)
+
+    def _load(self, kind: Modality, value: Any, index: int) -> Any:
+        return load_images_in(kind, value, index=index, allow_urls=self.allow_urls)
 
     @torch.inference_mode()
     def _batches(

@@ -7,6 +7,8 @@ Every error subclasses :class:`OmniembedError` and a built-in exception, so call
     ├── ModelFormatError (ValueError)            a model folder we cannot read: bad JSON, corrupt weights,
     │                                            missing tokenizer, unknown module type
     ├── InvalidInputError (TypeError)            an input ``encode`` cannot take, with its index
+    │   └── UnsupportedModalityError             an input of a kind the model does not embed
+    ├── InvalidImageError (ValueError)           an image that cannot be read: missing, corrupt, too large
     ├── MissingExtraError (ImportError)          an optional dependency is not installed
     ├── CollectionNotFoundError (KeyError)       no collection with that name in the database
     ├── CollectionExistsError (ValueError)       creating a collection whose name is taken
@@ -35,6 +37,14 @@ class InvalidInputError(OmniembedError, TypeError):
 
 class MissingExtraError(OmniembedError, ImportError):
     """An optional dependency is needed; the message names the extra to install."""
+
+
+class UnsupportedModalityError(InvalidInputError):
+    """An input's modality (image, audio, a text+image pair, ...) is not one the model embeds."""
+
+
+class InvalidImageError(OmniembedError, ValueError):
+    """An image input cannot be read: a missing or corrupt file, a refused URL, or too many pixels."""
 
 
 class CollectionNotFoundError(OmniembedError, KeyError):

@@ -207,3 +207,15 @@ def test_long_inputs_truncate_with_a_count_or_chunk_and_pool(minilm) -> None:  #
         assert len(pieces) > 1
         mean = minilm.encode_document(pieces).mean(axis=0)
         np.testing.assert_allclose(vector, mean / np.linalg.norm(mean), atol=1e-6)
+
+
+def test_update_keeps_vectors_you_brought() -> None:
+    with oe.connect() as db:
+        collection = db.collections.create("A", {"title": "text"}, {"own": oe.SelfProvided(3)})
+        uuid = collection.data.insert({"title": "x"}, vectors={"own": [0.0, 3.0, 4.0]})
+        collection.data.update(uuid, {"title": "y"})
+        stored = collection.data.get_by_id(uuid, include_vector=True)
+        assert stored is not None
+        np.testing.assert_allclose(stored.vectors["own"], [0.0, 0.6, 0.8], atol=1e-7)
+        collection.data.replace(uuid, {"title": "z"}, vectors={"own": [1.0, 0.0, 0.0]})
+        assert collection.query.near_vector([1.0, 0.0, 0.0], limit=1)[0].score == pytest.approx(1.0)

@@ -8,15 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from omniembed.errors import ModelFormatError
+from omniembed.models.clip import CLIPModel, has_media_modalities, is_clip_folder, refuse_vision_language
 from omniembed.models.dense import Dense
 from omniembed.models.module import LoadOptions, Module, read_json, write_json
 from omniembed.models.normalize import Normalize
 from omniembed.models.pooling import Pooling
 from omniembed.models.transformer import Transformer
+from omniembed.models.vision_language import VisionLanguageTransformer, is_vision_language_folder
 from omniembed.similarity import SIMILARITY_FUNCTIONS
 
 MODULE_TYPES: dict[str, type[Module]] = {
-    cls.__name__: cls for cls in (Transformer, Pooling, Dense, Normalize)
+    cls.__name__: cls for cls in (Transformer, Pooling, Dense, Normalize, CLIPModel)
 }
 """The allow-list: class names a ``modules.json`` entry may name. Nothing else is ever imported."""
 
@@ -104,7 +106,14 @@ def load_modules(folder: Path, options: LoadOptions) -> list[Module]:
     modules = []
     for entry in sorted(entries, key=lambda item: int(item.get("idx", 0))):
         cls = module_class(str(entry["type"]))
-        modules.append(cls.load(_module_folder(folder, str(entry.get("path", ""))), options))
+        module_folder = _module_folder(folder, str(entry.get("path", "")))
+        if cls is Transformer:
+            refuse_vision_language(module_folder)
+        if cls is Transformer and is_vision_language_folder(module_folder):
+            cls = VisionLanguageTransformer
+        elif cls is Transformer and has_media_modalities(module_folder):
+            cls = CLIPModel  # the reference's v6 form: one Transformer with text and image modalities
+        modules.append(cls.load(module_folder, options))
     if not isinstance(modules[0], Transformer):
         raise ModelFormatError(f"{modules_file}: the first module must be a Transformer")
     return modules
@@ -119,6 +128,12 @@ def _module_folder(folder: Path, relative: str) -> Path:
 
 
 def _default_modules(folder: Path, options: LoadOptions) -> list[Module]:
+    refuse_vision_language(folder)
+    if is_vision_language_folder(folder):
+        vision_language = VisionLanguageTransformer.load(folder, options)
+        return [vision_language, Pooling(vision_language.dimension, "lasttoken")]
+    if is_clip_folder(folder):
+        return [CLIPModel.load(folder, options)]
     transformer = Transformer.load(folder, options)
     if transformer.is_decoder:
         transformer.tokenizer.padding_side = "left"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from omniembed.errors import ModelFormatError
 from omniembed.models.module import Features, LoadOptions, Module, pickle_refused, read_json, write_json
@@ -49,6 +49,8 @@ class Transformer(Module):
 
     config_file_name = "sentence_bert_config.json"
     reference_type = "sentence_transformers.base.modules.transformer.Transformer"
+    modalities: ClassVar[list[Any]] = ["text"]
+    chat_inputs: ClassVar[bool] = False
 
     def __init__(self, model: Any, tokenizer: Any, do_lower_case: bool = False) -> None:
         super().__init__()
@@ -97,6 +99,12 @@ class Transformer(Module):
         )
         truncated = sum(1 for encoding in batch.encodings or () if encoding.overflowing)
         return {name: batch[name] for name in self._inputs if name in batch}, truncated
+
+    def preprocess(
+        self, modality: str | tuple[str, ...], values: list[Any], prompt: str | None = None
+    ) -> Features:
+        """Turn loaded non-text inputs into model inputs; a text model takes none."""
+        raise ValueError(f"{type(self).__name__} embeds {self.modalities}, not {modality}")
 
     def prompt_length(self, prompt: str) -> int:
         """Count the tokens a prompt takes at the start of an input (its trailing special token excluded)."""
@@ -148,20 +156,27 @@ class Transformer(Module):
         model = _load_model(folder, options, config)
         tokenizer = _load_tokenizer(folder, options, config)
         module = cls(model, tokenizer, do_lower_case=bool(config.get("do_lower_case", False)))
-        # An explicit tokenizer model_max_length wins, then the folder's max_seq_length, then the
-        # tokenizer's own limit capped by the position table.
-        if "model_max_length" in {**config["tokenizer_kwargs"], **options.tokenizer_kwargs}:
-            return module
-        if config.get("max_seq_length"):
-            module.max_seq_length = int(config["max_seq_length"])
-            return module
-        positions = getattr(model.config, "max_position_embeddings", None)
-        if isinstance(positions, int) and positions > 0:
-            module.max_seq_length = min(module.max_seq_length, positions)
+        set_max_length(module, config, options)
         return module
 
 
-def _read_module_config(folder: Path) -> dict[str, Any]:
+def set_max_length(module: Transformer, config: dict[str, Any], options: LoadOptions) -> None:
+    """Set the truncation length the way the reference library does.
+
+    An explicit tokenizer ``model_max_length`` wins, then the folder's ``max_seq_length``, then the
+    tokenizer's own limit capped by the position table.
+    """
+    if "model_max_length" in {**config["tokenizer_kwargs"], **options.tokenizer_kwargs}:
+        return
+    if config.get("max_seq_length"):
+        module.max_seq_length = int(config["max_seq_length"])
+        return
+    positions = getattr(module.auto_model.config.get_text_config(), "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        module.max_seq_length = min(module.max_seq_length, positions)
+
+
+def _read_module_config(folder: Path, *, text_only: bool = True) -> dict[str, Any]:
     config: dict[str, Any] = {}
     for name in CONFIG_FILE_NAMES:
         config = read_json(folder / name, missing_ok=True)
@@ -176,6 +191,8 @@ def _read_module_config(folder: Path) -> dict[str, Any]:
     if task != "feature-extraction":
         raise ModelFormatError(f"{folder}: transformer_task {task!r} is not supported for embeddings")
     modalities = config.get("modality_config", _TEXT_MODALITY)
+    if not text_only:
+        return config
     if set(modalities) != {"text"}:
         raise ModelFormatError(
             f"{folder}: modalities {sorted(modalities)} are not supported yet; only text models load"

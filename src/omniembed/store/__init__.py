@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from omniembed.store.collection import Collection
+from omniembed.store.collection import Collection, Rerank
 from omniembed.store.config import CollectionConfig, IndexConfig, VectorConfig
 from omniembed.store.data import DataObject
 from omniembed.store.database import Collections, Database, SelfProvided, connect
@@ -23,6 +23,7 @@ __all__ = [
     "IndexConfig",
     "Object",
     "QueryResult",
+    "Rerank",
     "SelfProvided",
     "VectorConfig",
     "Vectorizer",

@@ -4,15 +4,39 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from omniembed.store.backend import Backend, Hit, StoredObject
 from omniembed.store.config import CollectionConfig
 from omniembed.store.data import DataAPI
+from omniembed.store.keyword import text_of
 from omniembed.store.query import QueryAPI
 from omniembed.store.results import BatchResult, Object, QueryResult
 from omniembed.store.vectorizer import EmbeddingCache, Vectorizer
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Rerank:
+    """Rerank a query's results with a cross-encoder (anything with ``rank(query, documents, top_k)``).
+
+    Args:
+        reranker: a ``CrossEncoder`` or another object with that ``rank`` method.
+        property: the text property scored against the query.
+        query: the text to score with; by default the query's own text.
+        candidates: how many results to fetch before reranking (default ``max(50, 4 * limit)``).
+    """
+
+    reranker: Any
+    property: str
+    query: str | None = None
+    candidates: int | None = None
+
+    def depth(self, limit: int) -> int:
+        """How many results to fetch for a query asking for ``limit``."""
+        return max(limit, self.candidates or max(50, 4 * limit))
 
 
 class Collection:
@@ -85,6 +109,25 @@ class Collection:
                 for i, vector in zip(where, batch.vectors, strict=True):
                     if vector is not None:
                         objects[i].vectors[name] = vector
+
+    def rerank(self, result: QueryResult, rerank: Rerank, query: Any, limit: int) -> QueryResult:
+        """Reorder ``result`` by the reranker's score of (query, the object's ``rerank.property``)."""
+        text = rerank.query if rerank.query is not None else query
+        if not isinstance(text, str):
+            raise ValueError(
+                "rerank needs a text query: give Rerank(..., query='...') for vector and image searches"
+            )
+        if rerank.property not in self.config.schema.text_properties:
+            texts = self.config.schema.text_properties
+            raise ValueError(f"rerank reads a text property; {rerank.property!r} is not among {texts}")
+        documents = [text_of(obj.properties.get(rerank.property, "")) for obj in result.objects]
+        ranked = rerank.reranker.rank(text, documents, top_k=limit) if documents else []
+        out = []
+        for hit in ranked:
+            obj = result.objects[int(hit["corpus_id"])]
+            obj.rerank_score = float(hit["score"])
+            out.append(obj)
+        return QueryResult(out)
 
     def results(self, hits: Sequence[Hit], include_vector: bool, *, scored: bool = True) -> QueryResult:
         """Turn backend hits into result objects with properties."""

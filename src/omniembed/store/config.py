@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from omniembed.store.schema import BM25Config, Schema, check_name
 
-Metric = Literal["cosine", "dot", "l2"]
-METRICS = ("cosine", "dot", "l2")
+Metric = Literal["cosine", "dot", "l2", "maxsim"]
+METRICS = ("cosine", "dot", "l2", "maxsim")
 
 
 @dataclass(frozen=True)
@@ -27,15 +27,22 @@ class IndexConfig:
 
 @dataclass(frozen=True)
 class VectorConfig:
-    """One named vector: its size, metric and, when omniembed embeds it, the vectorizer's settings."""
+    """One named vector: its size, metric and, when omniembed embeds it, the vectorizer's settings.
+
+    A multi-vector (late-interaction) vector holds a (tokens x dims) matrix per object and is
+    compared by MaxSim.
+    """
 
     dims: int | None
     metric: Metric = "cosine"
     vectorizer: dict[str, Any] | None = None
+    multi_vector: bool = False
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
             raise ValueError(f"metric {self.metric!r} is not one of {METRICS}")
+        if (self.metric == "maxsim") != self.multi_vector:
+            raise ValueError("multi-vector vectors use the 'maxsim' metric, and only they do")
         if self.dims is not None and self.dims < 1:
             raise ValueError(f"a vector needs at least one dimension, got dims={self.dims}")
 

@@ -123,10 +123,14 @@ class DataAPI:
             old.uuid, cleaned, {k: np.asarray(v, dtype=np.float32) for k, v in (vectors or {}).items()}
         )
         schema = collection.config.schema
-        for name, vectorizer in collection.vectorizers.items():
-            unchanged = vectorizer.input_for(old.properties, schema) == vectorizer.input_for(cleaned, schema)
-            if name not in new.vectors and name in old.vectors and unchanged:
-                new.vectors[name] = old.vectors[name]
+        for name, vector in old.vectors.items():
+            vectorizer = collection.vectorizers.get(name)
+            # Your own vectors stay until you give new ones; vectorized ones stay while their input does.
+            unchanged = vectorizer is None or (
+                vectorizer.input_for(old.properties, schema) == vectorizer.input_for(cleaned, schema)
+            )
+            if name not in new.vectors and unchanged:
+                new.vectors[name] = vector
         result = BatchResult()
         collection.vectorize([new], result, [0])
         if result.errors:

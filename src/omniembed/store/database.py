@@ -21,10 +21,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SelfProvided:
-    """A named vector whose vectors you bring yourself (``dims`` is taken from the first one if omitted)."""
+    """A named vector whose vectors you bring yourself (``dims`` is taken from the first one if omitted).
+
+    With ``multi_vector=True`` each object holds a (tokens x dims) matrix, compared by MaxSim.
+    """
 
     dims: int | None = None
     metric: Metric = "cosine"
+    multi_vector: bool = False
 
 
 def connect(path: str | os.PathLike[str] = ":memory:", **options: Any) -> Database:
@@ -109,10 +113,17 @@ class Collections:
             if isinstance(spec, Vectorizer):
                 spec.bind(schema)
                 vectorizers[vector_name] = spec
-                configs[vector_name] = VectorConfig(spec.dims, spec.metric, spec.to_json())  # type: ignore[arg-type]
+                metric = spec.metric
+                configs[vector_name] = VectorConfig(
+                    spec.dims,
+                    metric,  # type: ignore[arg-type]
+                    spec.to_json(),
+                    multi_vector=metric == "maxsim",
+                )
             else:
                 spec = spec or SelfProvided()
-                configs[vector_name] = VectorConfig(spec.dims, spec.metric)
+                metric = "maxsim" if spec.multi_vector else spec.metric
+                configs[vector_name] = VectorConfig(spec.dims, metric, multi_vector=spec.multi_vector)
         config = CollectionConfig(name, schema, configs, bm25 or BM25Config(), index or IndexConfig())
         self._backend.create(config)
         logger.info("created collection %s", name)

@@ -26,6 +26,7 @@ from omniembed.store.backend import Hit, StoredObject
 from omniembed.store.config import CollectionConfig, VectorConfig
 from omniembed.store.filters import Filter, to_sql
 from omniembed.store.keyword import KeywordIndex
+from omniembed.store.multi_vector_index import MultiVectorIndex
 from omniembed.store.vector_index import VectorIndex
 
 logger = logging.getLogger(__name__)
@@ -39,13 +40,16 @@ class _Tables:
         self.ident, self.config, self.folder = ident, config, folder
         self.objects, self.vectors = f"objects_{ident}", f"vectors_{ident}"
         self.keyword = KeywordIndex(config.schema.text_properties, config.bm25)
-        self.indexes: dict[str, VectorIndex] = {}
+        self.indexes: dict[str, VectorIndex | MultiVectorIndex] = {}
         for name, vector in config.vectors.items():
             if vector.dims is not None:
                 self.make_index(name, vector)
 
-    def make_index(self, name: str, vector: VectorConfig) -> VectorIndex:
+    def make_index(self, name: str, vector: VectorConfig) -> VectorIndex | MultiVectorIndex:
         assert vector.dims is not None
+        if vector.multi_vector:
+            self.indexes[name] = MultiVectorIndex(vector.dims)
+            return self.indexes[name]
         path = self.folder / f"{self.ident}.{name}.hnsw" if self.folder is not None else None
         self.indexes[name] = VectorIndex(vector.dims, vector.metric, self.config.index, path)
         return self.indexes[name]
@@ -100,8 +104,12 @@ class EmbeddedBackend:
             )
             slots, blobs = _unzip(rows)
             if slots:
-                vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(slots), index.dims)
-                index.add(np.array(slots, dtype=np.int64), vectors, grow_graph=False)
+                if isinstance(index, MultiVectorIndex):
+                    matrices = [index.prepare_one(np.frombuffer(blob, dtype=np.float32)) for blob in blobs]
+                    index.add(np.array(slots, dtype=np.int64), matrices)
+                else:
+                    vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(slots), index.dims)
+                    index.add(np.array(slots, dtype=np.int64), vectors, grow_graph=False)
             index.load_graph()
         return tables
 
@@ -248,7 +256,7 @@ class EmbeddedBackend:
             allowed = self._allowed(tables, where)
             slots, distances = index.search(np.asarray(query, dtype=np.float32), limit, allowed)
             metric = tables.config.vectors[vector].metric
-            scores = 1.0 - distances if metric == "cosine" else -distances
+            scores = 1.0 - distances if metric == "cosine" else -distances  # dot, l2 and maxsim negate
             return self._hits(tables, slots, scores, distances)
 
     def keyword_search(
@@ -307,7 +315,7 @@ class EmbeddedBackend:
                 )
             index = tables.make_index(name, tables.config.vectors[name])
         try:
-            prepared: np.ndarray = index.prepare(np.asarray(vector).reshape(1, -1))[0]
+            prepared = index.prepare_one(np.asarray(vector))
         except ValueError as error:
             raise ValueError(f"vector {name!r}: {error}") from None
         return prepared
@@ -346,7 +354,9 @@ class EmbeddedBackend:
                 slots.append(seq)
                 vectors.append(vector)
         for name, (slots, vectors) in by_vector.items():
-            tables.indexes[name].add(np.array(slots, dtype=np.int64), np.stack(vectors))
+            index = tables.indexes[name]
+            stacked = vectors if isinstance(index, MultiVectorIndex) else np.stack(vectors)
+            index.add(np.array(slots, dtype=np.int64), stacked)  # type: ignore[arg-type]
 
     def _unindex(self, tables: _Tables, seqs: list[int]) -> None:
         for seq in seqs:

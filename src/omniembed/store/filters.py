@@ -210,9 +210,11 @@ def _condition(cond: Condition, schema: Schema, params: list[Any]) -> str:
 
 def _contains(column: str, kind: str, op: str, values: list[Any], params: list[Any]) -> str:
     marks = ", ".join("?" * len(values))
+    if not kind.endswith("[]") and op == "contains_all" and len(set(values)) > 1:
+        return "0"  # a scalar cannot equal two different values (and "0" takes no parameters)
     params.extend(values)
     if not kind.endswith("[]"):
-        return f"({column} IN ({marks}))" if op == "contains_any" or len(set(values)) == 1 else "0"
+        return f"({column} IN ({marks}))"
     if op == "contains_any":
         return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value IN ({marks}))"
     params.append(len(set(values)))

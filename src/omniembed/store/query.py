@@ -14,7 +14,7 @@ from omniembed.store.fusion import Fusion, fuse
 from omniembed.store.results import QueryResult
 
 if TYPE_CHECKING:
-    from omniembed.store.collection import Collection
+    from omniembed.store.collection import Collection, Rerank
 
 
 class QueryAPI:
@@ -31,8 +31,18 @@ class QueryAPI:
         target_vector: str | None = None,
         filters: Filter | None = None,
         include_vector: bool = False,
+        rerank: Rerank | None = None,
     ) -> QueryResult:
         """Objects nearest to a text, embedded by the named vector's model with its query prompt."""
+        if rerank is not None:
+            found = self.near_text(
+                query,
+                limit=rerank.depth(limit),
+                target_vector=target_vector,
+                filters=filters,
+                include_vector=include_vector,
+            )
+            return self._collection.rerank(found, rerank, query, limit)
         name = self._collection.target(target_vector, needs_vectorizer=True)
         vector = self._collection.vectorizers[name].embed_query(query)
         return self.near_vector(
@@ -47,8 +57,18 @@ class QueryAPI:
         target_vector: str | None = None,
         filters: Filter | None = None,
         include_vector: bool = False,
+        rerank: Rerank | None = None,
     ) -> QueryResult:
         """Objects nearest to an image (a PIL image, a path or bytes), embedded by the vector's model."""
+        if rerank is not None:
+            found = self.near_image(
+                image,
+                limit=rerank.depth(limit),
+                target_vector=target_vector,
+                filters=filters,
+                include_vector=include_vector,
+            )
+            return self._collection.rerank(found, rerank, None, limit)
         name = self._collection.target(target_vector, needs_vectorizer=True)
         vector = self._collection.vectorizers[name].embed_query(image)
         return self.near_vector(
@@ -63,8 +83,18 @@ class QueryAPI:
         target_vector: str | None = None,
         filters: Filter | None = None,
         include_vector: bool = False,
+        rerank: Rerank | None = None,
     ) -> QueryResult:
         """Objects nearest to a stored object (the object itself comes first)."""
+        if rerank is not None:
+            nearest = self.near_object(
+                uuid,
+                limit=rerank.depth(limit),
+                target_vector=target_vector,
+                filters=filters,
+                include_vector=include_vector,
+            )
+            return self._collection.rerank(nearest, rerank, None, limit)
         name = self._collection.target(target_vector)
         found = self._collection.backend.get(self._collection.name, [uuid], with_vectors=True)
         if not found or name not in found[0].vectors:
@@ -84,8 +114,18 @@ class QueryAPI:
         target_vector: str | None = None,
         filters: Filter | None = None,
         include_vector: bool = False,
+        rerank: Rerank | None = None,
     ) -> QueryResult:
         """Objects nearest to a vector by the named vector's metric."""
+        if rerank is not None:
+            found = self.near_vector(
+                vector,
+                limit=rerank.depth(limit),
+                target_vector=target_vector,
+                filters=filters,
+                include_vector=include_vector,
+            )
+            return self._collection.rerank(found, rerank, None, limit)
         name = self._collection.target(target_vector)
         _check_limit(limit)
         hits = self._collection.backend.vector_search(
@@ -101,8 +141,18 @@ class QueryAPI:
         limit: int = 10,
         filters: Filter | None = None,
         include_vector: bool = False,
+        rerank: Rerank | None = None,
     ) -> QueryResult:
         """Keyword search with BM25; ``query_properties`` may boost, as in ``["title^2", "body"]``."""
+        if rerank is not None:
+            found = self.bm25(
+                query,
+                query_properties=query_properties,
+                limit=rerank.depth(limit),
+                filters=filters,
+                include_vector=include_vector,
+            )
+            return self._collection.rerank(found, rerank, query, limit)
         _check_limit(limit)
         hits = self._keyword(query, query_properties, limit, filters)
         return self._collection.results(hits, include_vector)
@@ -122,6 +172,7 @@ class QueryAPI:
         include_vector: bool = False,
         explain: bool = False,
         candidates: int | None = None,
+        rerank: Rerank | None = None,
     ) -> QueryResult:
         """Vector and BM25 search fused into one ranking (formulas in :mod:`omniembed.store.fusion`).
 
@@ -138,8 +189,25 @@ class QueryAPI:
             include_vector: return the objects' vectors.
             explain: attach each result's score parts to ``Object.explain``.
             candidates: results taken from each side before fusing (default ``max(100, 4 * limit)``).
+            rerank: reorder the fused results with a cross-encoder (see :class:`Rerank`).
         """
         _check_limit(limit)
+        if rerank is not None:
+            found = self.hybrid(
+                query,
+                alpha=alpha,
+                fusion=fusion,
+                rrf_k=rrf_k,
+                limit=rerank.depth(limit),
+                vector=vector,
+                target_vector=target_vector,
+                query_properties=query_properties,
+                filters=filters,
+                include_vector=include_vector,
+                explain=explain,
+                candidates=candidates,
+            )
+            return self._collection.rerank(found, rerank, query, limit)
         depth = candidates or max(100, 4 * limit)
         vector_hits: list[Hit] = []
         if alpha > 0:

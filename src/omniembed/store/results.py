@@ -19,6 +19,7 @@ class Object:
         score: higher is better (similarity for vector search, BM25 or fused score otherwise).
         distance: the metric distance for vector search, else ``None``.
         vectors: the named vectors, when asked for with ``include_vector=True``.
+        rerank_score: the reranker's score, when the query asked for ``rerank=``.
         explain: for hybrid queries, the parts of the score: ``vector_rank``, ``vector_score``,
             ``bm25_rank``, ``bm25_score``, ``vector_part``, ``bm25_part``, ``fused``.
     """
@@ -29,6 +30,7 @@ class Object:
     distance: float | None = None
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
     explain: dict[str, float | int | None] | None = None
+    rerank_score: float | None = None
 
 
 @dataclass

@@ -49,6 +49,11 @@ class VectorIndex:
             vectors = vectors / norms
         return vectors
 
+    def prepare_one(self, vector: np.ndarray) -> np.ndarray:
+        """Check and normalise one vector (see :meth:`prepare`)."""
+        prepared: np.ndarray = self.prepare(np.asarray(vector).reshape(1, -1))[0]
+        return prepared
+
     def add(self, slots: np.ndarray, vectors: np.ndarray, *, grow_graph: bool = True) -> None:
         """Add prepared vectors under new slots (building the graph once past the flat threshold)."""
         count = len(self.rows)

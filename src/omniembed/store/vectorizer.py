@@ -8,6 +8,7 @@ import io
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -16,6 +17,8 @@ from omniembed.errors import MissingExtraError
 from omniembed.store.schema import Schema
 
 LongInputs = Literal["truncate", "chunk"]
+# Model classes a stored vectorizer may load by name (an allow-list: nothing else is imported).
+_LOADERS = {"SentenceTransformer": "omniembed.encoder", "MultiVectorEncoder": "omniembed.multi_vector"}
 _METRICS = {"cosine": "cosine", "dot": "dot", "euclidean": "l2"}
 
 
@@ -53,6 +56,8 @@ class Vectorizer:
         document_prompt_name: a prompt for objects other than the model's document prompt.
         batch_size: inputs per model call.
         model_kwargs: keyword arguments for loading the model by name.
+        model_class: the class that loads the model by name: ``"SentenceTransformer"`` (default) or
+            ``"MultiVectorEncoder"`` for late-interaction models; taken from a loaded model.
 
     >>> Vectorizer("all-MiniLM-L6-v2", properties=["title", "body"]).properties
     ['title', 'body']
@@ -69,6 +74,7 @@ class Vectorizer:
         document_prompt_name: str | None = None,
         batch_size: int = 32,
         model_kwargs: Mapping[str, Any] | None = None,
+        model_class: str = "SentenceTransformer",
     ) -> None:
         if long_inputs not in ("truncate", "chunk"):
             raise ValueError(f"long_inputs must be 'truncate' or 'chunk', got {long_inputs!r}")
@@ -76,9 +82,14 @@ class Vectorizer:
             self.model_name: str | None = os.fspath(model)
             self._model: Any = None
         else:
+            model_class = type(model).__name__
             name = getattr(model, "name_or_path", None)
-            self.model_name = str(name) if name is not None else None
+            # Only a model we can load again by name is stored by name; others are passed on reopening.
+            self.model_name = str(name) if name is not None and model_class in _LOADERS else None
             self._model = model
+        if model_class not in _LOADERS and self._model is None:
+            raise ValueError(f"model_class {model_class!r} is not one of {sorted(_LOADERS)}")
+        self.model_class = model_class
         self.properties = list(properties) if properties is not None else None
         self.include_property_names = include_property_names
         self.long_inputs: LongInputs = long_inputs
@@ -91,19 +102,31 @@ class Vectorizer:
     def model(self) -> Any:
         """The model, loaded on first use when given by name."""
         if self._model is None:
-            from omniembed.encoder import SentenceTransformer
-
-            self._model = SentenceTransformer(self.model_name, **self.model_kwargs)
+            loader = getattr(import_module(_LOADERS[self.model_class]), self.model_class)
+            self._model = loader(self.model_name, **self.model_kwargs)
         return self._model
 
     @property
     def dims(self) -> int:
-        """Size of the vectors this vectorizer makes."""
-        return int(self.model.get_sentence_embedding_dimension())
+        """Size of the vectors this vectorizer makes (of each token vector for multi-vector models)."""
+        size = (
+            getattr(self.model, "get_sentence_embedding_dimension", None)
+            or self.model.get_embedding_dimension
+        )
+        return int(size())
+
+    @property
+    def multi_vector(self) -> bool:
+        """Whether the model makes one matrix of token vectors per input (late interaction)."""
+        from omniembed.multi_vector import MultiVectorEncoder
+
+        return isinstance(self.model, MultiVectorEncoder)
 
     @property
     def metric(self) -> str:
         """The store metric matching the model's similarity function."""
+        if self.multi_vector:
+            return "maxsim"
         return _METRICS.get(getattr(self.model, "similarity_fn_name", "cosine"), "cosine")
 
     def to_json(self) -> dict[str, Any]:
@@ -117,6 +140,7 @@ class Vectorizer:
             "document_prompt_name": self.document_prompt_name,
             "batch_size": self.batch_size,
             "model_kwargs": self.model_kwargs,
+            "model_class": self.model_class,
         }
 
     @classmethod
@@ -165,6 +189,8 @@ class Vectorizer:
             cache = None
         keys = [self._key(item) if item is not None else None for item in inputs]
         cached = cache.get_many([k for k in keys if k is not None]) if cache is not None else {}
+        if cached and self.multi_vector:  # the cache keeps flat blobs
+            cached = {key: vector.reshape(-1, self.dims) for key, vector in cached.items()}
         todo = [i for i, key in enumerate(keys) if key is not None and key not in cached]
         result = Embedded(vectors=[cached.get(key) if key is not None else None for key in keys])
         if todo:
@@ -182,9 +208,34 @@ class Vectorizer:
             vector = self.model.encode(query, prompt_name=self.query_prompt_name, convert_to_numpy=True)
         else:
             vector = self.model.encode_query(query, convert_to_numpy=True)
-        return np.asarray(vector, dtype=np.float32)
+        return np.asarray(vector, dtype=np.float32)  # a matrix for multi-vector models
 
     def _encode(self, inputs: list[Any]) -> np.ndarray:
+        supports = getattr(self.model, "supports", None)
+        joint = supports is not None and supports(("image", "text"))
+        if joint or not any(isinstance(item, dict) for item in inputs):
+            return np.asarray(self._encode_parts(inputs))
+        # A model without joint text+image inputs (CLIP) embeds each side; the object gets their
+        # normalised mean, as Weaviate's CLIP vectorizer does with equal weights.
+        parts = [
+            part
+            for item in inputs
+            for part in ([item["text"], item["image"]] if isinstance(item, dict) else [item])
+        ]
+        vectors = self._encode_parts(parts).astype(np.float32)
+        out, row = [], 0
+        for item in inputs:
+            if isinstance(item, dict):
+                pair = vectors[row : row + 2] / np.linalg.norm(vectors[row : row + 2], axis=1, keepdims=True)
+                mean = pair.mean(axis=0)
+                out.append(mean / (np.linalg.norm(mean) or 1.0))
+                row += 2
+            else:
+                out.append(vectors[row])
+                row += 1
+        return np.stack(out)
+
+    def _encode_parts(self, inputs: list[Any]) -> Any:
         kwargs: dict[str, Any] = {"batch_size": self.batch_size, "convert_to_numpy": True}
         if self.document_prompt_name is not None:
             return np.asarray(self.model.encode(inputs, prompt_name=self.document_prompt_name, **kwargs))
@@ -193,6 +244,9 @@ class Vectorizer:
     def _encode_documents(self, inputs: list[Any]) -> tuple[list[np.ndarray], int]:
         texts = [i for i, item in enumerate(inputs) if isinstance(item, str)]
         too_long = self._too_long([inputs[i] for i in texts])
+        if self.multi_vector:  # token matrices: long texts are cut at the model's document length
+            matrices = self._encode_parts(inputs)
+            return [np.asarray(matrix, dtype=np.float32) for matrix in matrices], sum(too_long)
         if self.long_inputs == "truncate" or not any(too_long):
             return list(self._encode(inputs).astype(np.float32)), sum(too_long)
         from omniembed.store.chunking import chunk_text
