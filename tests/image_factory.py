@@ -240,7 +240,9 @@ def build_qwen3_vl(path: Path, *, seed: int = 0) -> Path:
     return path
 
 
-def build_colpali(path: Path, *, layout: str = "plain", keep_only_images: bool = False, seed: int = 0) -> Path:
+def build_colpali(
+    path: Path, *, layout: str = "plain", keep_only_images: bool = False, seed: int = 0
+) -> Path:
     """Write a tiny random ``ColPaliForRetrieval`` (tiny Gemma + tiny SigLIP) with its processor.
 
     Images are resized to 28x28 and cut into 14x14 patches, so a page takes 4 image tokens.
@@ -293,9 +295,9 @@ def build_colpali(path: Path, *, layout: str = "plain", keep_only_images: bool =
     )
     torch.manual_seed(seed)
     path.mkdir(parents=True, exist_ok=True)
-    transformers.ColPaliForRetrieval(transformers.ColPaliConfig(vlm_config=vlm, embedding_dim=16)).save_pretrained(
-        str(path)
-    )
+    transformers.ColPaliForRetrieval(
+        transformers.ColPaliConfig(vlm_config=vlm, embedding_dim=16)
+    ).save_pretrained(str(path))
     processor.save_pretrained(str(path))
     if layout == "v6":
         _write_v6_retrieval_files(path, [processor.image_token_id] if keep_only_images else None)

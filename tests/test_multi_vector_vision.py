@@ -1,4 +1,4 @@
-"""Vision late interaction: a tiny random ColPali gives page-image and query token matrices equal to the reference's."""
+"""Vision late interaction: a tiny random ColPali's page and query token matrices equal the reference's."""
 
 from __future__ import annotations
 
@@ -133,7 +133,9 @@ def test_an_unsupported_family_is_refused(folders: dict[str, Path], tmp_path: Pa
         MultiVectorEncoder(folder, device="cpu")
 
 
-def test_a_foreign_module_in_a_v6_retriever_folder_is_refused(folders: dict[str, Path], tmp_path: Path) -> None:
+def test_a_foreign_module_in_a_v6_retriever_folder_is_refused(
+    folders: dict[str, Path], tmp_path: Path
+) -> None:
     folder = tmp_path / "extra"
     shutil.copytree(folders["v6"], folder)
     modules = json.loads((folder / "modules.json").read_text())

@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -84,7 +83,7 @@ class VisionMultiVectorEncoder(MultiVectorEncoder):
     ``MultiVectorEncoder``; ``tokenizer_kwargs`` go to the processor.
     """
 
-    def __init__(  # noqa: PLR0913 (the MultiVectorEncoder signature)
+    def __init__(
         self,
         model_name_or_path: str | os.PathLike[str],
         *,
@@ -141,7 +140,7 @@ class VisionMultiVectorEncoder(MultiVectorEncoder):
         """Return the width of each token vector (the model's ``embedding_dim``)."""
         return int(self.model.config.embedding_dim)
 
-    def encode(  # type: ignore[override]
+    def encode(
         self,
         inputs: Any,
         *,
