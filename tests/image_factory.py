@@ -334,3 +334,54 @@ def _write_v6_retrieval_files(path: Path, keep_only_token_ids: list[int] | None)
         "similarity_fn_name": None,
     }
     mf.write_json(path / "config_sentence_transformers.json", st)
+
+
+def build_colqwen2(path: Path, *, seed: int = 0) -> Path:
+    """Write a tiny random ``ColQwen2ForRetrieval`` (tiny Qwen2-VL) with its Pillow-backend processor.
+
+    Images are kept between 32x32 and 64x64 pixels in 8x8 patches, 2x2 patches merging into one token.
+    """
+    tokenizer = vl_tokenizer()
+    tokenizer.chat_template = None  # ColQwen2's processor writes its own prompts
+    image_processor = transformers.Qwen2VLImageProcessorPil(
+        min_pixels=32 * 32, max_pixels=64 * 64, patch_size=8, merge_size=2, temporal_patch_size=2
+    )
+    processor = transformers.ColQwen2Processor(image_processor=image_processor, tokenizer=tokenizer)
+    ids = {name: tokenizer.convert_tokens_to_ids(name) for name in _VL_SPECIALS}
+    text = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 512,
+        "rope_scaling": {"rope_type": "default", "mrope_section": [1, 1, 2]},
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.eos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    vision = {
+        "depth": 2,
+        "embed_dim": 32,
+        "hidden_size": 32,
+        "num_heads": 2,
+        "mlp_ratio": 2,
+        "patch_size": 8,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+    }
+    vlm = transformers.Qwen2VLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+    torch.manual_seed(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    config = transformers.ColQwen2Config(vlm_config=vlm, embedding_dim=16)
+    transformers.ColQwen2ForRetrieval(config).save_pretrained(str(path))
+    processor.save_pretrained(str(path))
+    return path

@@ -1,4 +1,4 @@
-"""Vision late interaction: a tiny random ColPali's page and query token matrices equal the reference's."""
+"""Vision late interaction: tiny random ColPali / ColQwen2 page and query matrices equal the reference's."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "plain": imf.build_colpali(root / "plain"),
         "v6": imf.build_colpali(root / "v6", layout="v6"),
         "images_only": imf.build_colpali(root / "images_only", layout="v6", keep_only_images=True),
+        "colqwen2": imf.build_colqwen2(root / "colqwen2"),
     }
 
 
@@ -61,7 +62,7 @@ def test_a_for_retrieval_folder_loads_as_the_vision_encoder(model: MultiVectorEn
     assert model.get_embedding_dimension() == 16
 
 
-@pytest.mark.parametrize("layout", ["plain", "v6", "images_only"])
+@pytest.mark.parametrize("layout", ["plain", "v6", "images_only", "colqwen2"])
 def test_token_vectors_equal_the_reference(folders: dict[str, Path], pages: list[Path], layout: str) -> None:
     ours = MultiVectorEncoder(folders[layout], device="cpu")
     theirs = reference(folders[layout])
@@ -127,9 +128,12 @@ def test_an_unsupported_family_is_refused(folders: dict[str, Path], tmp_path: Pa
     folder = tmp_path / "colqwen"
     shutil.copytree(folders["plain"], folder)
     config = json.loads((folder / "config.json").read_text())
-    config.update(model_type="colqwen2", architectures=["ColQwen2ForRetrieval"])
+    config.update(model_type="colmodernvbert", architectures=["ColModernVBertForRetrieval"])
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelFormatError, match=r"'colqwen2' late-interaction retriever.*only \['colpali'\]"):
+    with pytest.raises(
+        ModelFormatError,
+        match=r"'colmodernvbert' late-interaction retriever.*supported: \['colpali', 'colqwen2'\]",
+    ):
         MultiVectorEncoder(folder, device="cpu")
 
 
@@ -150,3 +154,15 @@ def test_bad_inputs_are_named(model: MultiVectorEncoder) -> None:
         model.encode(["a query", 3])
     with pytest.raises(ValueError, match="task must be"):
         model.encode("a query", task="passage")  # type: ignore[arg-type]
+
+
+def test_colqwen2_rows(folders: dict[str, Path], pages: list[Path]) -> None:
+    model = MultiVectorEncoder(folders["colqwen2"], device="cpu")
+    tokenizer = model.tokenizer
+    # A 32x32 page: 4x4 patches of 8 pixels, merged 2x2, so 4 <|image_pad|> tokens in the visual prompt.
+    prompt = model.processor.visual_prompt_prefix.replace("<|image_pad|>", "<|image_pad|>" * 4)
+    page = model.encode_document(pages[0])
+    assert page.shape == (len(tokenizer(prompt, add_special_tokens=False)["input_ids"]), 16)
+    query = f"Query: {QUERIES[1]}{tokenizer.pad_token * 10}\n"
+    expected = len(tokenizer(query, add_special_tokens=False)["input_ids"])
+    assert model.encode_query(QUERIES)[1].shape == (expected, 16)

@@ -1,17 +1,20 @@
-"""Vision-language late interaction (ColPali): page images to patch vectors, queries to token vectors.
+"""Vision-language late interaction (ColPali, ColQwen2): page images to patch vectors.
 
 These models ship as transformers-native ``*ForRetrieval`` folders (``config.json`` + weights +
 processor files), optionally wrapped in the reference library's v6 layout (``modules.json`` with a
 Transformer at the root and a ``MultiVectorMask``). The model's own ``forward`` already projects to
 ``embedding_dim``, L2-normalises and zeroes padding, and its processor adds the visual prompt to
-images and the query prefix plus augmentation tokens to texts.
+images and the query prefix plus augmentation tokens to texts. Both processors run on the Pillow
+image backend, so torchvision is not needed.
 
-Rows kept per input: every position the processor's ``attention_mask`` marks as real. For a
-ColPali page that is the ``image_seq_length`` image tokens, ``<bos>``, the visual prompt
-("Describe the image.") and the closing newline; for a query, ``<bos>``, the query prefix, the
-query, the ten augmentation tokens (the pad token, attended) and the newline. A v6
-``MultiVectorMask`` can further drop skiplist tokens or keep only listed token ids (for example
-only image tokens) on the document side.
+Rows kept per input: every position the processor's ``attention_mask`` marks as real (batch
+padding dropped). For a ColPali page that is the ``image_seq_length`` image tokens, ``<bos>``, the
+visual prompt ("Describe the image.") and the closing newline; for a ColPali query, ``<bos>``,
+"Question: ", the query, ten augmentation tokens (the pad token, attended) and a newline. A
+ColQwen2 page is its visual prompt template with one ``<|image_pad|>`` per merged patch; a ColQwen2
+query is "Query: ", the query, ten augmentation tokens and a newline. A v6 ``MultiVectorMask`` can
+further drop skiplist tokens or keep only listed token ids (for example the image token) on the
+document side.
 """
 
 from __future__ import annotations
@@ -38,7 +41,10 @@ logger = logging.getLogger(__name__)
 
 # model_type -> (model class, processor class) in transformers; only families whose processor runs
 # on the Pillow backend (no torchvision) and that are tested here.
-FAMILIES = {"colpali": ("ColPaliForRetrieval", "ColPaliProcessor")}
+FAMILIES = {
+    "colpali": ("ColPaliForRetrieval", "ColPaliProcessor"),
+    "colqwen2": ("ColQwen2ForRetrieval", "ColQwen2Processor"),
+}
 
 
 def is_vision_retrieval_folder(folder: Path) -> bool:
@@ -53,8 +59,8 @@ def _family(folder: Path) -> tuple[str, str]:
     if model_type not in FAMILIES:
         raise ModelFormatError(
             f"{folder} holds a {model_type!r} late-interaction retriever "
-            f"({', '.join(config.get('architectures') or [])}); only {sorted(FAMILIES)} "
-            "(ColPali) is supported so far"
+            f"({', '.join(config.get('architectures') or [])}); supported: {sorted(FAMILIES)} "
+            "(ColPali, ColQwen2)"
         )
     return FAMILIES[model_type]
 
@@ -75,7 +81,7 @@ def _mask_settings(folder: Path) -> dict[str, Any]:
 
 
 class VisionMultiVectorEncoder(MultiVectorEncoder):
-    """A ``MultiVectorEncoder`` for ColPali-style retrievers: images and texts to token matrices.
+    """A ``MultiVectorEncoder`` for ColPali / ColQwen2 retrievers: images and texts to token matrices.
 
     ``MultiVectorEncoder(folder)`` returns one of these for a ``*ForRetrieval`` folder. Inputs may
     be texts (always rendered as queries by the model's processor, as the model was trained) or
@@ -183,11 +189,8 @@ class VisionMultiVectorEncoder(MultiVectorEncoder):
             values = [items[i] for i in chunk]
             key = "text" if kinds[chunk[0]] == "text" else "images"
             batch = self.processor(**{key: values}, return_tensors="pt")
-            features = {
-                name: value.to(self.device)
-                for name, value in batch.items()
-                if name in ("input_ids", "attention_mask", "token_type_ids", "pixel_values")
-            }
+            # ColPali adds training ``labels`` for images; ColQwen2 adds ``image_grid_thw``.
+            features = {name: value.to(self.device) for name, value in batch.items() if name != "labels"}
             if "pixel_values" in features:
                 features["pixel_values"] = features["pixel_values"].to(self.model.dtype)
             embeddings = self.model(**features).embeddings
