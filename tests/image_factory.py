@@ -385,3 +385,63 @@ def build_colqwen2(path: Path, *, seed: int = 0) -> Path:
     transformers.ColQwen2ForRetrieval(config).save_pretrained(str(path))
     processor.save_pretrained(str(path))
     return path
+
+
+def build_colmodernvbert(path: Path, *, seed: int = 0) -> Path:
+    """Write a tiny random ``ColModernVBertForRetrieval`` (tiny ModernBERT + tiny SigLIP).
+
+    Pages are resized to 56x56 without splitting, cut into 14x14 patches and pixel-shuffled by 2,
+    so a page takes 4 ``<image>`` tokens.
+    """
+    tok = mf.train_bpe_tokenizer()
+    grid = [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)]
+    tok.add_special_tokens(["<|begin_of_text|>", "<pad>", "<global-img>", *grid])
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|begin_of_text|>",
+        eos_token=mf.EOS,
+        pad_token="<pad>",
+        model_max_length=512,
+        padding_side="left",
+    )
+    image_processor = transformers.Idefics3ImageProcessorPil(
+        do_image_splitting=False, size={"longest_edge": 56}, max_image_size={"longest_edge": 56}
+    )
+    processor = transformers.ColModernVBertProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, image_seq_len=4
+    )
+    tk = processor.tokenizer
+    text = {
+        "vocab_size": len(tk),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 512,
+        "pad_token_id": tk.pad_token_id,
+        "bos_token_id": tk.bos_token_id,
+        "eos_token_id": tk.eos_token_id,
+        "cls_token_id": tk.bos_token_id,
+        "sep_token_id": tk.eos_token_id,
+    }
+    vision = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": 56,
+        "patch_size": 14,
+    }
+    vlm = transformers.ModernVBertConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=processor.image_token_id,
+        pixel_shuffle_factor=2,
+        vocab_size=len(tk),
+    )
+    torch.manual_seed(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    config = transformers.ColModernVBertConfig(vlm_config=vlm, embedding_dim=16)
+    transformers.ColModernVBertForRetrieval(config).save_pretrained(str(path))
+    processor.save_pretrained(str(path))
+    return path

@@ -1,4 +1,4 @@
-"""Vision late interaction: tiny random ColPali / ColQwen2 page and query matrices equal the reference's."""
+"""Vision late interaction: tiny random ColPali / ColQwen2 / ColModernVBert token matrices."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "v6": imf.build_colpali(root / "v6", layout="v6"),
         "images_only": imf.build_colpali(root / "images_only", layout="v6", keep_only_images=True),
         "colqwen2": imf.build_colqwen2(root / "colqwen2"),
+        "colmodernvbert": imf.build_colmodernvbert(root / "colmodernvbert"),
     }
 
 
@@ -128,11 +129,11 @@ def test_an_unsupported_family_is_refused(folders: dict[str, Path], tmp_path: Pa
     folder = tmp_path / "colqwen"
     shutil.copytree(folders["plain"], folder)
     config = json.loads((folder / "config.json").read_text())
-    config.update(model_type="colmodernvbert", architectures=["ColModernVBertForRetrieval"])
+    config.update(model_type="colqwen3", architectures=["ColQwen3ForRetrieval"])
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(
         ModelFormatError,
-        match=r"'colmodernvbert' late-interaction retriever.*supported: \['colpali', 'colqwen2'\]",
+        match=r"'colqwen3' late-interaction retriever.*supported: \['colmodernvbert', 'colpali'",
     ):
         MultiVectorEncoder(folder, device="cpu")
 
@@ -166,3 +167,27 @@ def test_colqwen2_rows(folders: dict[str, Path], pages: list[Path]) -> None:
     query = f"Query: {QUERIES[1]}{tokenizer.pad_token * 10}\n"
     expected = len(tokenizer(query, add_special_tokens=False)["input_ids"])
     assert model.encode_query(QUERIES)[1].shape == (expected, 16)
+
+
+def test_colmodernvbert_equals_its_model_called_directly(folders: dict[str, Path], pages: list[Path]) -> None:
+    # The reference library 6.2 calls this processor without the visual prompt for images, which
+    # fails, so the expected matrices come from the transformers model and processor themselves.
+    import transformers
+
+    folder = folders["colmodernvbert"]
+    model = MultiVectorEncoder(folder, device="cpu")
+    processor = transformers.ColModernVBertProcessor.from_pretrained(folder, backend="pil")
+    raw = transformers.ColModernVBertForRetrieval.from_pretrained(folder).eval()
+    images = [Image.open(path).convert("RGB") for path in pages[:3]]
+    for batch, mine in (
+        (processor.process_images(images=images, return_tensors="pt"), model.encode_document(pages[:3])),
+        (processor.process_queries(text=QUERIES, return_tensors="pt"), model.encode_query(QUERIES)),
+    ):
+        with torch.inference_mode():
+            embeddings = raw(**batch).embeddings
+        for row, mask, matrix in zip(embeddings, batch["attention_mask"].bool(), mine, strict=True):
+            np.testing.assert_allclose(matrix, row[mask].numpy(), atol=1e-5)
+    image_rows = model.encode_document(pages[0])
+    ids = processor.process_images(images=images[:1], return_tensors="pt")["input_ids"][0]
+    assert image_rows.shape[0] == len(ids)
+    assert int((ids == processor.image_token_id).sum()) == 4

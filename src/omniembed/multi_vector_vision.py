@@ -1,20 +1,22 @@
-"""Vision-language late interaction (ColPali, ColQwen2): page images to patch vectors.
+"""Vision-language late interaction (ColPali, ColQwen2, ColModernVBert): page images to patch vectors.
 
 These models ship as transformers-native ``*ForRetrieval`` folders (``config.json`` + weights +
 processor files), optionally wrapped in the reference library's v6 layout (``modules.json`` with a
 Transformer at the root and a ``MultiVectorMask``). The model's own ``forward`` already projects to
 ``embedding_dim``, L2-normalises and zeroes padding, and its processor adds the visual prompt to
-images and the query prefix plus augmentation tokens to texts. Both processors run on the Pillow
-image backend, so torchvision is not needed.
+images and the query prefix plus augmentation tokens to texts. The three processors run on the
+Pillow image backend, so torchvision is not needed.
 
 Rows kept per input: every position the processor's ``attention_mask`` marks as real (batch
 padding dropped). For a ColPali page that is the ``image_seq_length`` image tokens, ``<bos>``, the
 visual prompt ("Describe the image.") and the closing newline; for a ColPali query, ``<bos>``,
 "Question: ", the query, ten augmentation tokens (the pad token, attended) and a newline. A
 ColQwen2 page is its visual prompt template with one ``<|image_pad|>`` per merged patch; a ColQwen2
-query is "Query: ", the query, ten augmentation tokens and a newline. A v6 ``MultiVectorMask`` can
-further drop skiplist tokens or keep only listed token ids (for example the image token) on the
-document side.
+query is "Query: ", the query, ten augmentation tokens and a newline. A ColModernVBert page is
+its "User:" visual prompt with the image tokens between ``<fake_token_around_image>`` markers; a
+query is the text and ten ``<end_of_utterance>`` augmentation tokens. Special tokens the tokenizer
+itself adds are kept too. A v6 ``MultiVectorMask`` can further drop skiplist tokens or keep only
+listed token ids (for example the image token) on the document side.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ logger = logging.getLogger(__name__)
 FAMILIES = {
     "colpali": ("ColPaliForRetrieval", "ColPaliProcessor"),
     "colqwen2": ("ColQwen2ForRetrieval", "ColQwen2Processor"),
+    "colmodernvbert": ("ColModernVBertForRetrieval", "ColModernVBertProcessor"),
 }
 
 
@@ -60,7 +63,7 @@ def _family(folder: Path) -> tuple[str, str]:
         raise ModelFormatError(
             f"{folder} holds a {model_type!r} late-interaction retriever "
             f"({', '.join(config.get('architectures') or [])}); supported: {sorted(FAMILIES)} "
-            "(ColPali, ColQwen2)"
+            "(ColPali, ColQwen2, ColModernVBert)"
         )
     return FAMILIES[model_type]
 
@@ -81,7 +84,7 @@ def _mask_settings(folder: Path) -> dict[str, Any]:
 
 
 class VisionMultiVectorEncoder(MultiVectorEncoder):
-    """A ``MultiVectorEncoder`` for ColPali / ColQwen2 retrievers: images and texts to token matrices.
+    """A ``MultiVectorEncoder`` for ColPali / ColQwen2 / ColModernVBert: images and texts to token matrices.
 
     ``MultiVectorEncoder(folder)`` returns one of these for a ``*ForRetrieval`` folder. Inputs may
     be texts (always rendered as queries by the model's processor, as the model was trained) or
@@ -187,8 +190,11 @@ class VisionMultiVectorEncoder(MultiVectorEncoder):
         chunks = [group[s : s + batch_size] for group in groups for s in range(0, len(group), batch_size)]
         for chunk in tqdm(chunks, desc="Batches", disable=not progress):
             values = [items[i] for i in chunk]
-            key = "text" if kinds[chunk[0]] == "text" else "images"
-            batch = self.processor(**{key: values}, return_tensors="pt")
+            # process_images / process_queries add each family's visual prompt and query template.
+            if kinds[chunk[0]] == "text":
+                batch = self.processor.process_queries(text=values, return_tensors="pt")
+            else:
+                batch = self.processor.process_images(images=values, return_tensors="pt")
             # ColPali adds training ``labels`` for images; ColQwen2 adds ``image_grid_thw``.
             features = {name: value.to(self.device) for name, value in batch.items() if name != "labels"}
             if "pixel_values" in features:
