@@ -33,10 +33,10 @@ from tqdm.auto import tqdm
 
 from omniembed.errors import ModelFormatError
 from omniembed.hub import resolve_model_folder
-from omniembed.images import load_image
+from omniembed.images import load_image, require_pillow
 from omniembed.inputs import input_batch
 from omniembed.models.module import read_json
-from omniembed.multi_vector import MultiVectorEncoder, Task
+from omniembed.multi_vector import MultiVectorEncoder, Task, _skiplist_ids
 from omniembed.multi_vector_config import LateInteractionConfig, _modules
 
 logger = logging.getLogger(__name__)
@@ -124,6 +124,7 @@ class VisionMultiVectorEncoder(MultiVectorEncoder):
             skiplist_tasks=list(mask.get("skiplist_tasks") or ["document"]),
         )
         self.keep_only_token_ids: list[int] | None = mask.get("keep_only_token_ids")
+        require_pillow()  # the processors' image side runs on Pillow: a clear MissingExtraError
         try:
             self.processor = getattr(transformers, processor_name).from_pretrained(
                 folder, backend="pil", **(tokenizer_kwargs or {})
@@ -133,8 +134,6 @@ class VisionMultiVectorEncoder(MultiVectorEncoder):
         kwargs = {"trust_remote_code": trust_remote_code, **(model_kwargs or {})}
         self.model = getattr(transformers, model_name).from_pretrained(folder, **kwargs)
         self.projections = nn.ModuleList()
-        from omniembed.multi_vector import _skiplist_ids
-
         self._skip_ids = _skiplist_ids(self.tokenizer, self.config.skiplist_words)
         self.eval()
         self.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
