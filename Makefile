@@ -3,6 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CHECKED := src tests examples benchmarks
 export HF_HUB_OFFLINE ?= 1
+DEMO_PORT ?= 8080
 
 .PHONY: help setup test lint quick bench demo clean
 
@@ -33,8 +34,9 @@ quick: setup  ## the tests without the slow ones
 bench: setup  ## side-by-side speed against the reference library
 	$(PY) benchmarks/encode_speed.py
 
-demo: setup  ## the main job: embed the seed sentences and print their similarities
+demo: setup  ## the main job: embed the seed sentences, build a demo database and serve its search page
 	$(PY) examples/quickstart.py
+	$(PY) examples/demo_server.py --port $(DEMO_PORT)
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

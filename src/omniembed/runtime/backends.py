@@ -1,0 +1,84 @@
+"""Pick how the transformer network runs: eager torch or ONNX Runtime, at a chosen precision."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import torch
+
+from omniembed.models import Features, Transformer
+
+logger = logging.getLogger(__name__)
+
+Backend = Literal["auto", "torch", "onnx"]
+DType = Literal["float32", "bfloat16", "int8"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+DTYPES: tuple[str, ...] = get_args(DType)
+Network = Callable[[Features], Features]
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How to run the network.
+
+    Attributes:
+        backend: ``"torch"``, ``"onnx"``, or ``"auto"`` (ONNX Runtime for ``int8``, torch otherwise).
+        dtype: ``"float32"`` (exact), ``"bfloat16"`` (torch) or ``"int8"`` (ONNX Runtime).
+        num_threads: CPU threads per forward pass; ``None`` lets the runtime use every core.
+        cache_folder: where exported ONNX files are kept (see ``runtime.cache.cache_root``).
+    """
+
+    backend: Backend = "auto"
+    dtype: DType = "float32"
+    num_threads: int | None = None
+    cache_folder: str | os.PathLike[str] | None = None
+
+    def resolved_backend(self) -> str:
+        """The backend ``"auto"`` stands for with this dtype."""
+        if self.backend != "auto":
+            return self.backend
+        return "onnx" if self.dtype == "int8" else "torch"
+
+
+def check_runtime(options: RuntimeOptions, device: torch.device) -> None:
+    """Raise ``ValueError`` for a backend, dtype or device that do not go together."""
+    if options.backend not in BACKENDS:
+        raise ValueError(f"backend {options.backend!r} is not supported; use one of {BACKENDS}")
+    if options.dtype not in DTYPES:
+        raise ValueError(f"dtype {options.dtype!r} is not supported; use one of {DTYPES}")
+    backend = options.resolved_backend()
+    if backend == "torch" and options.dtype == "int8":
+        raise ValueError("dtype='int8' runs in ONNX Runtime: use backend='onnx' or leave backend='auto'")
+    if backend == "onnx" and options.dtype == "bfloat16":
+        raise ValueError("dtype='bfloat16' runs in torch: use backend='torch' or leave backend='auto'")
+    if backend == "onnx" and device.type != "cpu":
+        raise ValueError(f"backend='onnx' runs on the CPU, got device {str(device)!r}; use backend='torch'")
+    if options.dtype == "bfloat16" and device.type == "cpu" and not cpu_has_bf16():
+        logger.warning("this CPU has no native bfloat16 (avx512_bf16/amx); dtype='bfloat16' may be slow")
+
+
+def prepare_network(transformer: Transformer, options: RuntimeOptions) -> Network | None:
+    """Return a replacement for ``transformer``'s forward pass, or ``None`` to run it in torch.
+
+    ``bfloat16`` is applied by the caller (it casts the whole model); ONNX Runtime needs the
+    ``onnx`` extra and exports the network once into the cache.
+    """
+    if options.resolved_backend() != "onnx":
+        return None
+    from omniembed.runtime.onnx import OnnxNetwork, cached_model
+
+    return OnnxNetwork(cached_model(transformer, options.dtype, options.cache_folder), options.num_threads)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether the CPU computes in bfloat16 natively (x86 ``avx512_bf16`` or AMX)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            flags = next((line for line in handle if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags

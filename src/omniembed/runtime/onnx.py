@@ -1,0 +1,194 @@
+"""Run the transformer network in ONNX Runtime: export once, cache, optionally quantize to int8.
+
+Only the network moves to ONNX Runtime; tokenizing, pooling and the later modules stay in torch,
+so they are the same code for every backend. ONNX Runtime runs a length-dynamic graph without
+eager torch's per-operator dispatch, which makes fp32 faster on a CPU at the same numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from omniembed.errors import MissingExtraError, ModelFormatError
+from omniembed.models import Features, Transformer
+from omniembed.runtime.cache import cache_root, model_digest
+
+logger = logging.getLogger(__name__)
+
+OPSET = 18
+EXPORT_FORMAT = 1
+"""Bumped when the way we export changes, so older cache entries are not reused."""
+
+
+def import_onnxruntime() -> Any:
+    """Import ``onnxruntime``, or raise ``MissingExtraError`` naming the extra."""
+    try:
+        import onnxruntime
+    except ImportError as error:
+        raise MissingExtraError(
+            "backend='onnx' and dtype='int8' need ONNX Runtime: pip install 'omniembed[onnx]'"
+        ) from error
+    return onnxruntime
+
+
+class _Network(nn.Module):
+    """The transformers model as a function of named tensors to ``last_hidden_state``, for export."""
+
+    def __init__(self, model: nn.Module, names: tuple[str, ...], use_cache: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.names = names
+        self.use_cache = use_cache
+
+    def forward(self, *tensors: Tensor) -> Tensor:
+        inputs: dict[str, Any] = dict(zip(self.names, tensors, strict=True))
+        if self.use_cache:
+            inputs["use_cache"] = False
+        return self.model(**inputs, return_dict=True).last_hidden_state  # type: ignore[no-any-return]
+
+
+def export(transformer: Transformer, path: Path) -> None:
+    """Export ``transformer``'s network to ``path`` with dynamic batch and sequence axes."""
+    names = transformer.model_inputs
+    sample, _ = transformer.tokenize(["an example input to trace", "a second, longer example input to trace"])
+    tensors = tuple(sample[name] for name in names if name in sample)
+    names = tuple(name for name in names if name in sample)
+    batch, length = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    network = _Network(transformer.auto_model, names, transformer.passes_use_cache).eval()
+    size = sum(p.numel() * p.element_size() for p in network.parameters())
+    # The exporter reports its progress on stdout and warns about tracing details a user cannot act on.
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.inference_mode(False):
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.onnx.export(
+                network,
+                tensors,
+                input_names=list(names),
+                output_names=["last_hidden_state"],
+                dynamic_shapes=(tuple({0: batch, 1: length} for _ in names),),
+                opset_version=OPSET,
+                dynamo=True,
+                external_data=size > 1_500_000_000,
+            )
+        except Exception as error:
+            raise ModelFormatError(
+                f"could not export {type(transformer.auto_model).__name__} to ONNX ({error}); "
+                "use backend='torch' for this model"
+            ) from error
+        assert program is not None
+        program.save(str(path), external_data=size > 1_500_000_000)
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """Quantize the weight matrix products of ``source`` to int8 (per channel), activations dynamically.
+
+    Only products with a weight operand are quantized: quantizing the attention products of two
+    activations costs accuracy for little speed.
+    """
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    graph = onnx.load(str(source), load_external_data=False).graph
+    weights = {tensor.name for tensor in graph.initializer}
+    nodes = [
+        node.name
+        for node in graph.node
+        if node.op_type in ("MatMul", "Gemm") and any(name in weights for name in node.input)
+    ]
+    with warnings.catch_warnings(), _quiet_root_logger():
+        warnings.simplefilter("ignore")
+        quantize_dynamic(
+            str(source),
+            str(target),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            nodes_to_quantize=nodes,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Any:
+    # The quantizer logs a pre-processing hint on the root logger at WARNING level on every call.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def cached_model(transformer: Transformer, dtype: str, cache_folder: str | os.PathLike[str] | None) -> Path:
+    """Return the cached ONNX file for ``transformer`` at ``dtype``, exporting it on the first use."""
+    ort = import_onnxruntime()
+    options = {
+        "format": EXPORT_FORMAT,
+        "opset": OPSET,
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
+        "inputs": transformer.model_inputs,
+    }
+    folder = cache_root(cache_folder) / "onnx" / model_digest(transformer.auto_model, options)
+    fp32 = folder / "model.onnx"
+    target = fp32 if dtype == "float32" else folder / f"model.{dtype}.onnx"
+    if target.is_file():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    if not fp32.is_file():
+        logger.info(
+            "exporting %s to %s (once; later loads reuse it)", type(transformer.auto_model).__name__, fp32
+        )
+        _atomic(fp32, lambda path: export(transformer, path))
+    if dtype == "int8":
+        _atomic(target, lambda path: quantize_int8(fp32, path))
+    return target
+
+
+def _atomic(target: Path, write: Any) -> None:
+    """Write through a temporary name in the same folder, so a crash never leaves a half file."""
+    handle, name = tempfile.mkstemp(dir=target.parent, suffix=".onnx.partial")
+    os.close(handle)
+    try:
+        write(Path(name))
+        os.replace(name, target)
+    finally:
+        if os.path.exists(name):
+            os.remove(name)
+
+
+class OnnxNetwork:
+    """Callable that adds ``token_embeddings`` to features by running an ONNX file in ONNX Runtime."""
+
+    def __init__(self, path: Path, num_threads: int | None) -> None:
+        ort = import_onnxruntime()
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = num_threads or 0
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        # Idle pool threads otherwise spin for a while after each run, taking the cores from torch
+        # (tokenizing, pooling) and from other processes; the cost is a little latency per call.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        self.path = path
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.names = [node.name for node in self.session.get_inputs()]
+
+    def __call__(self, features: Features) -> Features:
+        """Run the network on the features' tensors (on the CPU)."""
+        feed = {name: np.ascontiguousarray(features[name].cpu().numpy()) for name in self.names}
+        (hidden,) = self.session.run(["last_hidden_state"], feed)
+        features["token_embeddings"] = torch.from_numpy(hidden)
+        return features

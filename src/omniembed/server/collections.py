@@ -1,0 +1,307 @@
+"""Collections REST: create/list/delete collections, write objects, and query them."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from omniembed.errors import CollectionExistsError, InvalidInputError, ObjectNotFoundError
+from omniembed.server.errors import LimitExceededError
+from omniembed.server.filters_json import from_json
+from omniembed.server.images import decode_image, image_bytes
+from omniembed.server.state import ServerState, get_state
+
+router = APIRouter(prefix="/v1/collections", tags=["collections"])
+StateDep = Annotated[ServerState, Depends(get_state)]
+
+
+class VectorSpec(BaseModel):
+    """A named vector: embedded by the served model from ``properties``, or brought by the caller."""
+
+    properties: list[str] | None = None
+    self_provided: bool = False
+    dims: int | None = Field(default=None, ge=1)
+    metric: Literal["cosine", "dot", "l2"] = "cosine"
+    include_property_names: bool = False
+
+
+class CreateCollection(BaseModel):
+    """A new collection's name, typed properties and named vectors."""
+
+    name: str
+    properties: dict[str, str] = Field(default_factory=dict)
+    vectors: dict[str, VectorSpec] = Field(default_factory=lambda: {"default": VectorSpec()})
+
+
+class ObjectIn(BaseModel):
+    """One object to insert: properties, and optionally its uuid and vectors of its own."""
+
+    properties: dict[str, Any]
+    uuid: str | None = None
+    vectors: dict[str, list[float]] = Field(default_factory=dict)
+
+
+class InsertObjects(BaseModel):
+    """A batch of objects; refused ones are reported by index and the rest are stored."""
+
+    objects: list[ObjectIn]
+
+
+class UpdateObject(BaseModel):
+    """New property values (and vectors) for an object."""
+
+    properties: dict[str, Any]
+    vectors: dict[str, list[float]] | None = None
+
+
+class QueryRequest(BaseModel):
+    """One search; the fields mirror the Python ``collection.query`` methods' arguments."""
+
+    type: Literal["near_text", "near_vector", "near_image", "near_object", "bm25", "hybrid", "fetch"]
+    query: str | None = None
+    vector: list[float] | None = None
+    image: str | None = Field(default=None, description="base64 or a data URL")
+    uuid: str | None = None
+    limit: int = Field(default=10, ge=1, le=10000)
+    offset: int = Field(default=0, ge=0)
+    alpha: float = Field(default=0.75, ge=0, le=1)
+    fusion: Literal["relative_score", "ranked"] = "relative_score"
+    target_vector: str | None = None
+    query_properties: list[str] | None = None
+    filters: dict[str, Any] | None = None
+    include_vector: bool = False
+    explain: bool = False
+
+
+def _describe(collection: Any) -> dict[str, Any]:
+    config = collection.config
+    return {
+        "name": collection.name,
+        "count": len(collection),
+        "properties": dict(config.schema.properties),
+        "vectors": {
+            name: {
+                "dims": vector.dims,
+                "metric": vector.metric,
+                "model": (vector.vectorizer or {}).get("model"),
+                "properties": (vector.vectorizer or {}).get("properties"),
+            }
+            for name, vector in config.vectors.items()
+        },
+        "modalities": _modalities(collection),
+    }
+
+
+def _modalities(collection: Any) -> list[str]:
+    found = {"text"}
+    for vectorizer in collection.vectorizers.values():
+        model = vectorizer._model  # only a model already loaded; never load one to describe it
+        found.update(getattr(model, "modalities", []) if model is not None else [])
+    return sorted(found)
+
+
+def _object_json(obj: Any, include_vector: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"uuid": obj.uuid, "properties": obj.properties}
+    if obj.score is not None:
+        out["score"] = obj.score
+    if obj.distance is not None:
+        out["distance"] = obj.distance
+    if obj.explain is not None:
+        out["explain"] = obj.explain
+    if include_vector:
+        out["vectors"] = {name: vector.tolist() for name, vector in obj.vectors.items()}
+    return dict(jsonable_encoder(out))
+
+
+def _clean_images(state: ServerState, collection: Any, properties: dict[str, Any], where: str) -> None:
+    """Turn image properties into bytes, so a remote caller cannot make the server read a file."""
+    if state.settings.allow_local_files:
+        return
+    kinds = collection.config.schema.properties
+    for name, value in properties.items():
+        if kinds.get(name) == "image" and isinstance(value, str):
+            properties[name] = image_bytes(value, f"{where} property {name!r}")
+
+
+async def _locked(state: ServerState, work: Any) -> Any:
+    def run() -> Any:
+        with state.model_lock:
+            return work()
+
+    return await run_in_threadpool(run)
+
+
+@router.get("", summary="List collections")
+async def list_collections(state: StateDep) -> dict[str, Any]:
+    """Every collection with its properties, vectors and object count."""
+    db = state.require_db()
+    return {"collections": [_describe(state.collection(name)) for name in db.collections.list()]}
+
+
+@router.post("", status_code=201, summary="Create a collection")
+async def create_collection(body: CreateCollection, state: StateDep) -> dict[str, Any]:
+    """Create a collection whose vectorized vectors use the served model."""
+    from omniembed.store import SelfProvided, Vectorizer
+
+    db = state.require_db()
+    if db.collections.exists(body.name):
+        raise CollectionExistsError(
+            f"a collection named {body.name!r} exists; delete it or pick another name"
+        )
+    vectors: dict[str, Any] = {}
+    for name, spec in body.vectors.items():
+        if spec.self_provided:
+            vectors[name] = SelfProvided(spec.dims, spec.metric)
+        else:
+            vectors[name] = Vectorizer(
+                state.require_model(), spec.properties, include_property_names=spec.include_property_names
+            )
+    collection = await _locked(state, lambda: db.collections.create(body.name, body.properties, vectors))
+    state.collections[body.name] = collection
+    return _describe(collection)
+
+
+@router.get("/{name}", summary="Describe a collection")
+async def get_collection(name: str, state: StateDep) -> dict[str, Any]:
+    """One collection's properties, vectors and object count."""
+    return _describe(state.collection(name))
+
+
+@router.delete("/{name}", summary="Delete a collection")
+async def delete_collection(name: str, state: StateDep) -> dict[str, Any]:
+    """Delete a collection and all its objects."""
+    state.collection(name)  # 404 when there is none
+    await run_in_threadpool(state.require_db().collections.delete, name)
+    state.collections.pop(name, None)
+    return {"deleted": name}
+
+
+@router.post("/{name}/objects", summary="Insert a batch of objects")
+async def insert_objects(name: str, body: InsertObjects, state: StateDep) -> dict[str, Any]:
+    """Store the objects; ``errors`` maps the index of each refused object to its reason."""
+    from omniembed.store import DataObject
+
+    if len(body.objects) > state.settings.max_inputs:
+        raise LimitExceededError(
+            f"{len(body.objects)} objects in one request; this server takes {state.settings.max_inputs}"
+        )
+    collection = state.collection(name)
+    items, errors = [], {}
+    for index, obj in enumerate(body.objects):
+        try:
+            _clean_images(state, collection, obj.properties, f"object {index}")
+        except InvalidInputError as error:
+            errors[index] = str(error)
+            continue
+        items.append((index, DataObject(obj.properties, obj.uuid, dict(obj.vectors))))
+    objects = [item for _, item in items]
+    result = await _locked(state, lambda: collection.data.insert_many(objects, show_progress=False))
+    uuids = {items[i][0]: uuid for i, uuid in result.uuids.items()}
+    errors.update({items[i][0]: message for i, message in result.errors.items()})
+    return {"uuids": uuids, "errors": errors, "truncated": result.truncated, "embedded": result.embedded}
+
+
+@router.get("/{name}/objects", summary="List objects")
+async def fetch_objects(
+    name: str,
+    state: StateDep,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    include_vector: bool = False,
+) -> dict[str, Any]:
+    """Objects in insertion order, paged."""
+    collection = state.collection(name)
+    result = await run_in_threadpool(
+        lambda: collection.query.fetch_objects(limit=limit, offset=offset, include_vector=include_vector)
+    )
+    return {"objects": [_object_json(obj, include_vector) for obj in result]}
+
+
+@router.get("/{name}/objects/{uuid}", summary="Get one object")
+async def get_object(name: str, uuid: str, state: StateDep, include_vector: bool = False) -> dict[str, Any]:
+    """One object by uuid."""
+    collection = state.collection(name)
+    obj = await run_in_threadpool(lambda: collection.data.get_by_id(uuid, include_vector=include_vector))
+    if obj is None:
+        raise ObjectNotFoundError(f"no object with uuid {uuid!r} in collection {name!r}")
+    return _object_json(obj, include_vector)
+
+
+@router.patch("/{name}/objects/{uuid}", summary="Update some properties of an object")
+async def update_object(name: str, uuid: str, body: UpdateObject, state: StateDep) -> dict[str, Any]:
+    """Merge the given properties into the object (re-embedding it only if its inputs changed)."""
+    collection = state.collection(name)
+    _clean_images(state, collection, body.properties, "update")
+    await _locked(state, lambda: collection.data.update(uuid, body.properties, body.vectors))
+    return {"updated": uuid}
+
+
+@router.put("/{name}/objects/{uuid}", summary="Replace all properties of an object")
+async def replace_object(name: str, uuid: str, body: UpdateObject, state: StateDep) -> dict[str, Any]:
+    """Replace the object's properties (and vectors)."""
+    collection = state.collection(name)
+    _clean_images(state, collection, body.properties, "replace")
+    await _locked(state, lambda: collection.data.replace(uuid, body.properties, body.vectors))
+    return {"replaced": uuid}
+
+
+@router.delete("/{name}/objects/{uuid}", summary="Delete one object")
+async def delete_object(name: str, uuid: str, state: StateDep) -> dict[str, Any]:
+    """Delete one object; 404 when there is none."""
+    collection = state.collection(name)
+    if not await run_in_threadpool(collection.data.delete_by_id, uuid):
+        raise ObjectNotFoundError(f"no object with uuid {uuid!r} in collection {name!r}")
+    return {"deleted": uuid}
+
+
+@router.post("/{name}/query", summary="Search a collection")
+async def query(name: str, body: QueryRequest, state: StateDep) -> dict[str, Any]:
+    """Run one search (``type`` picks the method) and return the objects, best first."""
+    collection = state.collection(name)
+    filters = from_json(body.filters) if body.filters is not None else None
+    image = decode_image(body.image, "image") if body.type == "near_image" and body.image else None
+    start = time.perf_counter()
+    result = await _locked(state, lambda: _run_query(collection, body, filters, image))
+    return {
+        "objects": [_object_json(obj, body.include_vector) for obj in result],
+        "took_ms": round((time.perf_counter() - start) * 1000, 3),
+    }
+
+
+def _need(value: Any, field: str, kind: str) -> Any:
+    if value is None:
+        raise InvalidInputError(f"a {kind} query needs '{field}'")
+    return value
+
+
+def _run_query(collection: Any, body: QueryRequest, filters: Any, image: Any) -> Any:
+    search = collection.query
+    common = {"limit": body.limit, "filters": filters, "include_vector": body.include_vector}
+    if body.type == "fetch":
+        return search.fetch_objects(offset=body.offset, **common)
+    if body.type == "bm25":
+        text = _need(body.query, "query", "bm25")
+        return search.bm25(text, query_properties=body.query_properties, **common)
+    common["target_vector"] = body.target_vector
+    if body.type == "near_text":
+        return search.near_text(_need(body.query, "query", "near_text"), **common)
+    if body.type == "near_vector":
+        return search.near_vector(_need(body.vector, "vector", "near_vector"), **common)
+    if body.type == "near_image":
+        return search.near_image(_need(image, "image", "near_image"), **common)
+    if body.type == "near_object":
+        return search.near_object(_need(body.uuid, "uuid", "near_object"), **common)
+    return search.hybrid(
+        _need(body.query, "query", "hybrid"),
+        alpha=body.alpha,
+        fusion=body.fusion,
+        vector=body.vector,
+        query_properties=body.query_properties,
+        explain=body.explain,
+        **common,
+    )

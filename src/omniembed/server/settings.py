@@ -1,0 +1,33 @@
+"""What an operator can tune about the server: limits, keys, batching and CORS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Server settings; every limit answers with a clear 4xx error when exceeded.
+
+    Attributes:
+        model_name: the name reported in ``/v1/embeddings`` responses (any requested name selects
+            the one served model).
+        api_keys: accepted ``Authorization: Bearer`` keys; empty means no authentication.
+        max_body_bytes: the largest request body accepted (413 above it).
+        max_inputs: the most inputs in one embeddings or rerank request.
+        max_tokens_per_input: the most tokens in one input (longer inputs are refused, not cut).
+        max_batch_tokens: the token budget of one merged forward pass.
+        max_wait_ms: how long the batcher waits for more requests to join a forward pass.
+        cors_origins: origins allowed by CORS; empty (the default) adds no CORS headers at all.
+        allow_local_files: let remote callers name files on the server's disk as image values.
+    """
+
+    model_name: str = "omniembed"
+    api_keys: tuple[str, ...] = ()
+    max_body_bytes: int = 16 * 2**20
+    max_inputs: int = 2048
+    max_tokens_per_input: int = 8192
+    max_batch_tokens: int = 16384
+    max_wait_ms: float = 5.0
+    cors_origins: tuple[str, ...] = ()
+    allow_local_files: bool = False

@@ -1,0 +1,105 @@
+"""What one app holds: the model, its batcher, the database and the opened collections."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+
+from omniembed.server.batching import DynamicBatcher
+from omniembed.server.errors import NotServedError
+from omniembed.server.metrics import Metrics
+from omniembed.server.settings import ServerSettings
+
+
+@dataclass
+class ServerState:
+    """Per-app state, reached through ``request.app.state.omniembed`` (never a module global)."""
+
+    settings: ServerSettings
+    metrics: Metrics
+    model: Any = None
+    db: Any = None
+    reranker: Any = None
+    model_lock: threading.Lock = field(default_factory=threading.Lock)
+    batcher: DynamicBatcher | None = None
+    collections: dict[str, Any] = field(default_factory=dict)
+    _counter: Any = None
+    _tokenizing: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="omniembed-tokens")
+    )
+
+    def __post_init__(self) -> None:
+        if self.model is not None:
+            self.batcher = DynamicBatcher(
+                self.model,
+                self.model_lock,
+                max_batch_tokens=self.settings.max_batch_tokens,
+                max_wait=self.settings.max_wait_ms / 1000,
+                metrics=self.metrics,
+            )
+            # A private tokenizer copy: fast tokenizers are not safe to share across threads.
+            tokenizer = getattr(self.model, "tokenizer", None)
+            self._counter = copy.deepcopy(tokenizer) if tokenizer is not None else None
+
+    def start(self) -> None:
+        """Start the batcher thread."""
+        if self.batcher is not None:
+            self.batcher.start()
+
+    def stop(self) -> None:
+        """Stop the batcher and the tokenizing thread."""
+        if self.batcher is not None:
+            self.batcher.stop()
+        self._tokenizing.shutdown(wait=False, cancel_futures=True)
+
+    async def count_tokens(self, texts: list[str]) -> list[int]:
+        """Token counts of texts (with special tokens), computed off the event loop."""
+        if not texts:
+            return []
+        if self._counter is None:
+            return [len(text.split()) for text in texts]
+        counter = self._counter
+
+        def count() -> list[int]:
+            return [len(ids) for ids in counter(texts, add_special_tokens=True)["input_ids"]]
+
+        return await asyncio.get_running_loop().run_in_executor(self._tokenizing, count)
+
+    def require_model(self) -> Any:
+        """The served model, or a 404 error when the server runs without one."""
+        if self.model is None or self.batcher is None:
+            raise NotServedError("this server has no embedding model; start it with --model")
+        return self.model
+
+    def require_db(self) -> Any:
+        """The served database, or a 404 error when there is none."""
+        if self.db is None:
+            raise NotServedError("this server has no database; start it with --db FOLDER")
+        return self.db
+
+    def collection(self, name: str) -> Any:
+        """Open a collection once, giving it the served model where the collection names that model."""
+        if name not in self.collections:
+            db = self.require_db()
+            config = db.backend.configs().get(name)
+            served = getattr(self.model, "name_or_path", None)
+            given = {}
+            if config is not None and self.model is not None:
+                for vector_name, vector in config.vectors.items():
+                    if vector.vectorizer is not None and vector.vectorizer.get("model") in (served, None):
+                        given[vector_name] = self.model
+            self.collections[name] = db.collections.get(name, vectorizers=given or None)
+        return self.collections[name]
+
+
+def get_state(request: Request) -> ServerState:
+    """The app's state, for endpoint dependencies."""
+    state = request.app.state.omniembed
+    assert isinstance(state, ServerState)
+    return state

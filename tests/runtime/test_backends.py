@@ -1,0 +1,138 @@
+"""backend="onnx" and the fast dtypes: same numbers as the reference (exact) or close (fast)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sentence_transformers import SentenceTransformer as Reference
+
+from omniembed import MissingExtraError, SentenceTransformer
+from omniembed.runtime import onnx as onnx_runtime
+from omniembed.runtime.cache import model_digest
+
+from conftest import cosines
+from test_parity import assert_same
+
+
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+def load(folder: Path, cache: Path, **options: object) -> SentenceTransformer:
+    return SentenceTransformer(folder, device="cpu", runtime_cache_folder=cache, **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"pooling": "mean"}, {"pooling": "cls", "dense": (32, 16), "normalize": True}],
+    ids=["mean", "cls-dense-normalize"],
+)
+def test_onnx_float32_matches_the_reference(
+    tiny_model: Callable[..., Path], sts_sentences: list[str], onnx_cache: Path, options: dict[str, object]
+) -> None:
+    folder = tiny_model("bert", **options)
+    ours = load(folder, onnx_cache, backend="onnx")
+    texts = [*sts_sentences[:200], "word " * 400]
+    assert_same(ours.encode(texts), Reference(str(folder), device="cpu").encode(texts))
+    single = ours.encode(texts[0])
+    assert single.shape == (ours.get_sentence_embedding_dimension(),)
+    assert_same(single[None], Reference(str(folder), device="cpu").encode(texts[:1]))
+
+
+def test_onnx_left_padded_decoder_matches_the_reference(
+    tiny_model: Callable[..., Path], sts_sentences: list[str], onnx_cache: Path
+) -> None:
+    folder = tiny_model("qwen3", plain=False)
+    ours = load(folder, onnx_cache, backend="onnx")
+    texts = sts_sentences[:100]
+    reference = Reference(str(folder), device="cpu")
+    assert_same(ours.encode_query(texts), reference.encode_query(texts))
+
+
+def test_the_export_is_cached_and_reused(
+    tiny_model: Callable[..., Path], onnx_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tiny_model("bert")
+    first = load(folder, onnx_cache, backend="onnx")
+
+    def no_export(*args: object) -> None:
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(onnx_runtime, "export", no_export)
+    second = load(folder, onnx_cache, backend="onnx")
+    assert first._network is not None
+    assert second._network is not None
+    assert second._network.path == first._network.path  # type: ignore[attr-defined]
+    assert not list(onnx_cache.rglob("*.partial"))
+
+
+def test_changed_weights_get_a_new_export(tiny_model: Callable[..., Path], tmp_path: Path) -> None:
+    model = SentenceTransformer(tiny_model("bert"), device="cpu")
+    options = {"inputs": ("input_ids",)}
+    before = model_digest(model.transformer.auto_model, options)
+    with torch.no_grad():
+        next(model.transformer.auto_model.parameters()).add_(1.0)
+    assert model_digest(model.transformer.auto_model, options) != before
+
+
+def test_int8_stays_close_to_float32(
+    tiny_model: Callable[..., Path], sts_sentences: list[str], onnx_cache: Path
+) -> None:
+    folder = tiny_model("bert")
+    texts = sts_sentences[:200]
+    exact = SentenceTransformer(folder, device="cpu").encode(texts)
+    fast = load(folder, onnx_cache, dtype="int8")
+    assert fast.runtime.resolved_backend() == "onnx"
+    quantized = fast.encode(texts)
+    assert quantized.dtype == np.float32
+    assert cosines(quantized, exact).mean() >= 0.98
+    assert np.abs(quantized - exact).max() > 1e-6  # it did run quantized
+
+
+def test_bfloat16_stays_close_to_float32(tiny_model: Callable[..., Path], sts_sentences: list[str]) -> None:
+    folder = tiny_model("bert")
+    texts = sts_sentences[:100]
+    exact = SentenceTransformer(folder, device="cpu").encode(texts)
+    fast = SentenceTransformer(folder, device="cpu", dtype="bfloat16").encode(texts)
+    assert fast.dtype == np.float32
+    assert cosines(fast, exact).min() >= 0.99
+
+
+@pytest.mark.slow
+def test_minilm_fast_modes_on_real_text(
+    minilm_dir: Path, minilm_reference: Reference, sts_sentences: list[str], onnx_cache: Path
+) -> None:
+    texts = sts_sentences[:500]
+    reference = minilm_reference.encode(texts)
+    assert_same(load(minilm_dir, onnx_cache, backend="onnx").encode(texts), reference)
+    int8 = cosines(load(minilm_dir, onnx_cache, dtype="int8").encode(texts), reference)
+    assert int8.mean() >= 0.99
+    assert int8.min() >= 0.95
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"dtype": "float16"}, "dtype 'float16' is not supported"),
+        ({"backend": "tensorrt"}, "backend 'tensorrt' is not supported"),
+        ({"dtype": "int8", "backend": "torch"}, "dtype='int8' runs in ONNX Runtime"),
+        ({"dtype": "bfloat16", "backend": "onnx"}, "dtype='bfloat16' runs in torch"),
+    ],
+)
+def test_bad_runtime_options(tiny_model: Callable[..., Path], options: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SentenceTransformer(tiny_model("bert"), device="cpu", **options)  # type: ignore[arg-type]
+
+
+def test_missing_onnxruntime_names_the_extra(
+    tiny_model: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(MissingExtraError, match=r"pip install 'omniembed\[onnx\]'"):
+        SentenceTransformer(tiny_model("bert"), device="cpu", backend="onnx")

@@ -1,0 +1,123 @@
+"""The search page in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from server_live import serve
+
+import omniembed as oe
+from omniembed.server import create_app
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.server,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="apt-get install chromium"),
+]
+
+
+def png(color: tuple[int, int, int]) -> bytes:
+    """A 16x16 PNG of one colour."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def page_url(minilm: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    db = oe.connect(tmp_path_factory.mktemp("page") / "db")
+    animals = db.collections.create(
+        "Animals",
+        {"name": "text", "about": "text", "photo": "image"},
+        oe.Vectorizer(minilm, properties=["name", "about"]),
+    )
+    animals.data.insert_many(
+        [
+            {"name": "Cat", "about": "A small cat that purrs and naps.", "photo": png((200, 80, 40))},
+            {"name": "Dog", "about": "A loyal dog that barks and fetches.", "photo": png((60, 120, 200))},
+            {"name": "Rocket", "about": "A rocket engine burns fuel.", "photo": png((30, 30, 30))},
+        ]
+    )
+    with serve(create_app(model=minilm, db=db)) as url:
+        yield url
+    db.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def search(page: Any, query: str, mode: str) -> list[str]:
+    page.fill("#query", query)
+    page.check(f"#mode-{mode}")
+    page.click("#search")
+    page.wait_for_function("document.querySelector('#status').textContent.includes('results')")
+    return [str(title) for title in page.locator(".result .title").all_inner_texts()]
+
+
+def test_search_page_modes_scores_and_thumbnails(page_url: str, browser: Any, tmp_path: Path) -> None:
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(page_url)
+    page.wait_for_selector("#collection option", state="attached")
+    assert page.locator("#collection option").all_inner_texts() == ["Animals (3)"]
+    assert search(page, "kitten", "near_text")[0] == "Cat"
+    assert search(page, "rocket fuel", "bm25")[0] == "Rocket"
+    page.check("#mode-hybrid")
+    page.fill("#alpha", "0.3")
+    titles = search(page, "loyal barking", "hybrid")
+    assert titles[0] == "Dog"
+    scores = [float(s) for s in page.locator(".result .score").all_inner_texts()]
+    assert scores == sorted(scores, reverse=True)
+    assert scores[0] > 0
+    thumbnails = page.locator(".result img")
+    assert thumbnails.count() == 3
+    assert page.evaluate("[...document.querySelectorAll('.result img')].every(i => i.naturalWidth === 16)")
+    assert errors == []
+
+    shot = page.screenshot(full_page=True)
+    assert shot.startswith(b"\x89PNG")
+    width, height, colours = png_stats(shot)
+    assert width == 1000
+    assert height >= 700
+    assert len(colours) > 50  # text, thumbnails and styling, not a blank page
+    assert {(200, 80, 40), (60, 120, 200), (30, 30, 30)} <= colours  # the three thumbnails are drawn
+    (tmp_path / "page.png").write_bytes(shot)
+
+
+def test_page_shows_server_errors(page_url: str, browser: Any) -> None:
+    page = browser.new_page()
+    page.goto(page_url)
+    page.wait_for_selector("#collection option", state="attached")
+    page.fill("#limit", "20000")  # over the query limit: the server says why
+    page.fill("#query", "x")
+    page.click("#search")
+    page.wait_for_function("document.querySelector('#status').className === 'error'")
+    assert "limit" in page.locator("#status").inner_text()
+    assert httpx.get(page_url).headers["content-type"].startswith("text/html")
+
+
+def png_stats(data: bytes) -> tuple[int, int, set[tuple[int, int, int]]]:
+    """Width, height and number of distinct colours of a PNG (decoded with Pillow)."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    colours = image.getcolors(maxcolors=1 << 24) or []
+    return image.width, image.height, {colour for _, colour in colours}
