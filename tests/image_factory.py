@@ -238,3 +238,210 @@ def build_qwen3_vl(path: Path, *, seed: int = 0) -> Path:
     st_config = mf._st_config("6.2.0", dict(VL_PROMPTS), "document", "cosine", "v6")
     mf.write_json(path / "config_sentence_transformers.json", st_config)
     return path
+
+
+def build_colpali(
+    path: Path, *, layout: str = "plain", keep_only_images: bool = False, seed: int = 0
+) -> Path:
+    """Write a tiny random ``ColPaliForRetrieval`` (tiny Gemma + tiny SigLIP) with its processor.
+
+    Images are resized to 28x28 and cut into 14x14 patches, so a page takes 4 image tokens.
+    ``layout="v6"`` adds the reference library's multi-vector files (Transformer at the root plus a
+    ``MultiVectorMask``); ``keep_only_images`` makes that mask keep only image-token rows on documents.
+    """
+    tok = mf.train_bpe_tokenizer()
+    tok.add_special_tokens(["<pad>", "<bos>", "<eos>"])
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        model_max_length=512,
+        padding_side="right",
+    )
+    image_processor = transformers.SiglipImageProcessorPil(size={"height": 28, "width": 28})
+    image_processor.image_seq_length = 4  # (28 / 14) ** 2 patches
+    processor = transformers.ColPaliProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    tk = processor.tokenizer  # the processor adds <image> and PaliGemma's location tokens
+    ids = {"pad_token_id": tk.pad_token_id, "bos_token_id": tk.bos_token_id, "eos_token_id": tk.eos_token_id}
+    text = {
+        "model_type": "gemma",
+        "vocab_size": len(tk),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 1,
+        "head_dim": 8,
+        "max_position_embeddings": 512,
+        **ids,
+    }
+    vision = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": 28,
+        "patch_size": 14,
+        "projection_dim": 32,
+    }
+    vlm = transformers.PaliGemmaConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_index=processor.image_token_id,
+        projection_dim=32,
+        hidden_size=32,
+        vocab_size=len(tk),
+    )
+    torch.manual_seed(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    transformers.ColPaliForRetrieval(
+        transformers.ColPaliConfig(vlm_config=vlm, embedding_dim=16)
+    ).save_pretrained(str(path))
+    processor.save_pretrained(str(path))
+    if layout == "v6":
+        _write_v6_retrieval_files(path, [processor.image_token_id] if keep_only_images else None)
+    return path
+
+
+def _write_v6_retrieval_files(path: Path, keep_only_token_ids: list[int] | None) -> None:
+    """The files the reference library writes when it saves a ``*ForRetrieval`` multi-vector model."""
+    package = "sentence_transformers"
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": f"{package}.base.modules.transformer.Transformer"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_MultiVectorMask",
+            "type": f"{package}.multi_vector_encoder.modules.multi_vector_mask.MultiVectorMask",
+        },
+    ]
+    mf.write_json(path / "modules.json", modules)
+    forward = {"method": "forward", "method_output_name": "embeddings"}
+    sbert = {
+        "transformer_task": "retrieval",
+        "modality_config": {"text": forward, "image": forward},
+        "module_output_name": "token_embeddings",
+    }
+    mf.write_json(path / "sentence_bert_config.json", sbert)
+    mask = {"skiplist_words": [], "skiplist_tasks": ["document"], "keep_only_token_ids": keep_only_token_ids}
+    mf.write_json(path / "1_MultiVectorMask" / "config.json", mask)
+    st = {
+        "__version__": {"sentence_transformers": "6.2.0"},
+        "model_type": "MultiVectorEncoder",
+        "prompts": {"query": "", "document": ""},
+        "default_prompt_name": None,
+        "similarity_fn_name": None,
+    }
+    mf.write_json(path / "config_sentence_transformers.json", st)
+
+
+def build_colqwen2(path: Path, *, seed: int = 0) -> Path:
+    """Write a tiny random ``ColQwen2ForRetrieval`` (tiny Qwen2-VL) with its Pillow-backend processor.
+
+    Images are kept between 32x32 and 64x64 pixels in 8x8 patches, 2x2 patches merging into one token.
+    """
+    tokenizer = vl_tokenizer()
+    tokenizer.chat_template = None  # ColQwen2's processor writes its own prompts
+    image_processor = transformers.Qwen2VLImageProcessorPil(
+        min_pixels=32 * 32, max_pixels=64 * 64, patch_size=8, merge_size=2, temporal_patch_size=2
+    )
+    processor = transformers.ColQwen2Processor(image_processor=image_processor, tokenizer=tokenizer)
+    ids = {name: tokenizer.convert_tokens_to_ids(name) for name in _VL_SPECIALS}
+    text = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 512,
+        "rope_scaling": {"rope_type": "default", "mrope_section": [1, 1, 2]},
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.eos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    vision = {
+        "depth": 2,
+        "embed_dim": 32,
+        "hidden_size": 32,
+        "num_heads": 2,
+        "mlp_ratio": 2,
+        "patch_size": 8,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+    }
+    vlm = transformers.Qwen2VLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+    torch.manual_seed(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    config = transformers.ColQwen2Config(vlm_config=vlm, embedding_dim=16)
+    transformers.ColQwen2ForRetrieval(config).save_pretrained(str(path))
+    processor.save_pretrained(str(path))
+    return path
+
+
+def build_colmodernvbert(path: Path, *, seed: int = 0) -> Path:
+    """Write a tiny random ``ColModernVBertForRetrieval`` (tiny ModernBERT + tiny SigLIP).
+
+    Pages are resized to 56x56 without splitting, cut into 14x14 patches and pixel-shuffled by 2,
+    so a page takes 4 ``<image>`` tokens.
+    """
+    tok = mf.train_bpe_tokenizer()
+    grid = [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)]
+    tok.add_special_tokens(["<|begin_of_text|>", "<pad>", "<global-img>", *grid])
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|begin_of_text|>",
+        eos_token=mf.EOS,
+        pad_token="<pad>",
+        model_max_length=512,
+        padding_side="left",
+    )
+    image_processor = transformers.Idefics3ImageProcessorPil(
+        do_image_splitting=False, size={"longest_edge": 56}, max_image_size={"longest_edge": 56}
+    )
+    processor = transformers.ColModernVBertProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, image_seq_len=4
+    )
+    tk = processor.tokenizer
+    text = {
+        "vocab_size": len(tk),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 512,
+        "pad_token_id": tk.pad_token_id,
+        "bos_token_id": tk.bos_token_id,
+        "eos_token_id": tk.eos_token_id,
+        "cls_token_id": tk.bos_token_id,
+        "sep_token_id": tk.eos_token_id,
+    }
+    vision = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": 56,
+        "patch_size": 14,
+    }
+    vlm = transformers.ModernVBertConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=processor.image_token_id,
+        pixel_shuffle_factor=2,
+        vocab_size=len(tk),
+    )
+    torch.manual_seed(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    config = transformers.ColModernVBertConfig(vlm_config=vlm, embedding_dim=16)
+    transformers.ColModernVBertForRetrieval(config).save_pretrained(str(path))
+    processor.save_pretrained(str(path))
+    return path

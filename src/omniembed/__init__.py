@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from omniembed.embedder import EmbeddingModel
     from omniembed.encoder import SentenceTransformer
     from omniembed.multi_vector import MultiVectorEncoder
+    from omniembed.multi_vector_vision import VisionMultiVectorEncoder
     from omniembed.paired import PairedEncoder
     from omniembed.quantize import quantize_embeddings
     from omniembed.store import (
@@ -52,6 +53,7 @@ _LAZY = {
     "EmbeddingModel": "omniembed.embedder",
     "PairedEncoder": "omniembed.paired",
     "zero_shot_classify": "omniembed.zero_shot",
+    "VisionMultiVectorEncoder": "omniembed.multi_vector_vision",
     **dict.fromkeys(
         [
             "BM25Config",
@@ -93,6 +95,7 @@ __all__ = [
     "SentenceTransformer",
     "UnsupportedModalityError",
     "Vectorizer",
+    "VisionMultiVectorEncoder",
     "__version__",
     "connect",
     "quantize_embeddings",

@@ -44,6 +44,18 @@ class MultiVectorEncoder(nn.Module):
         model_kwargs, tokenizer_kwargs: passed to ``from_pretrained``.
     """
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> MultiVectorEncoder:
+        """Return a ``VisionMultiVectorEncoder`` for a transformers ``*ForRetrieval`` (ColPali) folder."""
+        path = args[0] if args else kwargs.get("model_name_or_path")
+        if cls is MultiVectorEncoder and path is not None:
+            from omniembed.multi_vector_vision import VisionMultiVectorEncoder, is_vision_retrieval_folder
+
+            hub = ("cache_folder", "revision", "token", "local_files_only")
+            folder = resolve_model_folder(path, **{key: kwargs[key] for key in hub if key in kwargs})
+            if is_vision_retrieval_folder(folder):
+                return super().__new__(VisionMultiVectorEncoder)
+        return super().__new__(cls)
+
     def __init__(
         self,
         model_name_or_path: str | os.PathLike[str],

@@ -102,3 +102,31 @@ def test_import_then_search(minilm_dir: Path, tmp_path: Path, capsys: pytest.Cap
     csv_file.write_text("title,body\nDogs,Dogs bark.\n")
     assert main(["-q", "import", str(db), "Article", str(csv_file)]) == OK  # the collection exists now
     assert "imported 1 of 1" in capsys.readouterr().out
+
+
+def test_encode_to_parquet(minilm_dir: Path, minilm: Any, lines: Path, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    assert main(["-q", "encode", str(minilm_dir), str(lines), "-o", str(tmp_path / "out.parquet")]) == OK
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert table.column("text").to_pylist() == SENTENCES
+    np.testing.assert_allclose(table.column("embedding").to_pylist(), minilm.encode(SENTENCES), atol=1e-5)
+
+
+def test_import_a_folder_of_images(tiny_clip: Any, cifar: Any, tmp_path: Path) -> None:
+    import shutil
+
+    import omniembed as oe
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for path, _ in cifar[:5]:
+        shutil.copy(path, folder / Path(path).name)
+    (folder / "notes.txt").write_text("not an image")
+    model = str(tiny_clip("plain"))
+    assert main(["-q", "import", str(tmp_path / "db"), "Pictures", str(folder), "--model", model]) == OK
+    with oe.connect(tmp_path / "db") as db:
+        pictures = db.collections.get("Pictures")
+        assert len(pictures) == 5
+        first = sorted(p for p in folder.iterdir() if p.suffix != ".txt")[0]
+        assert pictures.query.near_image(first, limit=1)[0].properties["file"] == first.name

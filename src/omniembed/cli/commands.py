@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from omniembed.cli import data, serve
+from omniembed.errors import MissingExtraError
 
 app = typer.Typer(
     name="omniembed",
@@ -63,7 +64,9 @@ def encode(
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="a .npy or .jsonl file (default: JSON lines on stdout)"),
+        typer.Option(
+            "--output", "-o", help="a .npy, .jsonl or .parquet file (default: JSON lines on stdout)"
+        ),
     ] = None,
     prompt_name: Annotated[str | None, typer.Option(help="one of the model's prompts, e.g. query")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
@@ -72,8 +75,8 @@ def encode(
     """Embed every line of FILES (or stdin) and write the vectors."""
     import numpy as np
 
-    if output is not None and output.suffix not in (".npy", ".jsonl"):
-        raise ValueError(f"--output {output} must end in .npy or .jsonl")
+    if output is not None and output.suffix not in (".npy", ".jsonl", ".parquet"):
+        raise ValueError(f"--output {output} must end in .npy, .jsonl or .parquet")
     loaded = load_model(model)
     texts = read_lines(list(files or []))
     embeddings = loaded.encode(
@@ -83,12 +86,27 @@ def encode(
     if output is not None and output.suffix == ".npy":
         np.save(output, embeddings)
         return
+    if output is not None and output.suffix == ".parquet":
+        write_parquet(output, texts, embeddings)
+        return
     lines = (json.dumps({"text": t, "embedding": v.tolist()}) for t, v in zip(texts, embeddings, strict=True))
     if output is None:
         for line in lines:
             sys.stdout.write(line + "\n")
     else:
         output.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+def write_parquet(path: Path, texts: list[str], embeddings: Any) -> None:
+    """Write a ``text`` column and a fixed-size-list ``embedding`` column."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise MissingExtraError("parquet output needs pyarrow: pip install pyarrow") from None
+    width = int(embeddings.shape[1])
+    column = pa.FixedSizeListArray.from_arrays(pa.array(embeddings.reshape(-1), pa.float32()), width)
+    pq.write_table(pa.table({"text": texts, "embedding": column}), path)
 
 
 @app.command()

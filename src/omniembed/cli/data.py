@@ -14,6 +14,17 @@ logger = logging.getLogger("omniembed.cli")
 PARTIAL = 3
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def read_image_folder(folder: Path) -> list[dict[str, Any]]:
+    """One object per image file in ``folder`` (sorted): ``{"file": name, "image": path}``."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"{folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+    return [{"file": path.name, "image": str(path.resolve())} for path in files]
+
+
 def read_records(path: Path) -> list[dict[str, Any]]:
     """Objects from a JSON-lines (``.jsonl``) or CSV (``.csv``) file."""
     if path.suffix == ".csv":
@@ -60,7 +71,7 @@ def import_command(
     database: Annotated[Path, typer.Argument(help="the database folder (created if missing)")],
     collection: Annotated[str, typer.Argument(help="the collection (created if missing)")],
     file: Annotated[
-        Path, typer.Argument(help="a .jsonl or .csv file of objects", exists=True, dir_okay=False)
+        Path, typer.Argument(help="a .jsonl or .csv file of objects, or a folder of images", exists=True)
     ],
     model: Annotated[str | None, typer.Option(help="the model that embeds a new collection")] = None,
     vectorize: Annotated[
@@ -74,7 +85,10 @@ def import_command(
     """Import objects into a collection, with a progress bar and a summary of refused objects."""
     import omniembed as oe
 
-    records = read_records(file)
+    if file.is_dir():
+        records, image = read_image_folder(file), ["image"]
+    else:
+        records = read_records(file)
     for record in records:
         for name in image or []:
             if isinstance(record.get(name), str):

@@ -18,7 +18,11 @@ from omniembed.store.schema import Schema
 
 LongInputs = Literal["truncate", "chunk"]
 # Model classes a stored vectorizer may load by name (an allow-list: nothing else is imported).
-_LOADERS = {"SentenceTransformer": "omniembed.encoder", "MultiVectorEncoder": "omniembed.multi_vector"}
+_LOADERS = {
+    "SentenceTransformer": "omniembed.encoder",
+    "MultiVectorEncoder": "omniembed.multi_vector",
+    "VisionMultiVectorEncoder": "omniembed.multi_vector_vision",
+}
 _METRICS = {"cosine": "cosine", "dot": "dot", "euclidean": "l2"}
 
 
