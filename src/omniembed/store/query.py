@@ -35,20 +35,16 @@ class QueryAPI:
         rerank: Rerank | None = None,
     ) -> QueryResult:
         """Objects nearest to a text, embedded by the named vector's model with its query prompt."""
-        if rerank is not None:
-            found = self.near_text(
-                query,
-                limit=rerank.depth(limit),
-                target_vector=target_vector,
-                filters=filters,
-                include_vector=include_vector,
-            )
-            return self._collection.rerank(found, rerank, query, limit)
         name = self._collection.target(target_vector, needs_vectorizer=True)
         vector = self._collection.vectorizers[name].embed_query(query)
-        return self.near_vector(
-            vector, limit=limit, target_vector=name, filters=filters, include_vector=include_vector
+        found = self.near_vector(
+            vector,
+            limit=_depth(rerank, limit),
+            target_vector=name,
+            filters=filters,
+            include_vector=include_vector,
         )
+        return self._reranked(found, rerank, query, limit)
 
     def near_image(
         self,
@@ -61,20 +57,16 @@ class QueryAPI:
         rerank: Rerank | None = None,
     ) -> QueryResult:
         """Objects nearest to an image (a PIL image, a path or bytes), embedded by the vector's model."""
-        if rerank is not None:
-            found = self.near_image(
-                image,
-                limit=rerank.depth(limit),
-                target_vector=target_vector,
-                filters=filters,
-                include_vector=include_vector,
-            )
-            return self._collection.rerank(found, rerank, None, limit)
         name = self._collection.target(target_vector, needs_vectorizer=True)
         vector = self._collection.vectorizers[name].embed_query(image)
-        return self.near_vector(
-            vector, limit=limit, target_vector=name, filters=filters, include_vector=include_vector
+        found = self.near_vector(
+            vector,
+            limit=_depth(rerank, limit),
+            target_vector=name,
+            filters=filters,
+            include_vector=include_vector,
         )
+        return self._reranked(found, rerank, None, limit)
 
     def near_audio(
         self,
@@ -109,22 +101,20 @@ class QueryAPI:
     def _near_media(
         self, kind: str, value: Any, limit: int, rerank: Rerank | None, options: dict[str, Any]
     ) -> QueryResult:
-        if rerank is not None:
-            found = self._near_media(kind, value, rerank.depth(limit), None, options)
-            return self._collection.rerank(found, rerank, None, limit)
         name = self._collection.target(options["target_vector"], needs_vectorizer=True)
         if kind == "audio" and isinstance(value, dict) and "array" in value:
             query: Any = value  # already {"array", "sampling_rate"}
         else:
             query = {kind: value}
         vector = self._collection.vectorizers[name].embed_query(query)
-        return self.near_vector(
+        found = self.near_vector(
             vector,
-            limit=limit,
+            limit=_depth(rerank, limit),
             target_vector=name,
             filters=options["filters"],
             include_vector=options["include_vector"],
         )
+        return self._reranked(found, rerank, None, limit)
 
     def near_object(
         self,
@@ -137,15 +127,6 @@ class QueryAPI:
         rerank: Rerank | None = None,
     ) -> QueryResult:
         """Objects nearest to a stored object (the object itself comes first)."""
-        if rerank is not None:
-            nearest = self.near_object(
-                uuid,
-                limit=rerank.depth(limit),
-                target_vector=target_vector,
-                filters=filters,
-                include_vector=include_vector,
-            )
-            return self._collection.rerank(nearest, rerank, None, limit)
         name = self._collection.target(target_vector)
         found = self._collection.backend.get(self._collection.name, [uuid], with_vectors=True)
         if not found or name not in found[0].vectors:
@@ -153,9 +134,14 @@ class QueryAPI:
                 f"no object with uuid {uuid!r} and a {name!r} vector in {self._collection.name!r}"
             )
         vector = found[0].vectors[name]
-        return self.near_vector(
-            vector, limit=limit, target_vector=name, filters=filters, include_vector=include_vector
+        nearest = self.near_vector(
+            vector,
+            limit=_depth(rerank, limit),
+            target_vector=name,
+            filters=filters,
+            include_vector=include_vector,
         )
+        return self._reranked(nearest, rerank, None, limit)
 
     def near_vector(
         self,
@@ -168,21 +154,12 @@ class QueryAPI:
         rerank: Rerank | None = None,
     ) -> QueryResult:
         """Objects nearest to a vector by the named vector's metric."""
-        if rerank is not None:
-            found = self.near_vector(
-                vector,
-                limit=rerank.depth(limit),
-                target_vector=target_vector,
-                filters=filters,
-                include_vector=include_vector,
-            )
-            return self._collection.rerank(found, rerank, None, limit)
         name = self._collection.target(target_vector)
         _check_limit(limit)
         hits = self._collection.backend.vector_search(
-            self._collection.name, name, np.asarray(vector, dtype=np.float32), limit, filters
+            self._collection.name, name, np.asarray(vector, dtype=np.float32), _depth(rerank, limit), filters
         )
-        return self._collection.results(hits, include_vector)
+        return self._reranked(self._collection.results(hits, include_vector), rerank, None, limit)
 
     def bm25(
         self,
@@ -195,18 +172,9 @@ class QueryAPI:
         rerank: Rerank | None = None,
     ) -> QueryResult:
         """Keyword search with BM25; ``query_properties`` may boost, as in ``["title^2", "body"]``."""
-        if rerank is not None:
-            found = self.bm25(
-                query,
-                query_properties=query_properties,
-                limit=rerank.depth(limit),
-                filters=filters,
-                include_vector=include_vector,
-            )
-            return self._collection.rerank(found, rerank, query, limit)
         _check_limit(limit)
-        hits = self._keyword(query, query_properties, limit, filters)
-        return self._collection.results(hits, include_vector)
+        hits = self._keyword(query, query_properties, _depth(rerank, limit), filters)
+        return self._reranked(self._collection.results(hits, include_vector), rerank, query, limit)
 
     def hybrid(
         self,
@@ -243,23 +211,8 @@ class QueryAPI:
             rerank: reorder the fused results with a cross-encoder (see :class:`Rerank`).
         """
         _check_limit(limit)
-        if rerank is not None:
-            found = self.hybrid(
-                query,
-                alpha=alpha,
-                fusion=fusion,
-                rrf_k=rrf_k,
-                limit=rerank.depth(limit),
-                vector=vector,
-                target_vector=target_vector,
-                query_properties=query_properties,
-                filters=filters,
-                include_vector=include_vector,
-                explain=explain,
-                candidates=candidates,
-            )
-            return self._collection.rerank(found, rerank, query, limit)
-        depth = candidates or max(100, 4 * limit)
+        fetch = _depth(rerank, limit)
+        depth = candidates or max(100, 4 * fetch)
         vector_hits: list[Hit] = []
         if alpha > 0:
             name = self._collection.target(target_vector, needs_vectorizer=vector is None)
@@ -276,7 +229,7 @@ class QueryAPI:
             alpha=alpha,
             fusion=fusion,
             rrf_k=rrf_k,
-        )[:limit]
+        )[:fetch]
         result = self._collection.results([Hit(uuid, score) for uuid, score, _, _ in fused], include_vector)
         if explain:
             vector_rank = {h.uuid: (rank, h.score) for rank, h in enumerate(vector_hits, start=1)}
@@ -295,7 +248,7 @@ class QueryAPI:
                     "bm25_part": k_part,
                     "fused": total,
                 }
-        return result
+        return self._reranked(result, rerank, query, limit)
 
     def fetch_objects(
         self,
@@ -308,6 +261,10 @@ class QueryAPI:
         """Objects in insertion order, optionally filtered and paged."""
         uuids = self._collection.backend.find(self._collection.name, filters, limit, offset)
         return self._collection.results([Hit(uuid, 0.0) for uuid in uuids], include_vector, scored=False)
+
+    def _reranked(self, result: QueryResult, rerank: Rerank | None, query: Any, limit: int) -> QueryResult:
+        """Reorder ``result`` with the reranker, if the query asked for one."""
+        return result if rerank is None else self._collection.rerank(result, rerank, query, limit)
 
     def _keyword(
         self, query: str, properties: Sequence[str] | None, limit: int, filters: Filter | None
@@ -332,6 +289,11 @@ def parse_boosts(properties: Sequence[str] | None, default: Sequence[str]) -> di
         except ValueError:
             raise ValueError(f"boost in {item!r} is not a number; write it as 'name^2'") from None
     return boosts
+
+
+def _depth(rerank: Rerank | None, limit: int) -> int:
+    """How many results a search fetches: more than ``limit`` when a reranker picks among them."""
+    return limit if rerank is None else rerank.depth(limit)
 
 
 def _check_limit(limit: int) -> None:
