@@ -93,13 +93,7 @@ class CrossEncoder(nn.Module):
             token=token,
             local_files_only=local_files_only,
         )
-        model_kwargs = dict(model_kwargs or {})
-        options = LoadOptions(
-            trust_remote_code=bool(model_kwargs.pop("trust_remote_code", trust_remote_code)),
-            model_kwargs=model_kwargs,
-            tokenizer_kwargs=dict(tokenizer_kwargs or {}),
-            allow_pickle=model_kwargs.get("use_safetensors") is False,
-        )
+        options = LoadOptions.from_arguments(trust_remote_code, model_kwargs, tokenizer_kwargs)
         config_kwargs = dict(config_kwargs or {})
         if num_labels is not None:
             config_kwargs["num_labels"] = num_labels

@@ -104,13 +104,7 @@ class SentenceTransformer(nn.Sequential):
                 token=token,
                 local_files_only=local_files_only,
             )
-            model_kwargs = dict(model_kwargs or {})
-            options = LoadOptions(
-                trust_remote_code=bool(model_kwargs.pop("trust_remote_code", trust_remote_code)),
-                model_kwargs=model_kwargs,
-                tokenizer_kwargs=dict(tokenizer_kwargs or {}),
-                allow_pickle=model_kwargs.get("use_safetensors") is False,
-            )
+            options = LoadOptions.from_arguments(trust_remote_code, model_kwargs, tokenizer_kwargs)
             modules = load_modules(folder, options)
             config = ModelConfig.read(folder)
             logger.info("loaded model from %s", folder)

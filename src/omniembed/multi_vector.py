@@ -78,13 +78,7 @@ class MultiVectorEncoder(nn.Module):
             token=token,
             local_files_only=local_files_only,
         )
-        model_kwargs = dict(model_kwargs or {})
-        options = LoadOptions(
-            trust_remote_code=trust_remote_code,
-            model_kwargs=model_kwargs,
-            tokenizer_kwargs=dict(tokenizer_kwargs or {}),
-            allow_pickle=model_kwargs.get("use_safetensors") is False,
-        )
+        options = LoadOptions.from_arguments(trust_remote_code, model_kwargs, tokenizer_kwargs)
         self.config = read_config(folder)
         self.transformer = Transformer.load(self.config.modules[0][1], options)
         self.projections = nn.ModuleList()

@@ -34,6 +34,26 @@ class LoadOptions:
     tokenizer_kwargs: dict[str, Any] = field(default_factory=dict)
     allow_pickle: bool = False
 
+    @classmethod
+    def from_arguments(
+        cls,
+        trust_remote_code: bool,
+        model_kwargs: dict[str, Any] | None,
+        tokenizer_kwargs: dict[str, Any] | None,
+    ) -> LoadOptions:
+        """Build options from a model class's constructor arguments (copies; inputs are not changed).
+
+        ``model_kwargs["trust_remote_code"]`` wins over the argument, as in the reference library, and
+        ``model_kwargs={"use_safetensors": False}`` is the opt-in to pickle-based weights.
+        """
+        model_kwargs = dict(model_kwargs or {})
+        return cls(
+            trust_remote_code=bool(model_kwargs.pop("trust_remote_code", trust_remote_code)),
+            model_kwargs=model_kwargs,
+            tokenizer_kwargs=dict(tokenizer_kwargs or {}),
+            allow_pickle=model_kwargs.get("use_safetensors") is False,
+        )
+
 
 class Module(nn.Module):
     """One step of a model: reads a features dict and adds or replaces entries in it.
