@@ -22,6 +22,7 @@ from omniembed.errors import (
     ModelNotFoundError,
     ObjectNotFoundError,
     OmniembedError,
+    PoolWorkerError,
     UnsupportedModalityError,
 )
 
@@ -90,6 +91,7 @@ __all__ = [
     "ObjectNotFoundError",
     "OmniembedError",
     "PairedEncoder",
+    "PoolWorkerError",
     "Rerank",
     "SelfProvided",
     "SentenceTransformer",

@@ -31,6 +31,7 @@ from omniembed.models import (
 from omniembed.quantize import PRECISIONS, Precision, quantize_embeddings
 from omniembed.runtime.backends import Backend, DType, Network, RuntimeOptions, check_runtime, prepare_network
 from omniembed.runtime.batching import token_budget_batches
+from omniembed.runtime.pool import EncodeJob, EncodePool, check_chunk_size, encode_with_pool, start_pool
 from omniembed.runtime.threads import check_num_threads, torch_threads
 from omniembed.similarity import ArrayLike, similarity_functions
 
@@ -204,9 +205,11 @@ class SentenceTransformer(nn.Sequential):
         precision: Precision = "float32",
         convert_to_numpy: bool = True,
         convert_to_tensor: bool = False,
-        device: str | None = None,
+        device: str | list[str] | None = None,
         normalize_embeddings: bool = False,
         truncate_dim: int | None = None,
+        pool: EncodePool | None = None,
+        chunk_size: int | None = None,
     ) -> Any:
         """Embed one input (giving one vector) or a list (giving a matrix, rows in input order).
 
@@ -223,9 +226,12 @@ class SentenceTransformer(nn.Sequential):
                 ``"ubinary"``.
             convert_to_numpy: return numpy arrays (the default); otherwise a list of tensors.
             convert_to_tensor: return one stacked tensor.
-            device: run on this device for this call.
+            device: run on this device for this call; a list such as ``["cpu", "cpu"]`` encodes in
+                that many worker processes (a pool started and stopped for this call).
             normalize_embeddings: scale each embedding to unit length (after ``truncate_dim``).
             truncate_dim: keep the first dimensions of each embedding; defaults to the model's setting.
+            pool: encode in the worker processes of a pool from ``start_multi_process_pool``.
+            chunk_size: inputs per chunk sent to a pool worker (default: about ten chunks per worker).
         """
         items, kinds, single = input_batch(inputs, self.modalities)
         _check_options(batch_size, precision, output_value, truncate_dim)
@@ -233,16 +239,23 @@ class SentenceTransformer(nn.Sequential):
             raise ValueError(f"output_value {output_value!r} is only available for text inputs")
         prompt = self._resolve_prompt(prompt, prompt_name)
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
-        if device is not None:
-            if not isinstance(device, (str, torch.device)):
-                raise ValueError(
-                    f"device must be one device such as 'cpu' or 'cuda:0', got {device!r}; "
-                    "encoding over several devices at once is not supported yet"
-                )
-            check_runtime(self.runtime, torch.device(device))
-            self.to(device)
+        check_chunk_size(chunk_size)
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
+        if pool is not None or isinstance(device, (list, tuple)):
+            job = EncodeJob(prompt, batch_size, output_value, normalize_embeddings, truncate_dim)
+            gathered = encode_with_pool(
+                self, items, job, pool=pool, devices=device, chunk_size=chunk_size, progress=show_progress_bar
+            )
+            if output_value != "sentence_embedding":
+                return gathered[0] if single else gathered
+            result = _convert(gathered, precision, convert_to_numpy, convert_to_tensor)
+            return result[0] if single else result
+        if device is not None:
+            if not isinstance(device, (str, torch.device)):
+                raise ValueError(f"device must be a device such as 'cpu' or a list of them, got {device!r}")
+            check_runtime(self.runtime, torch.device(device))
+            self.to(device)
         batches = self._routed_batches(items, kinds, prompt, batch_size, show_progress_bar)
         with torch_threads(self.num_threads):
             if output_value != "sentence_embedding":
@@ -254,6 +267,24 @@ class SentenceTransformer(nn.Sequential):
             embeddings = self._sentence_embeddings(batches, len(items), truncate_dim, normalize_embeddings)
         result = _convert(embeddings, precision, convert_to_numpy, convert_to_tensor)
         return result[0] if single else result
+
+    def start_multi_process_pool(self, target_devices: list[str] | None = None) -> EncodePool:
+        """Start one worker process per device, for ``encode(..., pool=pool)``.
+
+        Args:
+            target_devices: such as ``["cpu", "cpu"]`` or ``["cuda:0", "cuda:1"]``; defaults to every
+                GPU, else one CPU worker per core (at most 4). A model on a GPU is moved to the CPU
+                first, as the reference library does, to hand its weights to the workers.
+
+        Each CPU worker lets a forward pass use its share of the cores (``num_threads`` if set).
+        Stop the pool with ``stop_multi_process_pool(pool)``, or use it as a context manager.
+        """
+        return start_pool(self, target_devices)
+
+    @staticmethod
+    def stop_multi_process_pool(pool: EncodePool) -> None:
+        """Stop the workers of a pool from ``start_multi_process_pool``."""
+        pool.stop()
 
     def encode_query(self, inputs: Any, **kwargs: Any) -> Any:
         """``encode`` with the model's ``query`` prompt (unless a prompt is given)."""

@@ -15,7 +15,8 @@ Every error subclasses :class:`OmniembedError` and a built-in exception, so call
     ├── CollectionNotFoundError (KeyError)       no collection with that name in the database
     ├── CollectionExistsError (ValueError)       creating a collection whose name is taken
     ├── ObjectNotFoundError (KeyError)           no object with that uuid in the collection
-    └── DatabaseLockedError (RuntimeError)       the database folder is open in another process
+    ├── DatabaseLockedError (RuntimeError)       the database folder is open in another process
+    └── PoolWorkerError (RuntimeError)           a multi-process encoding worker died or could not start
 """
 
 from __future__ import annotations
@@ -77,3 +78,7 @@ class ObjectNotFoundError(OmniembedError, KeyError):
 
 class DatabaseLockedError(OmniembedError, RuntimeError):
     """Another process holds the database folder open."""
+
+
+class PoolWorkerError(OmniembedError, RuntimeError):
+    """A worker of a multi-process encoding pool died or could not start; the pool is stopped."""

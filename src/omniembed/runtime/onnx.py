@@ -171,23 +171,41 @@ def _atomic(target: Path, write: Any) -> None:
 class OnnxNetwork:
     """Callable that adds ``token_embeddings`` to features by running an ONNX file in ONNX Runtime."""
 
+    session: Any
+    names: list[str]
+
     def __init__(self, path: Path, num_threads: int | None) -> None:
+        self.path = path
+        self.num_threads = num_threads
+        self._open()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A session cannot be pickled; a pool worker reopens the cached file, with its own thread count.
+        return {"path": self.path, "num_threads": self.num_threads}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path = state["path"]
+        self.num_threads = state["num_threads"]
+        self.session = None
+
+    def _open(self) -> None:
         ort = import_onnxruntime()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = num_threads or 0
+        options.intra_op_num_threads = self.num_threads or 0
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         # Idle pool threads otherwise spin for a while after each run, taking the cores from torch
         # (tokenizing, pooling) and from other processes; the cost is a little latency per call.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        self.path = path
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         self.names = [node.name for node in self.session.get_inputs()]
 
     def __call__(self, features: Features) -> Features:
         """Run the network on the features' tensors (on the CPU)."""
+        if self.session is None:
+            self._open()
         feed = {name: np.ascontiguousarray(features[name].cpu().numpy()) for name in self.names}
         (hidden,) = self.session.run(["last_hidden_state"], feed)
         features["token_embeddings"] = torch.from_numpy(hidden)
