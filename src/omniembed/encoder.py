@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 OutputValue = Literal["sentence_embedding", "token_embeddings"] | None
 DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
+TRUNCATION_WARNING = "%d of %d inputs were longer than max_seq_length=%d tokens and were truncated"
 
 
 class SentenceTransformer(nn.Sequential):
@@ -389,10 +390,7 @@ class SentenceTransformer(nn.Sequential):
                 yield indices, self._forward(features)
                 bar.update(len(indices))
         if truncated[0]:
-            logger.warning(
-                "%d of %d inputs were longer than max_seq_length=%d tokens and were truncated",
-                truncated[0], len(texts), self.max_seq_length,
-            )  # fmt: skip
+            logger.warning(TRUNCATION_WARNING, truncated[0], len(texts), self.max_seq_length)
 
     def _plan(
         self, texts: list[str], batch_size: int, truncated: list[int]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import signal
@@ -137,6 +138,19 @@ def test_progress_bar_counts_chunks(
     assert "Chunks" not in capfd.readouterr().err
 
 
+def test_truncation_is_logged_once_per_call_by_the_parent(
+    model: SentenceTransformer, pool: EncodePool, texts: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    long_texts = [*texts[:50], "word " * 200, "more words " * 100]
+    with caplog.at_level(logging.WARNING, logger="omniembed"):
+        model.encode(long_texts)
+        expected = [record.getMessage() for record in caplog.records]
+        caplog.clear()
+        model.encode(long_texts, pool=pool, chunk_size=5)
+    assert expected == ["2 of 52 inputs were longer than max_seq_length=64 tokens and were truncated"]
+    assert [record.getMessage() for record in caplog.records] == expected
+
+
 def test_pool_describes_itself_like_the_reference_dict(pool: EncodePool) -> None:
     assert pool.devices == ["cpu", "cpu"]
     assert pool.threads == max(1, len(os.sched_getaffinity(0)) // 2)
@@ -171,6 +185,17 @@ def test_default_chunk_size_is_about_ten_chunks_per_worker() -> None:
     assert default_chunk_size(1000, 2) == 50
     assert default_chunk_size(3, 4) == 1
     assert default_chunk_size(10_000_000, 2) == 5000
+
+
+@pytest.mark.slow
+def test_left_padded_decoders_get_their_in_process_batches(
+    tiny_model: Callable[..., Path], sts_sentences: list[str]
+) -> None:
+    decoder = SentenceTransformer(tiny_model("qwen3", plain=False), device="cpu")
+    texts = sts_sentences[:150]
+    with decoder.start_multi_process_pool(["cpu", "cpu"]) as pool:
+        got = decoder.encode_query(texts, pool=pool, batch_size=8)
+    np.testing.assert_allclose(got, decoder.encode_query(texts, batch_size=8), atol=ATOL)
 
 
 @pytest.mark.slow
@@ -216,7 +241,8 @@ def test_a_worker_error_is_raised_with_the_inputs_it_hit(
         np.testing.assert_allclose(mixed, clip.encode(inputs), atol=ATOL)
         with pytest.raises(InvalidImageError, match=r"fake\.png") as caught:
             clip.encode([*inputs, "text", fake], pool=pool, chunk_size=3)
-        assert "raised by a pool worker while encoding inputs 9 to 9" in "".join(caught.value.__notes__)
+        notes = "".join(caught.value.__notes__)
+        assert "raised by a pool worker while encoding the inputs at positions 9" in notes
         np.testing.assert_allclose(clip.encode(inputs, pool=pool), mixed, atol=ATOL)  # still usable
 
 

@@ -225,17 +225,24 @@ class EncodePool:
         self._stopped = True
         self._finalizer()
 
-    def map(self, chunks: Sequence[Sequence[Any]], job: EncodeJob, progress: bool) -> list[Any]:
-        """Encode every chunk on the workers and return the outputs in chunk order."""
+    def map(
+        self, chunks: Sequence[list[Any]], positions: Sequence[Any], job: EncodeJob, progress: bool
+    ) -> tuple[list[Any], list[LogRecord]]:
+        """Encode every chunk on the workers; return the outputs in chunk order and what they logged.
+
+        ``positions`` (where each chunk's inputs are in the caller's list) name the inputs in the
+        note added to a worker's error.
+        """
         with self._lock:  # two threads sharing a pool must not take each other's results
             self._check_running()
             call = next(self._calls)
             outputs: list[Any] = [None] * len(chunks)
+            records: list[LogRecord] = []
             waiting = iter(range(len(chunks)))
             failure: tuple[int, Exception] | None = None
             in_flight = 0
             for chunk_id in itertools.islice(waiting, IN_FLIGHT_PER_WORKER * len(self.processes)):
-                self._tasks.put((call, chunk_id, list(chunks[chunk_id]), job))
+                self._tasks.put((call, chunk_id, chunks[chunk_id], job))
                 in_flight += 1
             with tqdm(total=len(chunks), desc="Chunks", unit="chunk", disable=not progress) as bar:
                 while in_flight:
@@ -246,15 +253,16 @@ class EncodePool:
                     if not ok:
                         failure = failure or (chunk_id, payload)
                         continue
-                    outputs[chunk_id] = payload
+                    outputs[chunk_id] = _from_wire(payload[0])
+                    records += payload[1]
                     bar.update(1)
                     sent = None if failure is not None else next(waiting, None)
                     if sent is not None:
-                        self._tasks.put((call, sent, list(chunks[sent]), job))
+                        self._tasks.put((call, sent, chunks[sent], job))
                         in_flight += 1
         if failure is not None:
-            raise _worker_error(failure[1], chunks, failure[0])
-        return outputs
+            raise _worker_error(failure[1], positions[failure[0]])
+        return outputs, records
 
     def _check_running(self) -> None:
         if self._stopped:
@@ -339,12 +347,25 @@ def _gather(
         width = model.get_sentence_embedding_dimension()
         return torch.zeros((0, min(width, job.truncate_dim or width)), dtype=torch.float32)
     assert pool is not None
-    size = chunk_size or default_chunk_size(len(items), len(pool.processes))
-    chunks = [items[start : start + size] for start in range(0, len(items), size)]
-    outputs = [_from_wire(output) for output in pool.map(chunks, job, progress)]
+    # Chunks of similar lengths pack into batches with little padding (a chunk of mixed lengths
+    # took twice as long to encode here), and the longest chunks go out first, which balances
+    # the workers; the results are put back in input order below.
+    order = np.argsort([-len(item) if isinstance(item, str) else 0 for item in items], kind="stable")
+    if chunk_size is None:
+        size = default_chunk_size(len(items), len(pool.processes))
+        # Whole batches per chunk: left-padded models then get the batches they get in-process.
+        size = math.ceil(size / job.batch_size) * job.batch_size
+    else:
+        size = chunk_size
+    positions = [order[start : start + size] for start in range(0, len(items), size)]
+    chunks = [[items[index] for index in chunk] for chunk in positions]
+    outputs, records = pool.map(chunks, positions, job, progress)
+    _log_once(records, texts=sum(isinstance(item, str) for item in items))
+    inverse = torch.from_numpy(np.argsort(order))
     if job.output_value == "sentence_embedding":
-        return torch.cat(outputs)
-    return [row for output in outputs for row in output]
+        return torch.cat(outputs)[inverse]
+    rows = [row for output in outputs for row in output]
+    return [rows[index] for index in inverse.tolist()]
 
 
 def start_pool(model: SentenceTransformer, target_devices: Sequence[str] | None) -> EncodePool:
@@ -404,6 +425,7 @@ def _work(index: int, device: str, threads: int, setup: Any, tasks: Any, results
             return
         model = ForkingPickler.loads(payload)
         _prepare(model, device, threads)
+        collector = _Collector()
     except Exception as error:
         results.put((None, index, False, _portable(error)))
         return
@@ -413,12 +435,53 @@ def _work(index: int, device: str, threads: int, setup: Any, tasks: Any, results
         if task is None:
             _exit_now(results)
         call, chunk_id, items, job = task
+        collector.records = []
         try:
             output = _to_wire(_encode(model, items, job))
         except Exception as error:
             results.put((call, chunk_id, False, _portable(error)))
         else:
-            results.put((call, chunk_id, True, output))
+            results.put((call, chunk_id, True, (output, collector.records)))
+
+
+LogRecord = tuple[str, int, str, tuple[Any, ...]]
+"""A worker's log record: logger name, level, message template, arguments."""
+
+
+class _Collector(logging.Handler):
+    """Keep the warnings a worker's ``encode`` logs, for the parent to log once per call.
+
+    A worker would otherwise print each chunk's warnings itself, past the parent's logging setup.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[LogRecord] = []
+        package = logging.getLogger("omniembed")
+        package.addHandler(self)
+        package.propagate = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.args, tuple) and all(isinstance(arg, (int, float, str)) for arg in record.args):
+            self.records.append((record.name, record.levelno, str(record.msg), record.args))
+        else:
+            self.records.append((record.name, record.levelno, record.getMessage(), ()))
+
+
+def _log_once(records: list[LogRecord], texts: int) -> None:
+    """Log the workers' warnings in the parent: truncation counted over the call's ``texts``, other
+    messages once each."""
+    from omniembed.encoder import TRUNCATION_WARNING
+
+    truncated = [args for _, _, message, args in records if message == TRUNCATION_WARNING]
+    if truncated:
+        count, total = sum(args[0] for args in truncated), max(texts, sum(args[1] for args in truncated))
+        logging.getLogger("omniembed.encoder").warning(TRUNCATION_WARNING, count, total, truncated[0][2])
+    seen = set()
+    for name, level, message, args in records:
+        if message != TRUNCATION_WARNING and (name, message, args) not in seen:
+            seen.add((name, message, args))
+            logging.getLogger(name).log(level, message, *args)
 
 
 def _exit_now(results: Any) -> None:
@@ -471,10 +534,11 @@ def _portable(error: Exception) -> Exception:
     return error
 
 
-def _worker_error(error: Exception, chunks: Sequence[Sequence[Any]], chunk_id: int) -> Exception:
+def _worker_error(error: Exception, positions: Sequence[int]) -> Exception:
     """Say which inputs the worker was encoding when ``error`` happened."""
-    start = sum(len(chunk) for chunk in chunks[:chunk_id])
-    note = f"raised by a pool worker while encoding inputs {start} to {start + len(chunks[chunk_id]) - 1}"
+    listed = ", ".join(str(int(index)) for index in sorted(positions)[:10])
+    more = f" and {len(positions) - 10} more" if len(positions) > 10 else ""
+    note = f"raised by a pool worker while encoding the inputs at positions {listed}{more}"
     add_note: Callable[[str], None] | None = getattr(error, "add_note", None)  # Python 3.11+
     if add_note is not None:
         add_note(note)
