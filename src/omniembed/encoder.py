@@ -31,7 +31,8 @@ from omniembed.models import (
 from omniembed.quantize import PRECISIONS, Precision, quantize_embeddings
 from omniembed.runtime.backends import Backend, DType, Network, RuntimeOptions, check_runtime, prepare_network
 from omniembed.runtime.batching import token_budget_batches
-from omniembed.runtime.pool import EncodeJob, EncodePool, check_chunk_size, encode_with_pool, start_pool
+from omniembed.runtime.pool import EncodePool, check_chunk_size, encode_with_pool, start_pool
+from omniembed.runtime.pool_worker import EncodeJob
 from omniembed.runtime.threads import check_num_threads, torch_threads
 from omniembed.similarity import ArrayLike, similarity_functions
 

@@ -19,23 +19,19 @@ import logging
 import math
 import os
 import queue
-import signal
-import sys
 import threading
 import time
-import traceback
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from multiprocessing.reduction import ForkingPickler
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import Tensor
 from tqdm.auto import tqdm
 
 from omniembed.errors import PoolWorkerError
+from omniembed.runtime.pool_worker import EncodeJob, LogRecord, from_wire, log_once, work
 
 if TYPE_CHECKING:
     from omniembed.encoder import SentenceTransformer
@@ -53,17 +49,6 @@ IN_FLIGHT_PER_WORKER = 2
 
 MAX_CHUNK = 5000
 """The largest default chunk, as in the reference library."""
-
-
-@dataclass(frozen=True)
-class EncodeJob:
-    """The ``encode`` options a worker applies to each chunk, already resolved by the parent."""
-
-    prompt: str | None
-    batch_size: int
-    output_value: str | None
-    normalize_embeddings: bool
-    truncate_dim: int | None
 
 
 def check_chunk_size(chunk_size: int | None) -> None:
@@ -164,7 +149,7 @@ class EncodePool:
         setup = context.Queue()
         self.processes: list[Any] = [
             context.Process(
-                target=_work,
+                target=work,
                 args=(index, device, self.threads, setup, self._tasks, self._results),
                 name=f"omniembed-pool-{index}",
                 daemon=True,
@@ -253,7 +238,7 @@ class EncodePool:
                     if not ok:
                         failure = failure or (chunk_id, payload)
                         continue
-                    outputs[chunk_id] = _from_wire(payload[0])
+                    outputs[chunk_id] = from_wire(payload[0])
                     records += payload[1]
                     bar.update(1)
                     sent = None if failure is not None else next(waiting, None)
@@ -360,7 +345,7 @@ def _gather(
     positions = [order[start : start + size] for start in range(0, len(items), size)]
     chunks = [[items[index] for index in chunk] for chunk in positions]
     outputs, records = pool.map(chunks, positions, job, progress)
-    _log_once(records, texts=sum(isinstance(item, str) for item in items))
+    log_once(records, texts=sum(isinstance(item, str) for item in items))
     inverse = torch.from_numpy(np.argsort(order))
     if job.output_value == "sentence_embedding":
         return torch.cat(outputs)[inverse]
@@ -374,39 +359,6 @@ def start_pool(model: SentenceTransformer, target_devices: Sequence[str] | None)
     return EncodePool(model, devices)
 
 
-# --- the worker side ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Wire:
-    """A tensor sent as a numpy array: the queue would otherwise hand it over as a shared-memory file
-    descriptor, and thousands of per-input tensors can run out of them."""
-
-    array: np.ndarray
-    dtype: torch.dtype
-
-
-def _to_wire(value: Any) -> Any:
-    if isinstance(value, Tensor):
-        tensor = value.detach().cpu()
-        return _Wire((tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy(), tensor.dtype)
-    if isinstance(value, dict):
-        return {name: _to_wire(item) for name, item in value.items()}
-    if isinstance(value, list):
-        return [_to_wire(item) for item in value]
-    return value
-
-
-def _from_wire(value: Any) -> Any:
-    if isinstance(value, _Wire):
-        return torch.from_numpy(value.array).to(value.dtype)
-    if isinstance(value, dict):
-        return {name: _from_wire(item) for name, item in value.items()}
-    if isinstance(value, list):
-        return [_from_wire(item) for item in value]
-    return value
-
-
 def _pickled(model: SentenceTransformer) -> bytes:
     try:
         return bytes(ForkingPickler.dumps(model))
@@ -415,123 +367,6 @@ def _pickled(model: SentenceTransformer) -> bytes:
             f"this model cannot be sent to worker processes ({type(error).__name__}: {error}); "
             "encode without a pool"
         ) from error
-
-
-def _work(index: int, device: str, threads: int, setup: Any, tasks: Any, results: Any) -> None:
-    """A worker's main loop: load the model from ``setup``, then encode chunks until a ``None`` task."""
-    try:
-        payload = setup.get()
-        if payload is None:  # the parent gave up starting the pool
-            return
-        model = ForkingPickler.loads(payload)
-        _prepare(model, device, threads)
-        collector = _Collector()
-    except Exception as error:
-        results.put((None, index, False, _portable(error)))
-        return
-    results.put((None, index, True, None))
-    while True:
-        task = tasks.get()
-        if task is None:
-            _exit_now(results)
-        call, chunk_id, items, job = task
-        collector.records = []
-        try:
-            output = _to_wire(_encode(model, items, job))
-        except Exception as error:
-            results.put((call, chunk_id, False, _portable(error)))
-        else:
-            results.put((call, chunk_id, True, (output, collector.records)))
-
-
-LogRecord = tuple[str, int, str, tuple[Any, ...]]
-"""A worker's log record: logger name, level, message template, arguments."""
-
-
-class _Collector(logging.Handler):
-    """Keep the warnings a worker's ``encode`` logs, for the parent to log once per call.
-
-    A worker would otherwise print each chunk's warnings itself, past the parent's logging setup.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.records: list[LogRecord] = []
-        package = logging.getLogger("omniembed")
-        package.addHandler(self)
-        package.propagate = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if isinstance(record.args, tuple) and all(isinstance(arg, (int, float, str)) for arg in record.args):
-            self.records.append((record.name, record.levelno, str(record.msg), record.args))
-        else:
-            self.records.append((record.name, record.levelno, record.getMessage(), ()))
-
-
-def _log_once(records: list[LogRecord], texts: int) -> None:
-    """Log the workers' warnings in the parent: truncation counted over the call's ``texts``, other
-    messages once each."""
-    from omniembed.encoder import TRUNCATION_WARNING
-
-    truncated = [args for _, _, message, args in records if message == TRUNCATION_WARNING]
-    if truncated:
-        count, total = sum(args[0] for args in truncated), max(texts, sum(args[1] for args in truncated))
-        logging.getLogger("omniembed.encoder").warning(TRUNCATION_WARNING, count, total, truncated[0][2])
-    seen = set()
-    for name, level, message, args in records:
-        if message != TRUNCATION_WARNING and (name, message, args) not in seen:
-            seen.add((name, message, args))
-            logging.getLogger(name).log(level, message, *args)
-
-
-def _exit_now(results: Any) -> None:
-    """Flush what this worker sent, then exit without tearing the interpreter down.
-
-    Unloading torch and transformers takes most of a second, which a pool started for one
-    ``encode(device=[...])`` call would wait for. multiprocessing's own exit steps still run (they
-    flush the queues and free the semaphores this process made, such as tqdm's lock).
-    """
-    from multiprocessing import util
-
-    results.close()
-    util._exit_function()  # type: ignore[attr-defined]  # not in the stubs; what Process runs on exit
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
-
-
-def _prepare(model: SentenceTransformer, device: str, threads: int) -> None:
-    # Ctrl-C reaches every process in the group; the parent stops the workers itself.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if model.num_threads is None:
-        torch.set_num_threads(threads)
-        from omniembed.runtime.onnx import OnnxNetwork
-
-        if isinstance(model._network, OnnxNetwork):
-            model._network.num_threads = threads
-    model.to(device)
-
-
-def _encode(model: SentenceTransformer, items: list[Any], job: EncodeJob) -> Any:
-    return model.encode(
-        items,
-        prompt=job.prompt,
-        batch_size=job.batch_size,
-        output_value=job.output_value,  # type: ignore[arg-type]
-        normalize_embeddings=job.normalize_embeddings,
-        truncate_dim=job.truncate_dim,
-        convert_to_tensor=job.output_value == "sentence_embedding",
-        show_progress_bar=False,
-    )
-
-
-def _portable(error: Exception) -> Exception:
-    """The error itself if it survives the queue, else a ``RuntimeError`` carrying its traceback."""
-    try:
-        ForkingPickler.loads(ForkingPickler.dumps(error))
-    except Exception:
-        return RuntimeError("".join(traceback.format_exception(type(error), error, error.__traceback__)))
-    return error
 
 
 def _worker_error(error: Exception, positions: Sequence[int]) -> Exception:
