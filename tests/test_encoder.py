@@ -142,7 +142,9 @@ def test_bad_input_names_the_offender(minilm: SentenceTransformer, bad: object, 
         ({"precision": "float16"}, "precision 'float16' is not supported"),
         ({"output_value": "logits"}, "output_value 'logits' is not supported"),
         ({"truncate_dim": 0}, "truncate_dim must be a positive integer"),
-        ({"device": ["cpu", "cpu"]}, "device must be one device"),
+        ({"device": 5}, "device must be a device such as 'cpu' or a list of them, got 5"),
+        ({"device": []}, "give the worker devices as a non-empty list"),
+        ({"chunk_size": 0}, "chunk_size must be a positive integer"),
     ],
 )
 def test_bad_options(minilm: SentenceTransformer, options: dict[str, object], message: str) -> None:
