@@ -31,6 +31,7 @@ from omniembed.models import (
 from omniembed.quantize import PRECISIONS, Precision, quantize_embeddings
 from omniembed.runtime.backends import Backend, DType, Network, RuntimeOptions, check_runtime, prepare_network
 from omniembed.runtime.batching import token_budget_batches
+from omniembed.runtime.onednn import use_onednn_linear
 from omniembed.runtime.pool import EncodePool, check_chunk_size, encode_with_pool, start_pool
 from omniembed.runtime.pool_worker import EncodeJob
 from omniembed.runtime.threads import check_num_threads, torch_threads
@@ -127,6 +128,7 @@ class SentenceTransformer(nn.Sequential):
         self.allow_urls = allow_urls
         self.eval()
         self.to(device or default_device())
+        use_onednn_linear(self)
         self.runtime = RuntimeOptions(backend, dtype, check_num_threads(num_threads), runtime_cache_folder)
         check_runtime(self.runtime, self.device)
         if dtype == "bfloat16":

@@ -38,6 +38,7 @@ from omniembed.inputs import input_batch
 from omniembed.models.module import read_json
 from omniembed.multi_vector import MultiVectorEncoder, Task, _skiplist_ids
 from omniembed.multi_vector_config import LateInteractionConfig, _modules
+from omniembed.runtime.onednn import use_onednn_linear
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ class VisionMultiVectorEncoder(MultiVectorEncoder):
         self._skip_ids = _skiplist_ids(self.tokenizer, self.config.skiplist_words)
         self.eval()
         self.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        use_onednn_linear(self)
         logger.info("loaded vision late-interaction model from %s", folder)
 
     @property

