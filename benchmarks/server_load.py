@@ -10,10 +10,11 @@ is FastAPI + the reference library's ``model.encode`` per request.
 
 On a machine with 2 or more cores the server runs pinned to one core (``--server-cpu``) with one
 compute thread, and the load generator to another (``--client-cpu``), so the clients do not take
-the server's CPU time and the numbers measure the server.
+the server's CPU time and the numbers measure the server. ``--soak-seconds`` adds a long run at
+``--soak-clients`` that samples the server's RSS and prints it at every 10% of the run.
 
 Run: python benchmarks/server_load.py [--levels 1 8 32 128] [--requests 512] [--seconds 30]
-         [--servers omniembed naive]
+         [--soak-seconds 120] [--soak-clients 32] [--servers omniembed naive]
 """
 
 from __future__ import annotations
@@ -231,10 +232,40 @@ def report_level(kind: str, row: dict[str, Any]) -> None:
     )
 
 
-def run_server(kind: str, port: int, args: argparse.Namespace, sentences: list[str]) -> list[dict[str, Any]]:
-    """Start a server, run every level against it while sampling its RSS, stop it."""
+def soak(
+    kind: str, url: str, sampler: RssSampler, args: argparse.Namespace, sentences: list[str]
+) -> dict[str, Any]:
+    """A long run at ``--soak-clients``: RSS at every 10% of it, and its growth over the second half."""
+    begin = time.monotonic()
+    row = measured(url, sampler.pid, args.soak_clients, sentences, args.soak_requests, args.soak_seconds)
+    samples = sampler.since(begin)
+    span = samples[-1][0] - begin
+
+    def at(fraction: float) -> float:  # the last sample taken by that point of the run
+        moment = begin + fraction * span
+        return [mb for t, mb in samples if t <= moment][-1] if samples[0][0] <= moment else samples[0][1]
+
+    marks = [at(tenth / 10) for tenth in range(1, 11)]
+    row.update(server=kind, rss_marks=marks, rss_mb=max(mb for _, mb in samples))
+    row["second_half_growth_mb"] = marks[-1] - at(0.5)
+    passes = row["passes_per_request"]
+    print(
+        f"{kind:9s} soak {args.soak_clients} clients {span:.0f} s: {row['requests']} requests, "
+        f"{row['rps']:.1f} req/s, p99 {row['p99_ms']:.1f} ms, errors {row['errors']}"
+        + (f", passes/request {passes:.3f}" if passes is not None else ""),
+        flush=True,
+    )
+    print(f"{kind:9s} soak RSS MB at 10%..100%: " + " ".join(f"{mb:.0f}" for mb in marks))
+    print(f"{kind:9s} soak RSS growth over the second half: {row['second_half_growth_mb']:+.1f} MB")
+    return row
+
+
+def run_server(
+    kind: str, port: int, args: argparse.Namespace, sentences: list[str]
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Start a server, run every level (and the soak) against it while sampling its RSS, stop it."""
     server = start(kind, port, args)
-    rows = []
+    rows, soaked = [], None
     url = f"http://127.0.0.1:{port}"
     try:
         with RssSampler(server.pid) as sampler:
@@ -246,10 +277,12 @@ def run_server(kind: str, port: int, args: argparse.Namespace, sentences: list[s
                 row["server"] = kind
                 rows.append(row)
                 report_level(kind, row)
+            if args.soak_seconds:
+                soaked = soak(kind, url, sampler, args, sentences)
     finally:
         server.terminate()
         server.wait(timeout=30)
-    return rows
+    return rows, soaked
 
 
 def arguments() -> argparse.Namespace:
@@ -262,6 +295,9 @@ def arguments() -> argparse.Namespace:
         "--servers", nargs="+", choices=["omniembed", "naive"], default=["omniembed", "naive"]
     )
     parser.add_argument("--max-wait-ms", type=float, default=5.0, help="omniembed's batching wait")
+    parser.add_argument("--soak-seconds", type=float, default=0.0, help="a long run after the levels")
+    parser.add_argument("--soak-clients", type=int, default=32)
+    parser.add_argument("--soak-requests", type=int, default=200_000, help="requests in the soak at most")
     parser.add_argument("--server-cpu", type=int, default=1 if two_cores else None, help="pin servers here")
     parser.add_argument("--client-cpu", type=int, default=0 if two_cores else None, help="pin clients here")
     parser.add_argument("--server-threads", type=int, default=1 if two_cores else None)
@@ -275,7 +311,7 @@ def arguments() -> argparse.Namespace:
 
 
 def main() -> None:
-    """Run the servers through every level and print a markdown table."""
+    """Run the servers through every level (and the soak) and print markdown tables."""
     args = arguments()
     if args.naive_server:
         import uvicorn
@@ -294,15 +330,17 @@ def main() -> None:
     )
     load = " ".join(f"{value:.2f}" for value in os.getloadavg())
     print(f"load average at the start: {load}")  # other jobs on these cores skew the timings
-    rows = []
+    rows, soaks = [], []
     for offset, kind in enumerate(args.servers):
-        rows += run_server(kind, args.port + offset, args, sentences)
+        found, soaked = run_server(kind, args.port + offset, args, sentences)
+        rows += found
+        soaks += [soaked] if soaked else []
     print("load average at the end: " + " ".join(f"{value:.2f}" for value in os.getloadavg()))
-    print_tables(rows)
+    print_tables(rows, soaks)
 
 
-def print_tables(rows: list[dict[str, Any]]) -> None:
-    """The levels as markdown, and omniembed/naive ratios."""
+def print_tables(rows: list[dict[str, Any]], soaks: list[dict[str, Any]]) -> None:
+    """The levels and the soaks as markdown, and omniembed/naive ratios."""
 
     def cell(value: Any, digits: int = 1) -> str:
         return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
@@ -325,6 +363,17 @@ def print_tables(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         if row["server"] == "naive" and row["clients"] in ours:
             print(f"clients={row['clients']}: omniembed/naive = {ours[row['clients']] / row['rps']:.2f}x")
+    if soaks:
+        print(
+            "\n| server | soak | requests | req/s | p99 ms | errors | RSS MB at 10%, 20%, ..., 100% "
+            "| growth over the second half |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+    for row in soaks:
+        marks = ", ".join(f"{mb:.0f}" for mb in row["rss_marks"])
+        cells = [row["server"], f"{row['clients']} clients", str(row["requests"]), cell(row["rps"])]
+        cells += [cell(row["p99_ms"]), str(row["errors"]), marks, f"{row['second_half_growth_mb']:+.1f} MB"]
+        print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
