@@ -40,6 +40,11 @@ def serve_command(
     # 2-core machine one-sentence requests took ~1.2 s instead of ~20 ms. Read by OpenMP when torch
     # first runs a parallel region, so it is set here, before the model loads.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # oneDNN caches a compiled primitive per input shape (up to 1024 by default, each ~0.5-2 MB).
+    # Merged batches have ever-new (batch, length) shapes, so the cache only grew: +300 MB of RSS
+    # per minute at 32 clients. Without it RSS stays flat and the forward pass is no slower
+    # (measured on all-MiniLM-L6-v2: benchmarks/server_load.py --soak-seconds). Read on first use.
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
     if threads is not None:  # the whole process serves, so torch's process-wide setting is the right one
         import torch
 
