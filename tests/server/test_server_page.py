@@ -15,6 +15,8 @@ from server_live import serve
 import omniembed as oe
 from omniembed.server import create_app
 
+import model_factory as mf
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.browser,
@@ -78,6 +80,7 @@ def test_search_page_modes_scores_and_thumbnails(page_url: str, browser: Any, tm
     page.goto(page_url)
     page.wait_for_selector("#collection option", state="attached")
     assert page.locator("#collection option").all_inner_texts() == ["Animals (3)"]
+    assert page.locator("#rerank-box").is_hidden()  # this server has no reranker
     assert search(page, "kitten", "near_text")[0] == "Cat"
     assert search(page, "rocket fuel", "bm25")[0] == "Rocket"
     page.check("#mode-hybrid")
@@ -112,6 +115,29 @@ def test_page_shows_server_errors(page_url: str, browser: Any) -> None:
     page.wait_for_function("document.querySelector('#status').className === 'error'")
     assert "limit" in page.locator("#status").inner_text()
     assert httpx.get(page_url).headers["content-type"].startswith("text/html")
+
+
+def test_page_reranks_when_the_server_has_a_reranker(minilm: Any, browser: Any, tmp_path: Path) -> None:
+    reranker = oe.CrossEncoder(mf.build_cross_encoder(tmp_path / "cross"), device="cpu")
+    db = oe.connect(tmp_path / "db")
+    notes = db.collections.create("Notes", {"text": "text"}, oe.Vectorizer(minilm, ["text"]))
+    texts = ["Cats purr.", "Dogs bark at night.", "Rockets reach orbit.", "Bread rises.", "Rain falls."]
+    notes.data.insert_many([{"text": t} for t in texts], show_progress=False)
+    expected = notes.query.near_text("animals", limit=5, rerank=oe.Rerank(reranker, "text"))
+    try:
+        with serve(create_app(model=minilm, db=db, reranker=reranker)) as url:
+            page = browser.new_page()
+            page.goto(url)
+            page.wait_for_selector("#collection option", state="attached")
+            page.wait_for_selector("#rerank-box", state="visible")
+            page.check("#rerank")
+            page.fill("#limit", "5")
+            assert search(page, "animals", "near_text") == [o.properties["text"] for o in expected]
+            assert "reranked" in page.locator("#status").inner_text()
+            shown = [float(s) for s in page.locator(".result .score").all_inner_texts()]
+            assert shown == pytest.approx([o.rerank_score for o in expected], abs=1e-4)
+    finally:
+        db.close()
 
 
 def png_stats(data: bytes) -> tuple[int, int, set[tuple[int, int, int]]]:

@@ -26,6 +26,9 @@ def serve_command(
     max_wait_ms: Annotated[float, typer.Option(min=0, help="how long batching waits")] = 5.0,
     cors_origin: Annotated[list[str] | None, typer.Option(help="an origin allowed by CORS")] = None,
     allow_local_files: Annotated[bool, typer.Option(help="let callers name files on this machine")] = False,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="CPU threads per forward pass (default: every core)")
+    ] = None,
 ) -> None:
     """Serve embeddings (OpenAI-compatible), collections and the search page over HTTP."""
     import uvicorn
@@ -37,6 +40,15 @@ def serve_command(
     # 2-core machine one-sentence requests took ~1.2 s instead of ~20 ms. Read by OpenMP when torch
     # first runs a parallel region, so it is set here, before the model loads.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # oneDNN caches a compiled primitive per input shape (up to 1024 by default, each ~0.5-2 MB).
+    # Merged batches have ever-new (batch, length) shapes, so the cache only grew: +300 MB of RSS
+    # per minute at 32 clients. Without it RSS stays flat and the forward pass is no slower
+    # (measured on all-MiniLM-L6-v2: benchmarks/server_load.py --soak-seconds). Read on first use.
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
+    if threads is not None:  # the whole process serves, so torch's process-wide setting is the right one
+        import torch
+
+        torch.set_num_threads(threads)
     loaded, database, cross = _load(model, db, reranker)
     settings = ServerSettings(
         model_name=model_name or (Path(model).name if model else "omniembed"),

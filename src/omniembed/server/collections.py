@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from omniembed.errors import CollectionExistsError, InvalidInputError, ObjectNotFoundError
-from omniembed.server.errors import LimitExceededError
+from omniembed.server.errors import LimitExceededError, NotServedError
 from omniembed.server.filters_json import from_json
 from omniembed.server.images import decode_image, image_bytes
 from omniembed.server.state import ServerState, get_state
@@ -59,6 +59,16 @@ class UpdateObject(BaseModel):
     vectors: dict[str, list[float]] | None = None
 
 
+class RerankRequest(BaseModel):
+    """Rerank a query's results with the server's cross-encoder (mirrors the Python ``Rerank``)."""
+
+    property: str = Field(description="the text property scored against the query")
+    query: str | None = Field(default=None, description="the text to score with; by default the query's")
+    candidates: int | None = Field(
+        default=None, ge=1, le=10000, description="results fetched first (default max(50, 4 * limit))"
+    )
+
+
 class QueryRequest(BaseModel):
     """One search; the fields mirror the Python ``collection.query`` methods' arguments."""
 
@@ -76,6 +86,7 @@ class QueryRequest(BaseModel):
     filters: dict[str, Any] | None = None
     include_vector: bool = False
     explain: bool = False
+    rerank: RerankRequest | None = None
 
 
 def _describe(collection: Any) -> dict[str, Any]:
@@ -111,6 +122,8 @@ def _object_json(obj: Any, include_vector: bool) -> dict[str, Any]:
         out["score"] = obj.score
     if obj.distance is not None:
         out["distance"] = obj.distance
+    if obj.rerank_score is not None:
+        out["rerank_score"] = obj.rerank_score
     if obj.explain is not None:
         out["explain"] = obj.explain
     if include_vector:
@@ -265,8 +278,9 @@ async def query(name: str, body: QueryRequest, state: StateDep) -> dict[str, Any
     collection = state.collection(name)
     filters = from_json(body.filters) if body.filters is not None else None
     image = decode_image(body.image, "image") if body.type == "near_image" and body.image else None
+    rerank = _rerank(state, body)
     start = time.perf_counter()
-    result = await _locked(state, lambda: _run_query(collection, body, filters, image))
+    result = await _locked(state, lambda: _run_query(collection, body, filters, image, rerank))
     return {
         "objects": [_object_json(obj, body.include_vector) for obj in result],
         "took_ms": round((time.perf_counter() - start) * 1000, 3),
@@ -279,11 +293,30 @@ def _need(value: Any, field: str, kind: str) -> Any:
     return value
 
 
-def _run_query(collection: Any, body: QueryRequest, filters: Any, image: Any) -> Any:
+def _rerank(state: ServerState, body: QueryRequest) -> Any:
+    """The Python ``Rerank`` for the body's ``rerank`` field, using the server's cross-encoder."""
+    spec = body.rerank
+    if spec is None:
+        return None
+    if state.reranker is None:
+        raise NotServedError("'rerank' needs a reranker; start the server with --reranker NAME_OR_PATH")
+    if body.type == "fetch":
+        raise InvalidInputError("'rerank' needs a search; a fetch query has no query text to rerank by")
+    if spec.query is None and body.type not in ("near_text", "bm25", "hybrid"):
+        raise InvalidInputError(
+            f"a {body.type} query has no text; give the words to rerank by in rerank.query"
+        )
+    from omniembed.store import Rerank
+
+    return Rerank(state.reranker, spec.property, query=spec.query, candidates=spec.candidates)
+
+
+def _run_query(collection: Any, body: QueryRequest, filters: Any, image: Any, rerank: Any) -> Any:
     search = collection.query
     common = {"limit": body.limit, "filters": filters, "include_vector": body.include_vector}
     if body.type == "fetch":
         return search.fetch_objects(offset=body.offset, **common)
+    common["rerank"] = rerank
     if body.type == "bm25":
         text = _need(body.query, "query", "bm25")
         return search.bm25(text, query_properties=body.query_properties, **common)
