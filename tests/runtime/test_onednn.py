@@ -60,3 +60,19 @@ def test_only_plain_linear_layers_change() -> None:
     model = nn.Sequential(nn.Linear(4, 4), Custom(4, 4), nn.ReLU())
     assert use_onednn_linear(model) == 1
     assert type(model[1]) is Custom
+
+
+def test_changed_weights_are_used() -> None:
+    torch.manual_seed(0)
+    fast = swapped(nn.Linear(8, 4))
+    inputs = torch.randn(2, 8)
+    with torch.inference_mode():
+        before = fast(inputs)
+    with torch.no_grad():
+        fast.weight.mul_(2)
+    with torch.inference_mode():
+        after = fast(inputs)
+    torch.testing.assert_close(after - fast.bias, 2 * (before - fast.bias), rtol=1e-5, atol=1e-5)
+    fast.load_state_dict({"weight": torch.zeros(4, 8), "bias": torch.ones(4)})
+    with torch.inference_mode():
+        assert torch.equal(fast(inputs), torch.ones(2, 4))
