@@ -42,9 +42,9 @@ def serve_command(
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # oneDNN caches a compiled primitive per input shape (up to 1024 by default, each ~0.5-2 MB).
     # Merged batches have ever-new (batch, length) shapes, so the cache only grew: +300 MB of RSS
-    # per minute at 32 clients. Without it RSS stays flat and the forward pass is no slower
-    # (measured on all-MiniLM-L6-v2: benchmarks/server_load.py --soak-seconds). Read on first use.
-    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
+    # per minute at 32 clients. A small cache bounds it; none at all would rebuild the linear
+    # layers' kernels (runtime/onednn.py) on every call, which tripled a one-sentence forward pass.
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
     if threads is not None:  # the whole process serves, so torch's process-wide setting is the right one
         import torch
 
