@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 import torch
 from torch import nn
@@ -76,3 +78,13 @@ def test_changed_weights_are_used() -> None:
     fast.load_state_dict({"weight": torch.zeros(4, 8), "bias": torch.ones(4)})
     with torch.inference_mode():
         assert torch.equal(fast(inputs), torch.ones(2, 4))
+
+
+def test_pickles_without_the_reordered_weights() -> None:
+    fast = swapped(nn.Linear(8, 4))
+    inputs = torch.randn(2, 8)
+    with torch.inference_mode():
+        expected = fast(inputs)
+    copy = pickle.loads(pickle.dumps(fast))
+    with torch.inference_mode():
+        torch.testing.assert_close(copy(inputs), expected)

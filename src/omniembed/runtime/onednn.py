@@ -49,6 +49,13 @@ class OneDnnLinear(nn.Linear):
             return output
         return super().forward(input)
 
+    def __getstate__(self) -> dict[str, object]:
+        """Pickle without the reordered weights: oneDNN's opaque tensors cannot be, and are remade."""
+        state = dict(self.__dict__)
+        state.pop("_packed", None)
+        state.pop("_packed_from", None)
+        return state
+
     def _packed_weight(self) -> Tensor:
         """The weights in oneDNN's layout, made again whenever the weight tensor changed."""
         source = (self.weight.data_ptr(), self.weight._version)
