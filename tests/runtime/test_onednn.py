@@ -48,11 +48,18 @@ def test_state_dict_and_gradients_are_unchanged() -> None:
     assert fast.weight.grad is not None
 
 
-def test_other_dtypes_take_torchs_path() -> None:
-    fast = swapped(nn.Linear(8, 4)).to(torch.bfloat16)
+def test_bfloat16_matches_torch_and_other_dtypes_take_torchs_path() -> None:
+    torch.manual_seed(0)
+    plain = nn.Linear(16, 8).to(torch.bfloat16)
+    inputs = torch.randn(5, 16, dtype=torch.bfloat16)
     with torch.inference_mode():
-        result = fast(torch.randn(2, 8, dtype=torch.bfloat16))
-    assert result.dtype == torch.bfloat16
+        expected = plain(inputs)
+        fast = swapped(plain)
+        result = fast(inputs)
+        assert result.dtype == torch.bfloat16
+        torch.testing.assert_close(result, expected, rtol=1e-2, atol=1e-2)
+        fast.to(torch.float64)
+        assert fast(inputs.double()).dtype == torch.float64
 
 
 def test_only_plain_linear_layers_change() -> None:

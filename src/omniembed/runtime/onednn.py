@@ -3,8 +3,8 @@
 torch multiplies float32 matrices on x86 CPUs with MKL, which on some processors (AMD EPYC with
 AVX-512, for one) takes a narrower vector path; oneDNN, which torch also ships, uses the full
 width and was about 2.2× faster on every matrix size a sentence encoder runs (13 to 4,096 rows).
-It still accumulates in float32, so outputs differ from MKL's by rounding only. Other dtypes,
-devices and anything that needs gradients keep torch's own path.
+It still accumulates in float32, so outputs differ from MKL's by rounding only. bfloat16 layers
+take the same path; other dtypes, devices and anything that needs gradients keep torch's own.
 
 The weights are reordered once into oneDNN's blocked layout and kept beside the parameters (the
 reorder otherwise runs on every call, which doubles the cost of a short query's forward pass).
@@ -23,12 +23,15 @@ def onednn_available() -> bool:
     return bool(available) and hasattr(ops, "_linear_pointwise") and hasattr(ops, "_reorder_linear_weight")
 
 
+ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
+"""bfloat16 already runs in oneDNN through torch, but reorders its weights on every call."""
+
 PACK_ROWS = 16
 """The row count oneDNN tunes the reordered weights for; any row count may use them."""
 
 
 class OneDnnLinear(nn.Linear):
-    """``nn.Linear`` whose float32 CPU inference runs in oneDNN; same parameters and state dict."""
+    """``nn.Linear`` whose float32/bfloat16 CPU inference runs in oneDNN; same parameters and state."""
 
     _packed: Tensor | None = None
     _packed_from: tuple[int, int] | None = None
@@ -36,8 +39,8 @@ class OneDnnLinear(nn.Linear):
     def forward(self, input: Tensor) -> Tensor:
         """``input @ weight.T + bias``, in oneDNN when it applies."""
         if (
-            input.dtype == torch.float32
-            and self.weight.dtype == torch.float32
+            input.dtype in ONEDNN_DTYPES
+            and input.dtype == self.weight.dtype
             and input.device.type == "cpu"
             and self.weight.device.type == "cpu"
             and input.dim() >= 2
