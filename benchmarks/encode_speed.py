@@ -35,6 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import torch
 
+from omniembed.runtime.batching import TOKENS_PER_INPUT
+
 from corpus import corpus_stats, mixed_corpus, token_lengths
 
 QUERY = "what is the boundary layer thickness"
@@ -350,8 +352,8 @@ def run_benchmark(args: argparse.Namespace) -> None:
     lines += corpus_lines(stats, tokens, max_length)
     lines += [
         f"Batch size {args.batch_size} (omniembed packs right-padded batches by up to "
-        f"{args.batch_size} × 128 padded tokens), median of {args.rounds} interleaved round(s) "
-        "after one warm-up.",
+        f"{args.batch_size} × {TOKENS_PER_INPUT} padded tokens), "
+        f"median of {args.rounds} interleaved round(s) after one warm-up.",
         "",
     ]
     lines += speed_lines(times, outputs, rss, tokens)

@@ -33,7 +33,9 @@ def test_padding_stays_small_on_mixed_lengths() -> None:
 
 def test_short_inputs_share_bigger_batches_than_long_ones() -> None:
     budget = 32 * TOKENS_PER_INPUT
-    assert [len(batch) for batch in pack_by_tokens([250] * 40, budget)] == [16, 16, 8]
+    sizes = [len(batch) for batch in pack_by_tokens([250] * 40, budget)]
+    assert sizes[0] == budget // 250
+    assert sum(sizes) == 40
     assert [len(batch) for batch in pack_by_tokens([10] * 100, budget)] == [100]
 
 
@@ -58,7 +60,7 @@ def test_token_budget_gives_the_same_embeddings_as_small_batches(
 ) -> None:
     model = SentenceTransformer(tiny_model("bert"), device="cpu")
     texts = sts_sentences[:300]
-    packed = model.encode(texts)  # up to 32 x 128 tokens per batch
+    packed = model.encode(texts)  # up to 32 x TOKENS_PER_INPUT tokens per batch
     one_by_one = np.stack([model.encode(text) for text in texts[:40]])
     np.testing.assert_allclose(packed[:40], one_by_one, atol=1e-5)
     np.testing.assert_allclose(model.encode(texts, batch_size=1), packed, atol=1e-5)
