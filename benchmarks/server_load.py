@@ -294,7 +294,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument(
         "--servers", nargs="+", choices=["omniembed", "naive"], default=["omniembed", "naive"]
     )
-    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="omniembed's batching wait")
+    parser.add_argument("--max-wait-ms", type=float, default=0.0, help="omniembed's batching wait")
     parser.add_argument("--soak-seconds", type=float, default=0.0, help="a long run after the levels")
     parser.add_argument("--soak-clients", type=int, default=32)
     parser.add_argument("--soak-requests", type=int, default=200_000, help="requests in the soak at most")

@@ -23,7 +23,9 @@ def serve_command(
     max_body_mb: Annotated[float, typer.Option(min=0.001, help="the largest request body")] = 16.0,
     max_inputs: Annotated[int, typer.Option(min=1, help="inputs per request")] = 2048,
     max_tokens_per_input: Annotated[int, typer.Option(min=1)] = 8192,
-    max_wait_ms: Annotated[float, typer.Option(min=0, help="how long batching waits")] = 5.0,
+    max_wait_ms: Annotated[
+        float, typer.Option(min=0, help="how long batching waits for more requests")
+    ] = 0.0,
     cors_origin: Annotated[list[str] | None, typer.Option(help="an origin allowed by CORS")] = None,
     allow_local_files: Annotated[bool, typer.Option(help="let callers name files on this machine")] = False,
     threads: Annotated[

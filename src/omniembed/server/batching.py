@@ -1,7 +1,8 @@
 """Dynamic batching: concurrent embedding requests merged into one forward pass in a worker thread.
 
-Requests queue up while the model is busy; the worker takes the first one, waits at most
-``max_wait`` seconds for others with the same options, stops at the token budget, and runs
+Requests queue up while the model is busy; the worker takes the first one and the others already
+queued with the same options (waiting at most ``max_wait`` seconds for more, by default not at
+all, since under load the queue fills while a pass runs), stops at the token budget, and runs
 ``model.encode`` once over all of them (``batch_size`` = the merged count, so one forward pass).
 The event loop only awaits futures, so the server keeps answering while the model runs.
 """
@@ -42,7 +43,8 @@ class DynamicBatcher:
         model_lock: held around every forward pass, shared with other users of the model.
         max_batch_tokens: stop adding requests once their tokens would exceed this (a single larger
             request still runs, alone).
-        max_wait: seconds to wait for more requests after the first one arrives.
+        max_wait: seconds to wait for more requests after the first one arrives (0: take only
+            those already queued).
         metrics: where batch sizes and queue depth are recorded.
     """
 
@@ -52,7 +54,7 @@ class DynamicBatcher:
         model_lock: threading.Lock,
         *,
         max_batch_tokens: int = 16384,
-        max_wait: float = 0.005,
+        max_wait: float = 0.0,
         metrics: Metrics | None = None,
     ) -> None:
         self.model, self.model_lock = model, model_lock

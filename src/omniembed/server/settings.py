@@ -28,6 +28,6 @@ class ServerSettings:
     max_inputs: int = 2048
     max_tokens_per_input: int = 8192
     max_batch_tokens: int = 16384
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 0.0
     cors_origins: tuple[str, ...] = ()
     allow_local_files: bool = False
