@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from omniembed.errors import InvalidInputError
 from omniembed.hub import resolve_model_folder
 from omniembed.models.module import LoadOptions, read_json
-from omniembed.runtime.onednn import use_onednn_linear
+from omniembed.runtime.placement import prepare_for_inference
 from omniembed.scorers import (
     ClassifierScorer,
     Pair,
@@ -107,9 +107,7 @@ class CrossEncoder(nn.Module):
         else:
             self.scorer = ClassifierScorer(model, tokenizer)
         self.activation_fn: Activation = activation_fn or folder_activation(folder, self.num_labels)
-        self.eval()
-        self.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        use_onednn_linear(self)
+        prepare_for_inference(self, device)
         logger.info("loaded reranker from %s", folder)
 
     @property

@@ -31,7 +31,7 @@ from omniembed.models import (
 from omniembed.quantize import PRECISIONS, Precision, quantize_embeddings
 from omniembed.runtime.backends import Backend, DType, Network, RuntimeOptions, check_runtime, prepare_network
 from omniembed.runtime.batching import token_budget_batches
-from omniembed.runtime.onednn import use_onednn_linear
+from omniembed.runtime.placement import prepare_for_inference
 from omniembed.runtime.pool import EncodePool, check_chunk_size, encode_with_pool, start_pool
 from omniembed.runtime.pool_worker import EncodeJob
 from omniembed.runtime.threads import check_num_threads, torch_threads
@@ -126,9 +126,7 @@ class SentenceTransformer(nn.Sequential):
         self.similarity_fn_name = similarity_fn_name or config.similarity_fn_name or "cosine"
         self.truncate_dim = truncate_dim if truncate_dim is not None else config.truncate_dim
         self.allow_urls = allow_urls
-        self.eval()
-        self.to(device or default_device())
-        use_onednn_linear(self)
+        prepare_for_inference(self, device)
         self.runtime = RuntimeOptions(backend, dtype, check_num_threads(num_threads), runtime_cache_folder)
         check_runtime(self.runtime, self.device)
         if dtype == "bfloat16":
@@ -456,11 +454,6 @@ class SentenceTransformer(nn.Sequential):
             order.append(indices)
             parts.append(embeddings.cpu())
         return torch.cat(parts)[torch.from_numpy(np.argsort(np.concatenate(order)))]
-
-
-def default_device() -> str:
-    """Return ``"cuda"`` when a GPU is usable, else ``"cpu"``."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _check_options(

@@ -19,7 +19,7 @@ from omniembed.models.dense import Dense
 from omniembed.models.module import LoadOptions
 from omniembed.models.transformer import Transformer
 from omniembed.multi_vector_config import LateInteractionConfig, read_config
-from omniembed.runtime.onednn import use_onednn_linear
+from omniembed.runtime.placement import prepare_for_inference
 
 logger = logging.getLogger(__name__)
 Task = Literal["query", "document"] | None
@@ -90,9 +90,7 @@ class MultiVectorEncoder(nn.Module):
                 self.projections.append(dense)
         _register_prefix_tokens(self.tokenizer, self.config.prompts)
         self._skip_ids = _skiplist_ids(self.tokenizer, self.config.skiplist_words)
-        self.eval()
-        self.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        use_onednn_linear(self)
+        prepare_for_inference(self, device)
         logger.info("loaded multi-vector model from %s", folder)
 
     @property

@@ -38,7 +38,7 @@ from omniembed.inputs import input_batch
 from omniembed.models.module import read_json
 from omniembed.multi_vector import MultiVectorEncoder, Task, _skiplist_ids
 from omniembed.multi_vector_config import LateInteractionConfig, _modules
-from omniembed.runtime.onednn import use_onednn_linear
+from omniembed.runtime.placement import prepare_for_inference
 
 logger = logging.getLogger(__name__)
 
@@ -136,9 +136,7 @@ class VisionMultiVectorEncoder(MultiVectorEncoder):
         self.model = getattr(transformers, model_name).from_pretrained(folder, **kwargs)
         self.projections = nn.ModuleList()
         self._skip_ids = _skiplist_ids(self.tokenizer, self.config.skiplist_words)
-        self.eval()
-        self.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        use_onednn_linear(self)
+        prepare_for_inference(self, device)
         logger.info("loaded vision late-interaction model from %s", folder)
 
     @property

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from omniembed.runtime import onednn
 from omniembed.runtime.onednn import OneDnnLinear, onednn_available, use_onednn_linear
 
 pytestmark = pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN")
@@ -95,3 +96,15 @@ def test_pickles_without_the_reordered_weights() -> None:
     copy = pickle.loads(pickle.dumps(fast))
     with torch.inference_mode():
         torch.testing.assert_close(copy(inputs), expected)
+
+
+def test_large_weights_are_not_kept_twice() -> None:
+    torch.manual_seed(0)
+    plain = nn.Linear(4096, 1025)  # 16.8 MB of float32 weights
+    assert plain.weight.numel() * 4 > onednn.PACK_MAX_BYTES
+    inputs = torch.randn(3, 4096)
+    with torch.inference_mode():
+        expected = plain(inputs)
+        fast = swapped(plain)
+        torch.testing.assert_close(fast(inputs), expected, rtol=1e-4, atol=1e-4)
+    assert fast._packed is None

@@ -6,8 +6,9 @@ width and was about 2.2× faster on every matrix size a sentence encoder runs (1
 It still accumulates in float32, so outputs differ from MKL's by rounding only. bfloat16 layers
 take the same path; other dtypes, devices and anything that needs gradients keep torch's own.
 
-The weights are reordered once into oneDNN's blocked layout and kept beside the parameters (the
-reorder otherwise runs on every call, which doubles the cost of a short query's forward pass).
+Weights up to 16 MB are reordered once into oneDNN's blocked layout and kept beside the
+parameters (the reorder otherwise runs on every call, which doubles the cost of a short query's
+forward pass).
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
 PACK_ROWS = 16
 """The row count oneDNN tunes the reordered weights for; any row count may use them."""
 
+PACK_MAX_BYTES = 16 * 2**20
+"""Larger weights are not kept reordered: the copy would double a big model's memory, and their
+products are long enough that reordering on each call costs little."""
+
 
 class OneDnnLinear(nn.Linear):
     """``nn.Linear`` whose float32/bfloat16 CPU inference runs in oneDNN; same parameters and state."""
@@ -47,7 +52,9 @@ class OneDnnLinear(nn.Linear):
             and not torch.is_grad_enabled()
             and not torch.compiler.is_compiling()
         ):
-            weight = self._packed_weight()
+            weight = self.weight
+            if weight.numel() * weight.element_size() <= PACK_MAX_BYTES:
+                weight = self._packed_weight()
             output: Tensor = torch.ops.mkldnn._linear_pointwise(input, weight, self.bias, "none", [], "")
             return output
         return super().forward(input)
