@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from omniembed.runtime import onednn
-from omniembed.runtime.onednn import OneDnnLinear, onednn_available, use_onednn_linear
+from omniembed.runtime.onednn import OneDnnLinear, OneDnnLinearGelu, onednn_available, use_onednn_linear
 
 pytestmark = pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN")
 
@@ -108,3 +108,34 @@ def test_large_weights_are_not_kept_twice() -> None:
         fast = swapped(plain)
         torch.testing.assert_close(fast(inputs), expected, rtol=1e-4, atol=1e-4)
     assert fast._packed is None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_feed_forward_gelu_is_fused_with_the_same_numbers(dtype: torch.dtype) -> None:
+    from transformers.activations import ACT2FN
+
+    class Intermediate(nn.Module):  # the BERT family's feed-forward layout
+        def __init__(self, activation: nn.Module) -> None:
+            super().__init__()
+            self.dense = nn.Linear(16, 64)
+            self.intermediate_act_fn = activation
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.intermediate_act_fn(self.dense(x))  # type: ignore[no-any-return]
+
+    torch.manual_seed(0)
+    exact, tanh = Intermediate(ACT2FN["gelu"]).to(dtype), Intermediate(ACT2FN["gelu_new"]).to(dtype)
+    inputs = torch.randn(3, 5, 16, dtype=dtype)
+    with torch.inference_mode():
+        expected = exact(inputs)
+        expected_tanh = tanh(inputs)
+        use_onednn_linear(exact)
+        use_onednn_linear(tanh)
+        assert type(exact.dense) is OneDnnLinearGelu
+        assert isinstance(exact.intermediate_act_fn, nn.Identity)
+        assert type(tanh.dense) is OneDnnLinear  # only the exact GELU is fused
+        tolerance = 1e-5 if dtype == torch.float32 else 2e-2
+        torch.testing.assert_close(exact(inputs), expected, rtol=tolerance, atol=tolerance)
+        torch.testing.assert_close(tanh(inputs), expected_tanh, rtol=tolerance, atol=tolerance)
+    # Outside oneDNN (gradients on) the fused layer still applies its GELU.
+    torch.testing.assert_close(exact(inputs).detach(), expected, rtol=tolerance, atol=tolerance)
