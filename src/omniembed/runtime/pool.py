@@ -31,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from omniembed.errors import PoolWorkerError
-from omniembed.runtime.pool_worker import EncodeJob, LogRecord, from_wire, log_once, work
+from omniembed.runtime.pool_worker import EncodeJob, LogRecord, encode_in_process, from_wire, log_once, work
 
 if TYPE_CHECKING:
     from omniembed.encoder import SentenceTransformer
@@ -296,8 +296,8 @@ def encode_with_pool(
     """Encode ``items`` on ``pool``, or on a pool started on ``devices`` for this call only.
 
     Returns one float tensor in input order for sentence embeddings, else the per-input list.
+    ``chunk_size`` was checked by ``encode`` (``check_chunk_size``).
     """
-    check_chunk_size(chunk_size)
     if pool is not None:
         if devices is not None:
             raise ValueError(f"give either pool or device, not both (got device={devices!r})")
@@ -326,11 +326,8 @@ def _gather(
     progress: bool,
     model: SentenceTransformer,
 ) -> Any:
-    if not items:
-        if job.output_value != "sentence_embedding":
-            return []
-        width = model.get_sentence_embedding_dimension()
-        return torch.zeros((0, min(width, job.truncate_dim or width)), dtype=torch.float32)
+    if not items:  # nothing to send: the in-process path gives the empty result its shape
+        return encode_in_process(model, items, job)
     assert pool is not None
     # Chunks of similar lengths pack into batches with little padding (a chunk of mixed lengths
     # took twice as long to encode here), and the longest chunks go out first, which balances

@@ -86,7 +86,7 @@ def work(index: int, device: str, threads: int, setup: Any, tasks: Any, results:
         call, chunk_id, items, job = task
         collector.records = []
         try:
-            output = to_wire(_encode(model, items, job))
+            output = to_wire(encode_in_process(model, items, job))
         except Exception as error:
             results.put((call, chunk_id, False, portable(error)))
         else:
@@ -161,7 +161,8 @@ def _prepare(model: SentenceTransformer, device: str, threads: int) -> None:
     model.to(device)
 
 
-def _encode(model: SentenceTransformer, items: list[Any], job: EncodeJob) -> Any:
+def encode_in_process(model: SentenceTransformer, items: list[Any], job: EncodeJob) -> Any:
+    """``model.encode`` with a job's options, as a worker runs each chunk."""
     return model.encode(
         items,
         prompt=job.prompt,
