@@ -65,12 +65,18 @@ CONFIGS = (
     Config("ref-openvino", "sentence-transformers backend='openvino'", "ref", {"backend": "openvino"}),
     Config("ours", "omniembed default (torch fp32, token-budget batches)", "ours"),
     Config("ours-onnx", "omniembed backend='onnx' (fp32, exact)", "ours", {"backend": "onnx"}),
-    Config("ours-int8", "omniembed dtype='int8' (ONNX Runtime)", "ours", {"dtype": "int8"}),
+    Config("ours-int8", "omniembed dtype='int8' (torch, oneDNN)", "ours", {"dtype": "int8"}),
+    Config(
+        "ours-int8-onnx",
+        "omniembed dtype='int8' backend='onnx'",
+        "ours",
+        {"dtype": "int8", "backend": "onnx"},
+    ),
     Config("ours-bf16", "omniembed dtype='bfloat16' (torch)", "ours", {"dtype": "bfloat16"}),
 )
 BY_KEY = {config.key: config for config in CONFIGS}
-DEFAULT_CONFIGS = "ref,ref-bf16,ref-onnx,ref-openvino,ours,ours-onnx,ours-int8,ours-bf16"
-DEFAULT_RSS_CONFIGS = "ref,ours,ours-onnx,ours-int8"
+DEFAULT_CONFIGS = "ref,ref-bf16,ref-onnx,ref-openvino,ours,ours-onnx,ours-int8,ours-int8-onnx,ours-bf16"
+DEFAULT_RSS_CONFIGS = "ref,ours,ours-onnx,ours-int8,ours-int8-onnx,ours-bf16"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -319,7 +325,9 @@ def measure_rss(args: argparse.Namespace, keys: list[str]) -> dict[str, dict[str
 
 def rss_lines(rss: dict[str, dict[str, int]]) -> list[str]:
     """The peak-RSS table (KiB from the child, shown as MB = 10^6 bytes)."""
-    base = rss["ref"]["after_encode_kib"]
+    if not rss:
+        return []
+    base = rss["ref" if "ref" in rss else next(iter(rss))]["after_encode_kib"]
     rows = []
     for library, values in rss.items():
         load, peak = (values[key] * 1024 / 1e6 for key in ("after_load_kib", "after_encode_kib"))

@@ -67,10 +67,11 @@ class SentenceTransformer(nn.Sequential):
         allow_urls: fetch image inputs given as http(s) URLs (the ``allow_urls`` attribute; a server
             turns it off so that clients cannot make it fetch arbitrary addresses).
         dtype: ``"float32"`` (exact: the reference library's numbers), or a fast mode:
-            ``"int8"`` (int8 weights and activations in ONNX Runtime) or ``"bfloat16"`` (torch;
-            fast on CPUs with avx512_bf16/AMX and on GPUs).
+            ``"int8"`` (int8 weights and activations on the CPU, through oneDNN in torch or in ONNX
+            Runtime) or ``"bfloat16"`` (torch; fast on CPUs with avx512_bf16/AMX and on GPUs).
         backend: ``"torch"``, ``"onnx"`` (ONNX Runtime on the CPU; the network is exported once
-            into ``runtime_cache_folder``), or ``"auto"``: ONNX Runtime for ``int8``, else torch.
+            into ``runtime_cache_folder``), or ``"auto"``: torch (ONNX Runtime for ``int8`` where
+            torch has no oneDNN int8 linear layer).
         num_threads: CPU threads a forward pass may use; ``None`` uses every core.
         runtime_cache_folder: where exported ONNX files are kept (default ``$OMNIEMBED_CACHE`` or
             ``~/.cache/omniembed``), keyed by a hash of the weights and export options.
@@ -311,6 +312,11 @@ class SentenceTransformer(nn.Sequential):
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the model folder, in the format the reference library reads too."""
+        if self.runtime.dtype == "int8" and self.runtime.resolved_backend() == "torch":
+            raise ValueError(
+                "this model's linear layers were quantized to int8 when it was loaded; load it again "
+                "with dtype='float32' to save it"
+            )
         folder = Path(path)
         save_modules([module for module in self if isinstance(module, Module)], folder)
         config = ModelConfig(

@@ -11,6 +11,7 @@ from typing import Literal, get_args
 import torch
 
 from omniembed.models import Features, Transformer
+from omniembed.runtime.int8 import int8_available, quantize_linear_layers
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +27,9 @@ class RuntimeOptions:
     """How to run the network.
 
     Attributes:
-        backend: ``"torch"``, ``"onnx"``, or ``"auto"`` (ONNX Runtime for ``int8``, torch otherwise).
-        dtype: ``"float32"`` (exact), ``"bfloat16"`` (torch) or ``"int8"`` (ONNX Runtime).
+        backend: ``"torch"``, ``"onnx"``, or ``"auto"`` (torch, or ONNX Runtime for ``int8`` where
+            this torch build has no oneDNN int8 linear layer).
+        dtype: ``"float32"`` (exact), ``"bfloat16"`` (torch) or ``"int8"`` (CPU only).
         num_threads: CPU threads per forward pass; ``None`` lets the runtime use every core.
         cache_folder: where exported ONNX files are kept (see ``runtime.cache.cache_root``).
     """
@@ -41,7 +43,7 @@ class RuntimeOptions:
         """The backend ``"auto"`` stands for with this dtype."""
         if self.backend != "auto":
             return self.backend
-        return "onnx" if self.dtype == "int8" else "torch"
+        return "onnx" if self.dtype == "int8" and not int8_available() else "torch"
 
 
 def check_runtime(options: RuntimeOptions, device: torch.device) -> None:
@@ -51,8 +53,12 @@ def check_runtime(options: RuntimeOptions, device: torch.device) -> None:
     if options.dtype not in DTYPES:
         raise ValueError(f"dtype {options.dtype!r} is not supported; use one of {DTYPES}")
     backend = options.resolved_backend()
-    if backend == "torch" and options.dtype == "int8":
-        raise ValueError("dtype='int8' runs in ONNX Runtime: use backend='onnx' or leave backend='auto'")
+    if options.dtype == "int8" and device.type != "cpu":
+        raise ValueError(f"dtype='int8' runs on the CPU, got device {str(device)!r}; use dtype='bfloat16'")
+    if backend == "torch" and options.dtype == "int8" and not int8_available():
+        raise ValueError(
+            "this torch build has no oneDNN int8 linear layer: use backend='onnx' for dtype='int8'"
+        )
     if backend == "onnx" and options.dtype == "bfloat16":
         raise ValueError("dtype='bfloat16' runs in torch: use backend='torch' or leave backend='auto'")
     if backend == "onnx" and device.type != "cpu":
@@ -64,10 +70,13 @@ def check_runtime(options: RuntimeOptions, device: torch.device) -> None:
 def prepare_network(transformer: Transformer, options: RuntimeOptions) -> Network | None:
     """Return a replacement for ``transformer``'s forward pass, or ``None`` to run it in torch.
 
-    ``bfloat16`` is applied by the caller (it casts the whole model); ONNX Runtime needs the
-    ``onnx`` extra and exports the network once into the cache.
+    ``bfloat16`` is applied by the caller (it casts the whole model); ``int8`` in torch swaps the
+    network's linear layers for int8 ones here; ONNX Runtime needs the ``onnx`` extra and exports
+    the network once into the cache.
     """
     if options.resolved_backend() != "onnx":
+        if options.dtype == "int8":
+            quantize_linear_layers(transformer.auto_model)
         return None
     from omniembed.runtime.onnx import OnnxNetwork, cached_model
 

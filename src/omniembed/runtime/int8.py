@@ -1,0 +1,156 @@
+"""Run a network's linear layers in int8 on the CPU, through oneDNN's quantized matrix product.
+
+Weights are quantized once, per output channel and symmetrically. Each layer's input is quantized
+when it arrives, one token (row) at a time with its own scale and zero point: a batch-wide range,
+as ONNX Runtime's dynamic quantization takes it, lets one outlier token coarsen every other input
+of the batch, and made an input's embedding depend on its batch. oneDNN multiplies in int8 (VNNI
+where the CPU has it) with the weight scales applied; the row scales, zero points and bias are
+applied to its float32 result, and everything between the linear layers (attention, layer norms)
+stays in float32.
+
+The query, key and value projections of an attention block read the same input: it is quantized
+once for the three of them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from omniembed.runtime.onednn import OneDnnLinearGelu
+
+QuantizedRows = tuple[Tensor, Tensor, Tensor]
+"""A uint8 matrix, and a ``(rows, 1)`` column each of scales and zero points (float32)."""
+
+LEVELS = 254
+"""Activation levels used of uint8's 256: rounding ``x / scale + zero_point`` up by a half then
+stays at most 255, so the cast to uint8 never wraps."""
+
+
+def int8_available() -> bool:
+    """Whether this torch build has oneDNN's quantized linear operator."""
+    ops = torch.ops.onednn
+    return hasattr(ops, "qlinear_pointwise") and hasattr(ops, "qlinear_prepack")
+
+
+def quantize_input(input: Tensor) -> QuantizedRows:
+    """Quantize each row of ``input`` (one token's features) to uint8 with its own scale and zero
+    point, so that ``row ≈ scale * (q - zero_point)``."""
+    rows = input.reshape(-1, input.shape[-1]).float()
+    # Two reductions run much faster than torch.aminmax along a dimension.
+    low = rows.amin(dim=1, keepdim=True).clamp_(max=0)
+    high = rows.amax(dim=1, keepdim=True).clamp_(min=0)
+    scale = high.sub_(low).clamp_(min=1e-8).div_(LEVELS)
+    zero_point = low.div_(scale).neg_().round_()
+    # Adding half before the truncating cast rounds to nearest; values are never negative.
+    quantized = rows.mul(scale.reciprocal()).add_(zero_point + 0.5).to(torch.uint8)
+    return quantized, scale, zero_point
+
+
+class SharedInput:
+    """Quantizes the input that an attention block's query, key and value projections share, once."""
+
+    def __init__(self) -> None:
+        self._last: tuple[Tensor, QuantizedRows] | None = None
+
+    def __call__(self, input: Tensor) -> QuantizedRows:
+        """``quantize_input(input)``, reused while the same tensor object comes back."""
+        last = self._last  # one read: another thread may replace it meanwhile
+        if last is not None and last[0] is input:
+            return last[1]
+        result = quantize_input(input)
+        # Holding the input keeps its identity from being reused by another tensor.
+        self._last = (input, result)
+        return result
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickle empty: the kept input belongs to one forward pass."""
+        return {}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+PROJECTION_GROUPS = ({"query", "key", "value"}, {"q_proj", "k_proj", "v_proj"}, {"q_lin", "k_lin", "v_lin"})
+"""Names of sibling linear layers that attention blocks call on the same input, in a row."""
+
+
+class Int8Linear(nn.Module):
+    """A linear layer with int8 weights (per output channel) and inputs quantized per token."""
+
+    weight_int8: Tensor
+    weight_scale: Tensor
+    correction: Tensor
+
+    def __init__(self, linear: nn.Linear, shared_input: SharedInput | None = None) -> None:
+        super().__init__()
+        weight = linear.weight.detach().float()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
+        weight_int8 = torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8)
+        bias = torch.zeros_like(scale) if linear.bias is None else linear.bias.detach().float()
+        self.register_buffer("weight_int8", weight_int8)
+        self.register_buffer("weight_scale", scale)
+        # Undoes the rows' zero points and adds the bias: [-scale * zero_point, 1] @ correction.
+        self.register_buffer("correction", torch.stack((weight_int8.float().sum(dim=1) * scale, bias)))
+        self.gelu = isinstance(linear, OneDnnLinearGelu)
+        self.shared_input = shared_input
+        self._zero_points = torch.zeros(self.out_features, dtype=torch.int64)
+        self._packed: Tensor | None = None
+
+    def forward(self, input: Tensor) -> Tensor:
+        """``input @ weight.T + bias`` (then GELU where the float layer fused one), in float32."""
+        quantized, scale, zero_point = (self.shared_input or quantize_input)(input)
+        products: Tensor = torch.ops.onednn.qlinear_pointwise(
+            quantized,
+            1.0,
+            0,
+            self._packed_weight(),
+            self.weight_scale,
+            self._zero_points,
+            None,
+            1.0,
+            0,
+            torch.float32,
+            "none",
+            [],
+            "none",
+        )
+        offsets = torch.cat((scale * zero_point.neg(), torch.ones_like(scale)), dim=1)
+        output = products.mul_(scale).addmm_(offsets, self.correction)
+        if self.gelu:
+            output = nn.functional.gelu(output)
+        return output.reshape(*input.shape[:-1], self.out_features)
+
+    def _packed_weight(self) -> Tensor:
+        if self._packed is None:
+            self._packed = torch.ops.onednn.qlinear_prepack(self.weight_int8, None)
+        return self._packed
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickle without the packed weights (an opaque oneDNN tensor); they are packed again."""
+        state = dict(self.__dict__)
+        state["_packed"] = None
+        return state
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, gelu={self.gelu}"
+
+
+def quantize_linear_layers(model: nn.Module) -> int:
+    """Replace every ``nn.Linear`` in ``model`` by an ``Int8Linear``; return how many changed.
+
+    The float weights are released: the layers keep a quarter of their bytes, in int8.
+    """
+    changed = 0
+    for module in list(model.modules()):
+        linears = {name: child for name, child in module.named_children() if isinstance(child, nn.Linear)}
+        shared: dict[str, SharedInput] = {}
+        for group in PROJECTION_GROUPS:
+            if group <= linears.keys():
+                shared_input = SharedInput()
+                shared.update(dict.fromkeys(group, shared_input))
+        for name, linear in linears.items():
+            setattr(module, name, Int8Linear(linear, shared.get(name)))
+            changed += 1
+    return changed
