@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from omniembed import SentenceTransformer
@@ -116,3 +117,31 @@ def test_an_int8_model_runs_in_a_pool(tiny_model: Callable[..., Path], sts_sente
     texts = sts_sentences[:100]
     got = fast.encode(texts, device=["cpu", "cpu"], chunk_size=30)
     np.testing.assert_allclose(got, fast.encode(texts), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["distilbert", "qwen3", "multilingual"])
+def test_int8_text_models_of_other_architectures(
+    kind: str,
+    tiny_model: Callable[..., Path],
+    multilingual_text_dir: Path,
+    sts_sentences: list[str],
+) -> None:
+    folder = {
+        "distilbert": lambda: tiny_model("bert", arch="distilbert"),
+        "qwen3": lambda: tiny_model("qwen3"),
+        "multilingual": lambda: multilingual_text_dir,
+    }[kind]()
+    texts = sts_sentences[:60]
+    exact = SentenceTransformer(folder, device="cpu").encode(texts)
+    quantized = SentenceTransformer(folder, device="cpu", dtype="int8").encode(texts)
+    assert cosines(quantized, exact).min() >= 0.98
+
+
+def test_int8_clip_embeds_texts_and_images(
+    tiny_clip: Callable[..., Path], cifar: list[tuple[Path, str]]
+) -> None:
+    folder = tiny_clip()
+    inputs = ["a photo of a cat", "a red truck", *[Image.open(path) for path, _ in cifar[:8]]]
+    exact = SentenceTransformer(folder, device="cpu").encode(inputs)
+    quantized = SentenceTransformer(folder, device="cpu", dtype="int8").encode(inputs)
+    assert cosines(quantized, exact).min() >= 0.98
