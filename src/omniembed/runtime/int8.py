@@ -71,7 +71,12 @@ class SharedInput:
         self.__init__()  # type: ignore[misc]
 
 
-PROJECTION_GROUPS = ({"query", "key", "value"}, {"q_proj", "k_proj", "v_proj"}, {"q_lin", "k_lin", "v_lin"})
+PROJECTION_GROUPS = (
+    {"query", "key", "value"},  # BERT, RoBERTa, XLM-R
+    {"q_proj", "k_proj", "v_proj"},  # CLIP, Qwen3, most decoders
+    {"q_lin", "k_lin", "v_lin"},  # DistilBERT
+    {"q", "k", "v"},  # MPNet, T5
+)
 """Names of sibling linear layers that attention blocks call on the same input, in a row."""
 
 
