@@ -73,9 +73,19 @@ CONFIGS = (
         {"dtype": "int8", "backend": "onnx"},
     ),
     Config("ours-bf16", "omniembed dtype='bfloat16' (torch)", "ours", {"dtype": "bfloat16"}),
+    Config("ours-openvino", "omniembed backend='openvino' (fp32, exact)", "ours", {"backend": "openvino"}),
+    Config(
+        "ours-openvino-bf16",
+        "omniembed backend='openvino' dtype='bfloat16'",
+        "ours",
+        {"backend": "openvino", "dtype": "bfloat16"},
+    ),
 )
 BY_KEY = {config.key: config for config in CONFIGS}
-DEFAULT_CONFIGS = "ref,ref-bf16,ref-onnx,ref-openvino,ours,ours-onnx,ours-int8,ours-int8-onnx,ours-bf16"
+DEFAULT_CONFIGS = (
+    "ref,ref-bf16,ref-onnx,ref-openvino,ours,ours-onnx,ours-int8,ours-int8-onnx,ours-bf16,"
+    "ours-openvino,ours-openvino-bf16"
+)
 DEFAULT_RSS_CONFIGS = "ref,ours,ours-onnx,ours-int8,ours-int8-onnx,ours-bf16"
 
 

@@ -68,10 +68,12 @@ class SentenceTransformer(nn.Sequential):
             turns it off so that clients cannot make it fetch arbitrary addresses).
         dtype: ``"float32"`` (exact: the reference library's numbers), or a fast mode:
             ``"int8"`` (int8 weights and activations on the CPU, through oneDNN in torch or in ONNX
-            Runtime) or ``"bfloat16"`` (torch; fast on CPUs with avx512_bf16/AMX and on GPUs).
+            Runtime) or ``"bfloat16"`` (torch or OpenVINO; fast on CPUs with avx512_bf16/AMX and
+            on GPUs).
         backend: ``"torch"``, ``"onnx"`` (ONNX Runtime on the CPU; the network is exported once
-            into ``runtime_cache_folder``), or ``"auto"``: torch (ONNX Runtime for ``int8`` where
-            torch has no oneDNN int8 linear layer).
+            into ``runtime_cache_folder``), ``"openvino"`` (OpenVINO on the CPU, from the same
+            export), or ``"auto"``: torch (ONNX Runtime for ``int8`` where torch has no oneDNN int8
+            linear layer).
         num_threads: CPU threads a forward pass may use; ``None`` uses every core.
         runtime_cache_folder: where exported ONNX files are kept (default ``$OMNIEMBED_CACHE`` or
             ``~/.cache/omniembed``), keyed by a hash of the weights and export options.
@@ -130,7 +132,7 @@ class SentenceTransformer(nn.Sequential):
         prepare_for_inference(self, device)
         self.runtime = RuntimeOptions(backend, dtype, check_num_threads(num_threads), runtime_cache_folder)
         check_runtime(self.runtime, self.device)
-        if dtype == "bfloat16":
+        if dtype == "bfloat16" and self.runtime.resolved_backend() == "torch":
             self.to(torch.bfloat16)
         self._network: Network | None = prepare_network(self.transformer, self.runtime)
 

@@ -15,7 +15,7 @@ from omniembed.runtime.int8 import int8_available, quantize_linear_layers
 
 logger = logging.getLogger(__name__)
 
-Backend = Literal["auto", "torch", "onnx"]
+Backend = Literal["auto", "torch", "onnx", "openvino"]
 DType = Literal["float32", "bfloat16", "int8"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 DTYPES: tuple[str, ...] = get_args(DType)
@@ -27,8 +27,8 @@ class RuntimeOptions:
     """How to run the network.
 
     Attributes:
-        backend: ``"torch"``, ``"onnx"``, or ``"auto"`` (torch, or ONNX Runtime for ``int8`` where
-            this torch build has no oneDNN int8 linear layer).
+        backend: ``"torch"``, ``"onnx"``, ``"openvino"``, or ``"auto"`` (torch, or ONNX Runtime
+            for ``int8`` where this torch build has no oneDNN int8 linear layer).
         dtype: ``"float32"`` (exact), ``"bfloat16"`` (torch) or ``"int8"`` (CPU only).
         num_threads: CPU threads per forward pass; ``None`` lets the runtime use every core.
         cache_folder: where exported ONNX files are kept (see ``runtime.cache.cache_root``).
@@ -60,9 +60,16 @@ def check_runtime(options: RuntimeOptions, device: torch.device) -> None:
             "this torch build has no oneDNN int8 linear layer: use backend='onnx' for dtype='int8'"
         )
     if backend == "onnx" and options.dtype == "bfloat16":
-        raise ValueError("dtype='bfloat16' runs in torch: use backend='torch' or leave backend='auto'")
-    if backend == "onnx" and device.type != "cpu":
-        raise ValueError(f"backend='onnx' runs on the CPU, got device {str(device)!r}; use backend='torch'")
+        raise ValueError(
+            "dtype='bfloat16' runs in torch or OpenVINO: use backend='torch' or 'openvino', or leave "
+            "backend='auto'"
+        )
+    if backend == "openvino" and options.dtype == "int8":
+        raise ValueError("dtype='int8' runs in torch or ONNX Runtime: use backend='auto' or backend='onnx'")
+    if backend in ("onnx", "openvino") and device.type != "cpu":
+        raise ValueError(
+            f"backend={backend!r} runs on the CPU, got device {str(device)!r}; use backend='torch'"
+        )
     if options.dtype == "bfloat16" and device.type == "cpu" and not cpu_has_bf16():
         logger.warning("this CPU has no native bfloat16 (avx512_bf16/amx); dtype='bfloat16' may be slow")
 
@@ -70,16 +77,23 @@ def check_runtime(options: RuntimeOptions, device: torch.device) -> None:
 def prepare_network(transformer: Transformer, options: RuntimeOptions) -> Network | None:
     """Return a replacement for ``transformer``'s forward pass, or ``None`` to run it in torch.
 
-    ``bfloat16`` is applied by the caller (it casts the whole model); ``int8`` in torch swaps the
-    network's linear layers for int8 ones here; ONNX Runtime needs the ``onnx`` extra and exports
-    the network once into the cache.
+    ``bfloat16`` in torch is applied by the caller (it casts the whole model); ``int8`` in torch
+    swaps the network's linear layers for int8 ones here. ONNX Runtime and OpenVINO run the network
+    exported once into the cache (the ``onnx`` extra; OpenVINO also needs the ``openvino`` extra).
     """
-    if options.resolved_backend() != "onnx":
+    backend = options.resolved_backend()
+    if backend == "torch":
         if options.dtype == "int8":
             quantize_linear_layers(transformer.auto_model)
         return None
     from omniembed.runtime.onnx import OnnxNetwork, cached_model
 
+    if backend == "openvino":
+        from omniembed.runtime.openvino import OpenVinoNetwork, import_openvino
+
+        import_openvino()  # name the missing extra before exporting
+        path = cached_model(transformer, "float32", options.cache_folder)
+        return OpenVinoNetwork(path, options.dtype, options.num_threads)
     return OnnxNetwork(cached_model(transformer, options.dtype, options.cache_folder), options.num_threads)
 
 

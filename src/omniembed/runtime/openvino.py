@@ -1,0 +1,74 @@
+"""Run the transformer network in OpenVINO's CPU runtime, from the cached ONNX export.
+
+OpenVINO compiles the graph for the CPU it runs on, fusing attention and the feed-forward blocks.
+``dtype="float32"`` asks for float32 inference explicitly (OpenVINO would otherwise pick bfloat16
+on CPUs that have it), so the numbers stay the reference's; ``dtype="bfloat16"`` computes in
+bfloat16 inside the network and still returns float32 token embeddings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from omniembed.errors import MissingExtraError
+from omniembed.models import Features
+
+PRECISION_HINTS = {"float32": "f32", "bfloat16": "bf16"}
+
+
+def import_openvino() -> Any:
+    """Import ``openvino``, or raise ``MissingExtraError`` naming the extra."""
+    try:
+        import openvino
+    except ImportError as error:
+        raise MissingExtraError(
+            "backend='openvino' needs OpenVINO: pip install 'omniembed[openvino]'"
+        ) from error
+    return openvino
+
+
+class OpenVinoNetwork:
+    """Callable that adds ``token_embeddings`` to features by running an ONNX file in OpenVINO."""
+
+    compiled: Any
+    names: list[str]
+
+    def __init__(self, path: Path, dtype: str, num_threads: int | None) -> None:
+        self.path = path
+        self.dtype = dtype
+        self.num_threads = num_threads
+        self._open()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A compiled model cannot be pickled; a pool worker compiles the cached file again.
+        return {"path": self.path, "dtype": self.dtype, "num_threads": self.num_threads}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.compiled = None
+
+    def _open(self) -> None:
+        openvino = import_openvino()
+        config: dict[str, Any] = {
+            "INFERENCE_PRECISION_HINT": PRECISION_HINTS[self.dtype],
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        if self.num_threads:
+            config["INFERENCE_NUM_THREADS"] = self.num_threads
+        core = openvino.Core()
+        self.compiled = core.compile_model(core.read_model(str(self.path)), "CPU", config)
+        self.names = [port.get_any_name() for port in self.compiled.inputs]
+
+    def __call__(self, features: Features) -> Features:
+        """Run the network on the features' tensors (on the CPU)."""
+        if self.compiled is None:
+            self._open()
+        # One request per call: requests hold state, and callers may run in several threads.
+        request = self.compiled.create_infer_request()
+        outputs = request.infer({name: features[name].cpu().numpy() for name in self.names})
+        hidden = outputs[self.compiled.outputs[0]]
+        features["token_embeddings"] = torch.from_numpy(hidden.copy())
+        return features
