@@ -29,7 +29,7 @@ class RuntimeOptions:
     Attributes:
         backend: ``"torch"``, ``"onnx"``, ``"openvino"``, or ``"auto"`` (torch, or ONNX Runtime
             for ``int8`` where this torch build has no oneDNN int8 linear layer).
-        dtype: ``"float32"`` (exact), ``"bfloat16"`` (torch) or ``"int8"`` (CPU only).
+        dtype: ``"float32"`` (exact), ``"bfloat16"`` (torch or OpenVINO) or ``"int8"`` (CPU only).
         num_threads: CPU threads per forward pass; ``None`` lets the runtime use every core.
         cache_folder: where exported ONNX files are kept (see ``runtime.cache.cache_root``).
     """
