@@ -25,8 +25,11 @@ def test_rows_are_quantized_each_with_its_own_range() -> None:
     torch.manual_seed(0)
     rows = torch.randn(4, 64) * torch.tensor([[0.01], [1.0], [100.0], [1.0]])
     rows[3] = rows[3].abs()  # no negative values: the zero point sits at 0
-    quantized, scale, zero_point = quantize_input(rows)
+    quantized, scale, offsets = quantize_input(rows)
     assert quantized.dtype == torch.uint8
+    zero_point = -offsets[:, :1] / scale
+    assert (offsets[:, 1] == 1).all()
+    torch.testing.assert_close(zero_point, zero_point.round())
     restored = scale * (quantized.float() - zero_point)
     steps = (rows.amax(dim=1) - rows.amin(dim=1).clamp(max=0)) / 254
     assert ((restored - rows).abs().amax(dim=1) <= steps / 2 + 1e-6).all()

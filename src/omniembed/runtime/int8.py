@@ -20,7 +20,8 @@ from torch import Tensor, nn
 from omniembed.runtime.onednn import OneDnnLinearGelu
 
 QuantizedRows = tuple[Tensor, Tensor, Tensor]
-"""A uint8 matrix, and a ``(rows, 1)`` column each of scales and zero points (float32)."""
+"""A uint8 matrix ``q``, the ``(rows, 1)`` scales and the ``(rows, 2)`` offsets
+``[-scale * zero_point, 1]``, so that ``row ≈ scale * q + offsets[:, 0]``."""
 
 LEVELS = 254
 """Activation levels used of uint8's 256: rounding ``x / scale + zero_point`` up by a half then
@@ -35,7 +36,7 @@ def int8_available() -> bool:
 
 def quantize_input(input: Tensor) -> QuantizedRows:
     """Quantize each row of ``input`` (one token's features) to uint8 with its own scale and zero
-    point, so that ``row ≈ scale * (q - zero_point)``."""
+    point, so that ``row ≈ scale * (q - zero_point)``; see ``QuantizedRows``."""
     rows = input.reshape(-1, input.shape[-1]).float()
     # Two reductions run much faster than torch.aminmax along a dimension.
     low = rows.amin(dim=1, keepdim=True).clamp_(max=0)
@@ -44,7 +45,8 @@ def quantize_input(input: Tensor) -> QuantizedRows:
     zero_point = low.div_(scale).neg_().round_()
     # Adding half before the truncating cast rounds to nearest; values are never negative.
     quantized = rows.mul(scale.reciprocal()).add_(zero_point + 0.5).to(torch.uint8)
-    return quantized, scale, zero_point
+    offsets = torch.cat((zero_point.mul_(scale).neg_(), torch.ones_like(scale)), dim=1)
+    return quantized, scale, offsets
 
 
 class SharedInput:
@@ -105,7 +107,7 @@ class Int8Linear(nn.Module):
 
     def forward(self, input: Tensor) -> Tensor:
         """``input @ weight.T + bias`` (then GELU where the float layer fused one), in float32."""
-        quantized, scale, zero_point = (self.shared_input or quantize_input)(input)
+        quantized, scale, offsets = (self.shared_input or quantize_input)(input)
         products: Tensor = torch.ops.onednn.qlinear_pointwise(
             quantized,
             1.0,
@@ -121,7 +123,6 @@ class Int8Linear(nn.Module):
             [],
             "none",
         )
-        offsets = torch.cat((scale * zero_point.neg(), torch.ones_like(scale)), dim=1)
         output = products.mul_(scale).addmm_(offsets, self.correction)
         if self.gelu:
             torch.ops.aten.gelu_(output)  # in place: no second copy of the widest activation
