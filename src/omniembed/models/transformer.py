@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from omniembed.errors import ModelFormatError
 from omniembed.models.module import Features, LoadOptions, Module, pickle_refused, read_json, write_json
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 # Names the Transformer config has carried over the reference library's releases, newest first.
 CONFIG_FILE_NAMES = (
@@ -63,6 +67,9 @@ class Transformer(Module):
         takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
         self._inputs = tuple(name for name in _MODEL_INPUTS if takes_any or name in parameters)
         self._pass_use_cache = "use_cache" in parameters
+        self.fast_forward: Callable[[Features], Tensor | None] | None = None
+        """A faster way to run ``auto_model`` that the runtime may install: it returns the last
+        hidden state, or ``None`` to take the transformers forward pass for this call."""
 
     @property
     def max_seq_length(self) -> int:
@@ -126,6 +133,11 @@ class Transformer(Module):
     def forward(self, features: Features) -> Features:
         """Run the model and store its last hidden state as ``token_embeddings``."""
         inputs = {name: features[name] for name in self._inputs if name in features}
+        if self.fast_forward is not None:
+            hidden = self.fast_forward(inputs)
+            if hidden is not None:
+                features["token_embeddings"] = hidden
+                return features
         if self._pass_use_cache:
             inputs["use_cache"] = False
         output = self.auto_model(**inputs, return_dict=True)

@@ -1,0 +1,174 @@
+"""Run the layers of a BERT-family text encoder in a flat loop, with one product for q, k and v.
+
+In transformers, a short query's forward pass through all-MiniLM-L6-v2 spends about half its time
+in Python: nested module calls, keyword plumbing, attention-mask building and the pooler that
+sentence embeddings never read. On the CPU, ``FusedEncoder`` runs the same modules' weights with
+the same operators (embeddings, scaled dot-product attention, layer norms) from one loop, and
+multiplies the query, key and value projections as one matrix of stacked weights, so the numbers
+are those of the transformers model up to float rounding. Anything else (gradients, export, other
+devices, output options) keeps the transformers forward pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from omniembed.models import Features, Transformer
+from omniembed.runtime.onednn import ONEDNN_DTYPES, PACK_MAX_BYTES, PACK_ROWS, OneDnnLinear
+
+MODEL_TYPES = frozenset({"bert", "roberta", "xlm-roberta", "camembert"})
+"""transformers model types whose encoder layers share BERT's layout and absolute positions."""
+
+_LAYER_PARTS = (
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output.dense",
+    "attention.output.LayerNorm",
+    "intermediate",
+    "output.dense",
+    "output.LayerNorm",
+)
+
+PackedProjection = tuple[tuple[object, ...], Tensor, Tensor]
+"""What the packed q/k/v weights were made from, the packed weights and the stacked biases."""
+
+
+class FusedEncoder:
+    """The flat forward pass of one BERT-family model (see the module docstring).
+
+    Args:
+        model: a transformers ``BertModel``, ``RobertaModel``, ``XLMRobertaModel`` or
+            ``CamembertModel``; ``supports(model)`` tells whether it qualifies.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self._packed: dict[int, PackedProjection] = {}
+
+    @staticmethod
+    def supports(model: nn.Module) -> bool:
+        """Whether ``model`` is a bidirectional BERT-family encoder with the layout this runs."""
+        config = getattr(model, "config", None)
+        if config is None or getattr(config, "model_type", None) not in MODEL_TYPES:
+            return False
+        if config.is_decoder or getattr(config, "add_cross_attention", False):
+            return False
+        if getattr(config, "position_embedding_type", "absolute") != "absolute":
+            return False
+        if getattr(config, "chunk_size_feed_forward", 0) or config._attn_implementation != "sdpa":
+            return False
+        layers = getattr(getattr(model, "encoder", None), "layer", None)
+        if not hasattr(model, "embeddings") or not isinstance(layers, nn.ModuleList):
+            return False
+        return all(_has(layer, part) for layer in layers for part in _LAYER_PARTS)
+
+    def __call__(self, inputs: Features) -> Tensor | None:
+        """Return the last hidden state for a padded batch of token ids, or ``None`` where the
+        flat path does not apply: gradients, tracing or export, other devices, no ``input_ids``."""
+        input_ids = inputs.get("input_ids")
+        if input_ids is None or not self._applies(input_ids):
+            return None
+        model: Any = self.model
+        hidden: Tensor = model.embeddings(input_ids=input_ids, token_type_ids=inputs.get("token_type_ids"))
+        attention_mask = inputs.get("attention_mask")
+        mask = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            mask = attention_mask.bool()[:, None, None, :]
+        batch, length = input_ids.shape
+        heads = model.config.num_attention_heads
+        for index, layer in enumerate(model.encoder.layer):
+            attention = layer.attention
+            query, key, value = self._projections(index, attention.self, hidden, heads)
+            context = nn.functional.scaled_dot_product_attention(
+                query, key, value, attn_mask=mask, scale=attention.self.scaling
+            )
+            context = context.transpose(1, 2).reshape(batch, length, -1)
+            hidden = _add_and_norm(attention.output.dense(context), hidden, attention.output.LayerNorm)
+            feed_forward = layer.output.dense(layer.intermediate(hidden))
+            hidden = _add_and_norm(feed_forward, hidden, layer.output.LayerNorm)
+        return hidden
+
+    def _applies(self, input_ids: Tensor) -> bool:
+        return (
+            input_ids.device.type == "cpu"
+            and not self.model.training
+            and not torch.is_grad_enabled()
+            and not torch.compiler.is_compiling()
+            and not torch.compiler.is_exporting()
+            and not torch.jit.is_tracing()  # type: ignore[attr-defined,no-untyped-call]
+        )
+
+    def _projections(
+        self, index: int, attention: Any, hidden: Tensor, heads: int
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The query, key and value heads, each ``(batch, heads, length, head size)``."""
+        batch, length, _ = hidden.shape
+        packed = self._packed_projection(index, attention, hidden)
+        if packed is None:
+            query, key, value = (
+                linear(hidden).view(batch, length, heads, -1).transpose(1, 2)
+                for linear in (attention.query, attention.key, attention.value)
+            )
+            return query, key, value
+        stacked = torch.ops.mkldnn._linear_pointwise(hidden, packed[1], packed[2], "none", [], "none")
+        return stacked.view(batch, length, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)  # type: ignore[no-any-return]
+
+    def _packed_projection(self, index: int, attention: Any, hidden: Tensor) -> PackedProjection | None:
+        """The stacked q/k/v weights in oneDNN's layout, remade when a weight changed; ``None``
+        when the projections are not plain oneDNN float layers (int8, say) or are too large."""
+        linears = (attention.query, attention.key, attention.value)
+        if not all(type(linear) is OneDnnLinear and linear.bias is not None for linear in linears):
+            return None
+        weights = [linear.weight for linear in linears]
+        dtype = weights[0].dtype
+        if hidden.dtype != dtype or dtype not in ONEDNN_DTYPES or any(w.dtype != dtype for w in weights):
+            return None
+        if sum(w.numel() for w in weights) * weights[0].element_size() > PACK_MAX_BYTES:
+            return None
+        source = tuple((w.data_ptr(), w._version, b.data_ptr(), b._version) for w, b in _pairs(linears))
+        cached = self._packed.get(index)
+        if cached is None or cached[0] != source:
+            stacked = torch.cat([w.detach() for w in weights])
+            packed = torch.ops.mkldnn._reorder_linear_weight(stacked, PACK_ROWS)
+            biases = torch.cat([linear.bias.detach() for linear in linears])
+            cached = (source, packed, biases)
+            self._packed[index] = cached
+        return cached
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickle without the packed weights: oneDNN's opaque tensors cannot be, and are remade."""
+        return {"model": self.model, "_packed": {}}
+
+
+def _has(module: nn.Module, dotted: str) -> bool:
+    for name in dotted.split("."):
+        module = getattr(module, name, None)  # type: ignore[assignment]
+        if not isinstance(module, nn.Module):
+            return False
+    return True
+
+
+def _pairs(linears: tuple[Any, ...]) -> list[tuple[Tensor, Tensor]]:
+    return [(linear.weight, linear.bias) for linear in linears]
+
+
+def _add_and_norm(output: Tensor, residual: Tensor, norm: nn.LayerNorm) -> Tensor:
+    """``norm(output + residual)``, adding in place into ``output`` (a fresh product)."""
+    return nn.functional.layer_norm(
+        output.add_(residual), norm.normalized_shape, norm.weight, norm.bias, norm.eps
+    )
+
+
+def use_fused_encoder(model: nn.Module) -> int:
+    """Give every ``Transformer`` in ``model`` whose network qualifies a ``FusedEncoder`` as its
+    ``fast_forward``; return how many got one."""
+    installed = 0
+    for module in model.modules():
+        if isinstance(module, Transformer) and FusedEncoder.supports(module.auto_model):
+            module.fast_forward = FusedEncoder(module.auto_model)
+            installed += 1
+    return installed

@@ -1,0 +1,179 @@
+"""The flat BERT-family forward pass gives the transformers model's numbers, and steps aside elsewhere."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import transformers
+
+import omniembed as oe
+from omniembed.models import Transformer
+from omniembed.runtime.fused_encoder import FusedEncoder, use_fused_encoder
+from omniembed.runtime.onednn import onednn_available, use_onednn_linear
+
+from conftest import cosines
+
+TINY = {
+    "vocab_size": 120,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+}
+ARCHITECTURES = {
+    "bert": (transformers.BertConfig, transformers.BertModel),
+    "roberta": (transformers.RobertaConfig, transformers.RobertaModel),
+    "xlm-roberta": (transformers.XLMRobertaConfig, transformers.XLMRobertaModel),
+}
+
+
+def tiny_network(kind: str, onednn: bool = True, **overrides: Any) -> Any:
+    config_class, model_class = ARCHITECTURES[kind]
+    torch.manual_seed(0)
+    config = config_class(**{**TINY, "pad_token_id": 1, **overrides})
+    model = model_class(config, add_pooling_layer=False).eval()
+    if onednn:
+        use_onednn_linear(model)
+    return model
+
+
+def padded_batch(lengths: list[int], vocab: int = 120, pad: int = 1) -> dict[str, torch.Tensor]:
+    """Right-padded random token ids (never the pad id) with their attention mask."""
+    generator = torch.Generator().manual_seed(1)
+    longest = max(lengths)
+    ids = torch.randint(2, vocab, (len(lengths), longest), generator=generator)
+    mask = torch.zeros_like(ids)
+    for row, length in enumerate(lengths):
+        mask[row, :length] = 1
+        ids[row, length:] = pad
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+
+
+def reference_and_fused(model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    fused = FusedEncoder(model)
+    with torch.inference_mode():
+        expected = model(**inputs).last_hidden_state
+        result = fused(dict(inputs))
+    assert result is not None
+    return expected, result
+
+
+@pytest.mark.parametrize("kind", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("onednn", [True, False])
+@pytest.mark.parametrize("lengths", [[9], [12, 7, 3, 12]])
+def test_matches_the_transformers_forward_pass(kind: str, onednn: bool, lengths: list[int]) -> None:
+    if onednn and not onednn_available():
+        pytest.skip("this torch build has no oneDNN")
+    model = tiny_network(kind, onednn=onednn)
+    assert FusedEncoder.supports(model)
+    inputs = padded_batch(lengths)
+    expected, result = reference_and_fused(model, inputs)
+    mask = inputs["attention_mask"].bool()
+    # Padding positions are never pooled; every real token must match.
+    torch.testing.assert_close(result[mask], expected[mask], rtol=1e-5, atol=1e-5)
+
+
+def test_bfloat16_matches_the_transformers_forward_pass() -> None:
+    model = tiny_network("bert").to(torch.bfloat16)
+    inputs = padded_batch([10, 4])
+    expected, result = reference_and_fused(model, inputs)
+    assert result.dtype == torch.bfloat16
+    mask = inputs["attention_mask"].bool()
+    torch.testing.assert_close(result[mask].float(), expected[mask].float(), rtol=0.02, atol=0.02)
+
+
+def test_changed_weights_are_used_on_the_next_call() -> None:
+    model = tiny_network("bert")
+    inputs = padded_batch([8, 5])
+    fused = FusedEncoder(model)
+    with torch.inference_mode():
+        before = fused(dict(inputs))
+        model.encoder.layer[0].attention.self.key.weight.mul_(2)
+        expected = model(**inputs).last_hidden_state
+        after = fused(dict(inputs))
+    assert before is not None
+    assert after is not None
+    assert not torch.allclose(before, after)
+    mask = inputs["attention_mask"].bool()
+    torch.testing.assert_close(after[mask], expected[mask], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kind", "overrides"),
+    [
+        ("bert", {"is_decoder": True}),
+        ("bert", {"position_embedding_type": "relative_key"}),
+        ("bert", {"chunk_size_feed_forward": 4}),
+        ("bert", {"attn_implementation": "eager"}),
+    ],
+)
+def test_other_layouts_keep_the_transformers_forward_pass(kind: str, overrides: dict[str, Any]) -> None:
+    assert not FusedEncoder.supports(tiny_network(kind, **overrides))
+
+
+def test_gradients_and_training_keep_the_transformers_forward_pass() -> None:
+    model = tiny_network("bert")
+    fused = FusedEncoder(model)
+    inputs = padded_batch([6])
+    with torch.enable_grad():
+        assert fused(dict(inputs)) is None
+    model.train()
+    with torch.inference_mode():
+        assert fused(dict(inputs)) is None
+        assert fused({"attention_mask": inputs["attention_mask"]}) is None
+
+
+def test_only_bert_family_transformers_get_it(tiny_model: Any, tiny_clip: Any) -> None:
+    bert = oe.SentenceTransformer(tiny_model("bert"), device="cpu")
+    assert isinstance(bert.transformer.fast_forward, FusedEncoder)
+    for folder in (tiny_model("bert", arch="distilbert"), tiny_model("qwen3"), tiny_clip()):
+        model = oe.SentenceTransformer(folder, device="cpu")
+        assert use_fused_encoder(model) == 0
+        assert all(
+            module.fast_forward is None for module in model.modules() if isinstance(module, Transformer)
+        )
+
+
+def test_pickled_model_encodes_the_same(minilm_dir: Path, sts_sentences: list[str]) -> None:
+    model = oe.SentenceTransformer(minilm_dir, device="cpu")
+    texts = sts_sentences[:40]
+    expected = model.encode(texts)
+    copy = pickle.loads(pickle.dumps(model))
+    assert isinstance(copy.transformer.fast_forward, FusedEncoder)
+    np.testing.assert_allclose(copy.encode(texts), expected, rtol=0, atol=1e-6)
+
+
+def test_minilm_matches_its_transformers_forward_pass(minilm_dir: Path, sts_sentences: list[str]) -> None:
+    model = oe.SentenceTransformer(minilm_dir, device="cpu")
+    texts = sts_sentences[:200]
+    fused = model.encode(texts)
+    model.transformer.fast_forward = None
+    plain = model.encode(texts)
+    assert cosines(fused, plain).min() >= 0.999999
+
+
+def test_int8_layers_run_inside_it(minilm_dir: Path, sts_sentences: list[str]) -> None:
+    from omniembed.runtime.int8 import int8_available
+
+    if not int8_available():
+        pytest.skip("this torch build has no oneDNN int8 linear layer")
+    model = oe.SentenceTransformer(minilm_dir, device="cpu", dtype="int8")
+    texts = sts_sentences[:60]
+    fused = model.encode(texts)
+    model.transformer.fast_forward = None
+    plain = model.encode(texts)
+    assert cosines(fused, plain).min() >= 0.99999
+
+
+def test_it_keeps_no_copy_of_plain_linear_weights() -> None:
+    model = tiny_network("bert", onednn=False)
+    fused = FusedEncoder(model)
+    with torch.inference_mode():
+        fused(padded_batch([5]))
+    assert not fused._packed
