@@ -13,9 +13,10 @@ import transformers
 
 import omniembed as oe
 from omniembed.models import Transformer
-from omniembed.runtime.fused_encoder import FusedEncoder, use_fused_encoder
+from omniembed.runtime.fused_encoder import FusedClassifier, FusedEncoder, use_fused_encoder
 from omniembed.runtime.onednn import onednn_available, use_onednn_linear
 
+import model_factory as mf
 from conftest import cosines
 
 TINY = {
@@ -177,3 +178,34 @@ def test_it_keeps_no_copy_of_plain_linear_weights() -> None:
     with torch.inference_mode():
         fused(padded_batch([5]))
     assert not fused._packed
+
+
+CLASSIFIERS = {
+    "bert": (transformers.BertConfig, transformers.BertForSequenceClassification),
+    "roberta": (transformers.RobertaConfig, transformers.RobertaForSequenceClassification),
+    "xlm-roberta": (transformers.XLMRobertaConfig, transformers.XLMRobertaForSequenceClassification),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CLASSIFIERS))
+def test_classifier_logits_match_the_transformers_forward_pass(kind: str) -> None:
+    config_class, model_class = CLASSIFIERS[kind]
+    torch.manual_seed(0)
+    model = model_class(config_class(**{**TINY, "pad_token_id": 1, "num_labels": 3})).eval()
+    use_onednn_linear(model)
+    assert FusedClassifier.supports(model)
+    inputs = padded_batch([11, 6, 2])
+    with torch.inference_mode():
+        expected = model(**inputs).logits
+        result = FusedClassifier(model)(dict(inputs))
+    assert result is not None
+    torch.testing.assert_close(result, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_cross_encoder_scores_are_unchanged(tmp_path: Path) -> None:
+    reranker = oe.CrossEncoder(mf.build_cross_encoder(tmp_path / "ce", num_labels=3), device="cpu")
+    assert isinstance(reranker.scorer.fast_forward, FusedClassifier)
+    pairs = [("how thick is the boundary layer", text) for text in mf.sts_dev_sentences(30)]
+    fused = reranker.predict(pairs)
+    reranker.scorer.fast_forward = None
+    np.testing.assert_allclose(fused, reranker.predict(pairs), rtol=1e-5, atol=1e-5)
