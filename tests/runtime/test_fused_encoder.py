@@ -13,7 +13,7 @@ import transformers
 
 import omniembed as oe
 from omniembed.models import Transformer
-from omniembed.runtime.fused_encoder import FusedClassifier, FusedEncoder, use_fused_encoder
+from omniembed.runtime.fused_encoder import FusedClassifier, FusedEncoder, padded_rows, use_fused_encoder
 from omniembed.runtime.onednn import onednn_available, use_onednn_linear
 
 import model_factory as mf
@@ -31,29 +31,32 @@ ARCHITECTURES = {
     "bert": (transformers.BertConfig, transformers.BertModel),
     "roberta": (transformers.RobertaConfig, transformers.RobertaModel),
     "xlm-roberta": (transformers.XLMRobertaConfig, transformers.XLMRobertaModel),
+    "distilbert": (transformers.DistilBertConfig, transformers.DistilBertModel),
 }
 
 
 def tiny_network(kind: str, onednn: bool = True, **overrides: Any) -> Any:
     config_class, model_class = ARCHITECTURES[kind]
     torch.manual_seed(0)
-    config = config_class(**{**TINY, "pad_token_id": 1, **overrides})
-    model = model_class(config, add_pooling_layer=False).eval()
+    config = config_class(**{**TINY, "hidden_dim": 64, "pad_token_id": 1, **overrides})
+    pooler = {} if kind == "distilbert" else {"add_pooling_layer": False}
+    model = model_class(config, **pooler).eval()
     if onednn:
         use_onednn_linear(model)
     return model
 
 
-def padded_batch(lengths: list[int], vocab: int = 120, pad: int = 1) -> dict[str, torch.Tensor]:
+def padded_batch(lengths: list[int], types: bool = True, pad: int = 1) -> dict[str, torch.Tensor]:
     """Right-padded random token ids (never the pad id) with their attention mask."""
     generator = torch.Generator().manual_seed(1)
     longest = max(lengths)
-    ids = torch.randint(2, vocab, (len(lengths), longest), generator=generator)
+    ids = torch.randint(2, TINY["vocab_size"], (len(lengths), longest), generator=generator)
     mask = torch.zeros_like(ids)
     for row, length in enumerate(lengths):
         mask[row, :length] = 1
         ids[row, length:] = pad
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+    batch = {"input_ids": ids, "attention_mask": mask}
+    return {**batch, "token_type_ids": torch.zeros_like(ids)} if types else batch
 
 
 def reference_and_fused(model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,17 +70,31 @@ def reference_and_fused(model: Any, inputs: dict[str, torch.Tensor]) -> tuple[to
 
 @pytest.mark.parametrize("kind", sorted(ARCHITECTURES))
 @pytest.mark.parametrize("onednn", [True, False])
-@pytest.mark.parametrize("lengths", [[9], [12, 7, 3, 12]])
+@pytest.mark.parametrize("lengths", [[9], [12, 7, 3, 12], [40, 25, 20]])
 def test_matches_the_transformers_forward_pass(kind: str, onednn: bool, lengths: list[int]) -> None:
     if onednn and not onednn_available():
         pytest.skip("this torch build has no oneDNN")
     model = tiny_network(kind, onednn=onednn)
     assert FusedEncoder.supports(model)
-    inputs = padded_batch(lengths)
+    inputs = padded_batch(lengths, types=kind != "distilbert")
     expected, result = reference_and_fused(model, inputs)
     mask = inputs["attention_mask"].bool()
     # Padding positions are never pooled; every real token must match.
     torch.testing.assert_close(result[mask], expected[mask], rtol=1e-5, atol=1e-5)
+
+
+def test_row_counts_are_rounded_past_short_inputs() -> None:
+    assert [padded_rows(tokens) for tokens in (1, 8, 64)] == [1, 8, 64]
+    assert [padded_rows(tokens) for tokens in (65, 120, 256, 257, 2000, 2048)] == [
+        80,
+        128,
+        256,
+        320,
+        2048,
+        2048,
+    ]
+    assert all(tokens <= padded_rows(tokens) <= tokens * 1.25 for tokens in range(1, 5000))
+    assert len({padded_rows(tokens) for tokens in range(65, 2049)}) == 12 + 28
 
 
 def test_bfloat16_matches_the_transformers_forward_pass() -> None:
@@ -131,9 +148,10 @@ def test_gradients_and_training_keep_the_transformers_forward_pass() -> None:
 
 
 def test_only_bert_family_transformers_get_it(tiny_model: Any, tiny_clip: Any) -> None:
-    bert = oe.SentenceTransformer(tiny_model("bert"), device="cpu")
-    assert isinstance(bert.transformer.fast_forward, FusedEncoder)
-    for folder in (tiny_model("bert", arch="distilbert"), tiny_model("qwen3"), tiny_clip()):
+    for folder in (tiny_model("bert"), tiny_model("bert", arch="distilbert")):
+        model = oe.SentenceTransformer(folder, device="cpu")
+        assert isinstance(model.transformer.fast_forward, FusedEncoder)
+    for folder in (tiny_model("qwen3"), tiny_clip()):
         model = oe.SentenceTransformer(folder, device="cpu")
         assert use_fused_encoder(model) == 0
         assert all(

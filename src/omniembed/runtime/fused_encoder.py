@@ -11,6 +11,7 @@ devices, output options) keeps the transformers forward pass.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -20,19 +21,63 @@ from omniembed.models import Features, Transformer
 from omniembed.runtime.onednn import ONEDNN_DTYPES, PACK_MAX_BYTES, PACK_ROWS, OneDnnLinear
 from omniembed.scorers import ClassifierScorer
 
-MODEL_TYPES = frozenset({"bert", "roberta", "xlm-roberta", "camembert"})
-"""transformers model types whose encoder layers share BERT's layout and absolute positions."""
 
-_LAYER_PARTS = (
-    "attention.self.query",
-    "attention.self.key",
-    "attention.self.value",
-    "attention.output.dense",
-    "attention.output.LayerNorm",
-    "intermediate",
-    "output.dense",
-    "output.LayerNorm",
+@dataclass(frozen=True)
+class Layout:
+    """Where an encoder family keeps each part of a layer, as dotted attribute paths."""
+
+    layers: str
+    """The ``ModuleList`` of layers, from the model."""
+    attention: str
+    """The self-attention module (it holds ``scaling``), from a layer."""
+    query: str
+    key: str
+    value: str
+    attention_output: str
+    attention_norm: str
+    feed_forward: tuple[str, ...]
+    """The modules of the feed-forward block, applied in this order."""
+    output_norm: str
+    token_types: bool = True
+    """Whether the embeddings take ``token_type_ids``."""
+
+    def parts(self) -> tuple[str, ...]:
+        """Every path a layer must have."""
+        paths = (self.attention, self.query, self.key, self.value, self.attention_output)
+        return (*paths, self.attention_norm, *self.feed_forward, self.output_norm)
+
+
+BERT_LAYOUT = Layout(
+    layers="encoder.layer",
+    attention="attention.self",
+    query="attention.self.query",
+    key="attention.self.key",
+    value="attention.self.value",
+    attention_output="attention.output.dense",
+    attention_norm="attention.output.LayerNorm",
+    feed_forward=("intermediate", "output.dense"),
+    output_norm="output.LayerNorm",
 )
+DISTILBERT_LAYOUT = Layout(
+    layers="transformer.layer",
+    attention="attention",
+    query="attention.q_lin",
+    key="attention.k_lin",
+    value="attention.v_lin",
+    attention_output="attention.out_lin",
+    attention_norm="sa_layer_norm",
+    feed_forward=("ffn.lin1", "ffn.activation", "ffn.lin2"),
+    output_norm="output_layer_norm",
+    token_types=False,
+)
+LAYOUTS = {
+    "bert": BERT_LAYOUT,
+    "roberta": BERT_LAYOUT,
+    "xlm-roberta": BERT_LAYOUT,
+    "camembert": BERT_LAYOUT,
+    "distilbert": DISTILBERT_LAYOUT,
+}
+"""transformers model types with absolute positions and post-norm layers, and their layouts."""
 
 CLASSIFIER_HEADS = {
     "BertForSequenceClassification": "pooler",
@@ -51,30 +96,34 @@ class FusedEncoder:
     """The flat forward pass of one BERT-family model (see the module docstring).
 
     Args:
-        model: a transformers ``BertModel``, ``RobertaModel``, ``XLMRobertaModel`` or
-            ``CamembertModel``; ``supports(model)`` tells whether it qualifies.
+        model: a transformers ``BertModel``, ``RobertaModel``, ``XLMRobertaModel``,
+            ``CamembertModel`` or ``DistilBertModel``; ``supports(model)`` tells whether it qualifies.
     """
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
+        self.layout = LAYOUTS[model.config.model_type]  # type: ignore[union-attr,index]
         self._packed: dict[int, PackedProjection] = {}
 
     @staticmethod
     def supports(model: nn.Module) -> bool:
-        """Whether ``model`` is a bidirectional BERT-family encoder with the layout this runs."""
+        """Whether ``model`` is a bidirectional BERT-family encoder with a layout this runs."""
         config = getattr(model, "config", None)
-        if config is None or getattr(config, "model_type", None) not in MODEL_TYPES:
+        layout = LAYOUTS.get(getattr(config, "model_type", None))  # type: ignore[arg-type]
+        if config is None or layout is None:
             return False
-        if config.is_decoder or getattr(config, "add_cross_attention", False):
+        if getattr(config, "is_decoder", False) or getattr(config, "add_cross_attention", False):
             return False
         if getattr(config, "position_embedding_type", "absolute") != "absolute":
             return False
         if getattr(config, "chunk_size_feed_forward", 0) or config._attn_implementation != "sdpa":
             return False
-        layers = getattr(getattr(model, "encoder", None), "layer", None)
+        layers = _resolve(model, layout.layers)
         if not hasattr(model, "embeddings") or not isinstance(layers, nn.ModuleList):
             return False
-        return all(_has(layer, part) for layer in layers for part in _LAYER_PARTS)
+        return all(
+            isinstance(_resolve(layer, part), nn.Module) for layer in layers for part in layout.parts()
+        )
 
     def __call__(self, inputs: Features) -> Tensor | None:
         """Return the last hidden state for a padded batch of token ids, or ``None`` where the
@@ -83,7 +132,10 @@ class FusedEncoder:
         if input_ids is None or not self._applies(input_ids):
             return None
         model: Any = self.model
-        embedded: Tensor = model.embeddings(input_ids=input_ids, token_type_ids=inputs.get("token_type_ids"))
+        if "token_type_ids" in inputs and self.layout.token_types:
+            embedded: Tensor = model.embeddings(input_ids=input_ids, token_type_ids=inputs["token_type_ids"])
+        else:
+            embedded = model.embeddings(input_ids=input_ids)
         attention_mask = inputs.get("attention_mask")
         mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
@@ -94,20 +146,22 @@ class FusedEncoder:
         # Every layer works on one (rows, width) matrix whose row count is rounded up (see
         # padded_rows); the rows past ``tokens`` are zeros that nothing reads.
         hidden = _padded(embedded.reshape(tokens, width), padded_rows(tokens))
-        for index, layer in enumerate(model.encoder.layer):
-            attention = layer.attention
-            query, key, value = self._projections(index, attention.self, hidden, (batch, length, heads))
+        layout = self.layout
+        for index, layer in enumerate(_resolve(model, layout.layers)):
+            attention = _resolve(layer, layout.attention)
+            query, key, value = self._projections(index, layer, hidden, (batch, length, heads))
             context = nn.functional.scaled_dot_product_attention(
-                query, key, value, attn_mask=mask, scale=attention.self.scaling
+                query, key, value, attn_mask=mask, scale=attention.scaling
             )
             gathered = hidden.new_empty(hidden.shape)
-            gathered[:tokens].view(batch, length, width).copy_(
-                context.transpose(1, 2).reshape(batch, length, width)
-            )
+            gathered[:tokens].view(batch, length, heads, -1).copy_(context.transpose(1, 2))
             gathered[tokens:].zero_()
-            hidden = _add_and_norm(attention.output.dense(gathered), hidden, attention.output.LayerNorm)
-            feed_forward = layer.output.dense(layer.intermediate(hidden))
-            hidden = _add_and_norm(feed_forward, hidden, layer.output.LayerNorm)
+            output = _resolve(layer, layout.attention_output)(gathered)
+            hidden = _add_and_norm(output, hidden, _resolve(layer, layout.attention_norm))
+            output = hidden
+            for path in layout.feed_forward:
+                output = _resolve(layer, path)(output)
+            hidden = _add_and_norm(output, hidden, _resolve(layer, layout.output_norm))
         return hidden[:tokens].view(batch, length, width)
 
     def _applies(self, input_ids: Tensor) -> bool:
@@ -121,16 +175,17 @@ class FusedEncoder:
         )
 
     def _projections(
-        self, index: int, attention: Any, hidden: Tensor, shape: tuple[int, int, int]
+        self, index: int, layer: nn.Module, hidden: Tensor, shape: tuple[int, int, int]
     ) -> tuple[Tensor, Tensor, Tensor]:
         """The query, key and value heads, each ``(batch, heads, length, head size)``."""
         batch, length, heads = shape
         tokens = batch * length
-        packed = self._packed_projection(index, attention, hidden)
+        layout = self.layout
+        linears = (_resolve(layer, layout.query), _resolve(layer, layout.key), _resolve(layer, layout.value))
+        packed = self._packed_projection(index, linears, hidden)
         if packed is None:
             query, key, value = (
-                linear(hidden)[:tokens].view(batch, length, heads, -1).transpose(1, 2)
-                for linear in (attention.query, attention.key, attention.value)
+                linear(hidden)[:tokens].view(batch, length, heads, -1).transpose(1, 2) for linear in linears
             )
             return query, key, value
         stacked = torch.ops.mkldnn._linear_pointwise(hidden, packed[1], packed[2], "none", [], "none")
@@ -138,10 +193,11 @@ class FusedEncoder:
         query, key, value = heads_first.unbind(0)
         return query, key, value
 
-    def _packed_projection(self, index: int, attention: Any, hidden: Tensor) -> PackedProjection | None:
+    def _packed_projection(
+        self, index: int, linears: tuple[Any, Any, Any], hidden: Tensor
+    ) -> PackedProjection | None:
         """The stacked q/k/v weights in oneDNN's layout, remade when a weight changed; ``None``
         when the projections are not plain oneDNN float layers (int8, say) or are too large."""
-        linears = (attention.query, attention.key, attention.value)
         if not all(type(linear) is OneDnnLinear and linear.bias is not None for linear in linears):
             return None
         weights = [linear.weight for linear in linears]
@@ -162,16 +218,21 @@ class FusedEncoder:
 
     def __getstate__(self) -> dict[str, object]:
         """Pickle without the packed weights: oneDNN's opaque tensors cannot be, and are remade."""
-        return {"model": self.model, "_packed": {}}
+        return {"model": self.model, "layout": self.layout, "_packed": {}}
 
 
 def padded_rows(tokens: int) -> int:
-    """The row count a batch of ``tokens`` token rows runs at: a multiple of 16, or of 64 past 256.
+    """The row count a batch of ``tokens`` token rows runs at: the same up to 64 rows, then a
+    multiple of 16, and of 64 past 256.
 
     oneDNN builds (and keeps, up to a cache of 1,024) one kernel per distinct product shape, with
     buffers beside it; token-budget batches come in dozens of row counts, and on 5,000 texts those
-    kernels held about 300 MB. Rounding leaves a few dozen shapes for at most 2% more rows.
+    kernels held about 300 MB. Rounding leaves a few dozen shapes for at most 2% more rows. Short
+    inputs keep their own row count: a query's forward pass is mostly reading weights, and twice
+    its rows cost about 15% more time.
     """
+    if tokens <= 64:
+        return tokens
     step = 16 if tokens <= 256 else 64
     return -(-tokens // step) * step
 
@@ -185,12 +246,11 @@ def _padded(rows: Tensor, count: int) -> Tensor:
     return padded
 
 
-def _has(module: nn.Module, dotted: str) -> bool:
+def _resolve(module: Any, dotted: str) -> Any:
+    """The attribute at a dotted path below ``module``, or ``None`` when a step is missing."""
     for name in dotted.split("."):
-        module = getattr(module, name, None)  # type: ignore[assignment]
-        if not isinstance(module, nn.Module):
-            return False
-    return True
+        module = getattr(module, name, None)
+    return module
 
 
 def _pairs(linears: tuple[Any, ...]) -> list[tuple[Tensor, Tensor]]:
