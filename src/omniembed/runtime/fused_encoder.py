@@ -5,8 +5,11 @@ in Python: nested module calls, keyword plumbing, attention-mask building and th
 sentence embeddings never read. On the CPU, ``FusedEncoder`` runs the same modules' weights with
 the same operators (embeddings, scaled dot-product attention, layer norms) from one loop, and
 multiplies the query, key and value projections as one matrix of stacked weights, so the numbers
-are those of the transformers model up to float rounding. Anything else (gradients, export, other
-devices, output options) keeps the transformers forward pass.
+are those of the transformers model up to float rounding. The layers work on one matrix of token
+rows whose count is rounded up (``padded_rows``), which keeps oneDNN's per-shape kernels few.
+Anything else (gradients, export, other devices, output options) keeps the transformers forward
+pass. BERT, RoBERTa, XLM-R, CamemBERT and DistilBERT qualify (``LAYOUTS``), and so do the BERT
+and RoBERTa-family ``...ForSequenceClassification`` rerankers (``FusedClassifier``).
 """
 
 from __future__ import annotations
