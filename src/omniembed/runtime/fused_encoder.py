@@ -209,7 +209,10 @@ class FusedEncoder:
             return None
         if sum(w.numel() for w in weights) * weights[0].element_size() > PACK_MAX_BYTES:
             return None
-        source = tuple((w.data_ptr(), w._version, b.data_ptr(), b._version) for w, b in _pairs(linears))
+        source = tuple(
+            (linear.weight.data_ptr(), linear.weight._version, linear.bias.data_ptr(), linear.bias._version)
+            for linear in linears
+        )
         cached = self._packed.get(index)
         if cached is None or cached[0] != source:
             stacked = torch.cat([w.detach() for w in weights])
@@ -254,10 +257,6 @@ def _resolve(module: Any, dotted: str) -> Any:
     for name in dotted.split("."):
         module = getattr(module, name, None)
     return module
-
-
-def _pairs(linears: tuple[Any, ...]) -> list[tuple[Tensor, Tensor]]:
-    return [(linear.weight, linear.bias) for linear in linears]
 
 
 def _add_and_norm(output: Tensor, residual: Tensor, norm: nn.LayerNorm) -> Tensor:
