@@ -13,6 +13,7 @@ import transformers
 
 import omniembed as oe
 from omniembed.models import Transformer
+from omniembed.runtime import fused_encoder
 from omniembed.runtime.fused_encoder import FusedClassifier, FusedEncoder, padded_rows, use_fused_encoder
 from omniembed.runtime.onednn import onednn_available, use_onednn_linear
 
@@ -188,6 +189,20 @@ def test_int8_layers_run_inside_it(minilm_dir: Path, sts_sentences: list[str]) -
     model.transformer.fast_forward = None
     plain = model.encode(texts)
     assert cosines(fused, plain).min() >= 0.99999
+
+
+def test_only_short_inputs_of_small_models_stack_their_projections(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = tiny_network("bert")
+    fused = FusedEncoder(model)
+    with torch.inference_mode():
+        fused(padded_batch([40, 30]))  # 80 token rows: three products
+        assert not fused._packed
+        fused(padded_batch([9, 4]))
+        assert len(fused._packed) == len(model.encoder.layer)
+        monkeypatch.setattr(fused_encoder, "STACK_MAX_BYTES", 1024)
+        larger = FusedEncoder(model)
+        larger(padded_batch([9, 4]))
+        assert not larger._packed
 
 
 def test_it_keeps_no_copy_of_plain_linear_weights() -> None:
