@@ -8,8 +8,9 @@ short inputs of small models, with the query, key and value projections as one p
 weights), so the numbers are those of the transformers model up to float rounding. The layers
 work on one matrix of token rows whose count is rounded up (``padded_rows``), which keeps
 oneDNN's per-shape kernels few. Anything else (gradients, export, other devices, output options)
-keeps the transformers forward pass. BERT, RoBERTa, XLM-R, CamemBERT and DistilBERT qualify (``LAYOUTS``), and so do the BERT
-and RoBERTa-family ``...ForSequenceClassification`` rerankers (``FusedClassifier``).
+keeps the transformers forward pass. BERT, RoBERTa, XLM-R, CamemBERT and DistilBERT qualify
+(``LAYOUTS``), and so do the BERT and RoBERTa-family ``...ForSequenceClassification`` rerankers
+(``FusedClassifier``).
 """
 
 from __future__ import annotations
