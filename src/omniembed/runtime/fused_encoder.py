@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from omniembed.models import Features, Transformer
-from omniembed.runtime.onednn import ONEDNN_DTYPES, PACK_ROWS, OneDnnLinear
+from omniembed.runtime.onednn import ONEDNN_DTYPES, PACK_ROWS, OneDnnLinear, tensor_versions
 from omniembed.scorers import ClassifierScorer
 
 
@@ -101,7 +101,7 @@ STACK_MAX_BYTES = 4 * 2**20
 layer). A short input of a bigger model is bound by reading its weights, not by the two calls
 stacking saves, and the stacked copy would sit beside each projection's own."""
 
-PackedProjection = tuple[tuple[object, ...], Tensor, Tensor]
+PackedProjection = tuple[tuple[int, ...], Tensor, Tensor]
 """What the packed q/k/v weights were made from, the packed weights and the stacked biases."""
 
 
@@ -221,10 +221,7 @@ class FusedEncoder:
             return None
         if sum(w.numel() for w in weights) * weights[0].element_size() > STACK_MAX_BYTES:
             return None
-        source = tuple(
-            (linear.weight.data_ptr(), linear.weight._version, linear.bias.data_ptr(), linear.bias._version)
-            for linear in linears
-        )
+        source = tensor_versions(*(tensor for linear in linears for tensor in (linear.weight, linear.bias)))
         cached = self._packed.get(index)
         if cached is None or cached[0] != source:
             stacked = torch.cat([w.detach() for w in weights])

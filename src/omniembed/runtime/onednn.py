@@ -35,11 +35,17 @@ PACK_MAX_BYTES = 16 * 2**20
 products are long enough that reordering on each call costs little."""
 
 
+def tensor_versions(*tensors: Tensor) -> tuple[int, ...]:
+    """Where each tensor's data lives and its in-place version: a copy made from them (such as
+    reordered weights) is stale once this changes."""
+    return tuple(number for tensor in tensors for number in (tensor.data_ptr(), tensor._version))
+
+
 class OneDnnLinear(nn.Linear):
     """``nn.Linear`` whose float32/bfloat16 CPU inference runs in oneDNN; same parameters and state."""
 
     _packed: Tensor | None = None
-    _packed_from: tuple[int, int] | None = None
+    _packed_from: tuple[int, ...] | None = None
     _post_op = "none"
     """The activation oneDNN applies to the product in the same pass (``"none"``: none)."""
 
@@ -75,7 +81,7 @@ class OneDnnLinear(nn.Linear):
 
     def _packed_weight(self) -> Tensor:
         """The weights in oneDNN's layout, made again whenever the weight tensor changed."""
-        source = (self.weight.data_ptr(), self.weight._version)
+        source = tensor_versions(self.weight)
         if self._packed is None or self._packed_from != source:
             self._packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), PACK_ROWS)
             self._packed_from = source
