@@ -135,6 +135,10 @@ class SentenceTransformer(nn.Sequential):
         if dtype == "bfloat16" and self.runtime.resolved_backend() == "torch":
             self.to(torch.bfloat16)
         self._network: Network | None = prepare_network(self.transformer, self.runtime)
+        if self._network is not None and model_name_or_path is not None:
+            # ONNX Runtime or OpenVINO holds the weights now. The torch copy, loaded just above from
+            # files that save() can read again, is freed (modules handed in may have been changed).
+            self.transformer.release_weights()
 
     @property
     def transformer(self) -> Transformer:

@@ -81,6 +81,40 @@ def test_changed_weights_get_a_new_export(tiny_model: Callable[..., Path], tmp_p
     assert model_digest(model.transformer.auto_model, options) != before
 
 
+def stored_bytes(module: torch.nn.Module) -> int:
+    return sum(parameter.untyped_storage().nbytes() for parameter in module.parameters())
+
+
+def test_onnx_frees_the_torch_weights_and_save_loads_them_again(
+    tiny_model: Callable[..., Path], sts_sentences: list[str], onnx_cache: Path, tmp_path: Path
+) -> None:
+    folder = tiny_model("bert", pooling="cls", dense=(32, 16))
+    exact = SentenceTransformer(folder, device="cpu")
+    ours = load(folder, onnx_cache, backend="onnx")
+    assert ours.transformer.weights_released
+    assert stored_bytes(ours.transformer.auto_model) < stored_bytes(exact.transformer.auto_model) / 100
+    assert stored_bytes(ours[2]) == stored_bytes(exact[2])  # the Dense layer after the network stays
+    texts = sts_sentences[:50]
+    assert_same(ours.encode(texts), exact.encode(texts))
+    ours.save(tmp_path / "saved")
+    assert_same(SentenceTransformer(tmp_path / "saved", device="cpu").encode(texts), exact.encode(texts))
+    features, _ = ours.transformer.tokenize(texts[:2])
+    with pytest.raises(RuntimeError, match="call encode\\(\\), or load the model with backend='torch'"):
+        ours(features)
+
+
+def test_a_network_built_from_modules_keeps_its_weights(
+    tiny_model: Callable[..., Path], sts_sentences: list[str], onnx_cache: Path
+) -> None:
+    modules = list(SentenceTransformer(tiny_model("bert"), device="cpu"))
+    size = stored_bytes(modules[0])
+    ours = SentenceTransformer(modules=modules, device="cpu", backend="onnx", runtime_cache_folder=onnx_cache)
+    assert not ours.transformer.weights_released
+    assert stored_bytes(ours.transformer) == size
+    features, _ = ours.transformer.tokenize(sts_sentences[:2])
+    assert ours(features)["sentence_embedding"].shape[0] == 2
+
+
 def test_int8_stays_close_to_float32(
     tiny_model: Callable[..., Path], sts_sentences: list[str], onnx_cache: Path
 ) -> None:

@@ -41,6 +41,7 @@ def test_openvino_float32_matches_the_reference(
     texts = [*sts_sentences[:150], "word " * 400]
     assert_same(ours.encode(texts), Reference(str(folder), device="cpu").encode(texts))
     assert list(tmp_path.rglob("model.onnx"))  # the ONNX export is the cached artefact
+    assert ours.transformer.weights_released  # OpenVINO holds its own copy
 
 
 def test_openvino_bfloat16_stays_close_and_keeps_float_modules(

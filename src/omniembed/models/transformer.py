@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
 
 from omniembed.errors import ModelFormatError
 from omniembed.models.module import Features, LoadOptions, Module, pickle_refused, read_json, write_json
@@ -70,6 +73,9 @@ class Transformer(Module):
         self.fast_forward: Callable[[Features], Tensor | None] | None = None
         """A faster way to run ``auto_model`` that the runtime may install: it returns the last
         hidden state, or ``None`` to take the transformers forward pass for this call."""
+        self.reload_model: Callable[[], Any] | None = None
+        """Loads ``auto_model`` again from its files (set by ``load``)."""
+        self.weights_released = False
 
     @property
     def max_seq_length(self) -> int:
@@ -130,8 +136,29 @@ class Transformer(Module):
             return len(ids) - 1
         return len(ids)
 
+    def release_weights(self) -> bool:
+        """Free the network's weights, for a runtime that holds its own copy of them (ONNX Runtime,
+        OpenVINO); return whether they were freed.
+
+        Only a network loaded from files is released, since ``save`` loads it again from them:
+        call it only while the weights are those of the files.
+        Each parameter keeps its shape, dtype and device, over a single zero.
+        """
+        if self.reload_model is None:
+            return False
+        with torch.no_grad():
+            for parameter in self.auto_model.parameters():
+                parameter.data = parameter.new_zeros(()).expand(parameter.shape)
+        self.weights_released = True
+        return True
+
     def forward(self, features: Features) -> Features:
         """Run the model and store its last hidden state as ``token_embeddings``."""
+        if self.weights_released:
+            raise RuntimeError(
+                "this network runs in ONNX Runtime or OpenVINO, which hold its weights, and its torch "
+                "copy was freed: call encode(), or load the model with backend='torch' to run it in torch"
+            )
         inputs = {name: features[name] for name in self._inputs if name in features}
         if self.fast_forward is not None:
             hidden = self.fast_forward(inputs)
@@ -165,7 +192,10 @@ class Transformer(Module):
     def save(self, folder: Path) -> None:
         """Write the model, its tokenizer and ``sentence_bert_config.json``."""
         folder.mkdir(parents=True, exist_ok=True)
-        self.auto_model.save_pretrained(folder)
+        model = self.auto_model
+        if self.weights_released and self.reload_model is not None:
+            model = self.reload_model()  # the freed weights, from the files they came from
+        model.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
         write_json(folder / self.config_file_name, self.get_config_dict())
 
@@ -178,6 +208,7 @@ class Transformer(Module):
         model = _load_model(folder, options, config)
         tokenizer = _load_tokenizer(folder, options, config)
         module = cls(model, tokenizer, do_lower_case=bool(config.get("do_lower_case", False)))
+        module.reload_model = functools.partial(_load_model, folder, options, config)
         set_max_length(module, config, options)
         return module
 

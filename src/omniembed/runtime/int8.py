@@ -24,8 +24,8 @@ QuantizedRows = tuple[Tensor, Tensor, Tensor]
 ``[-scale * zero_point, 1]``, so that ``row ≈ scale * q + offsets[:, 0]``."""
 
 LEVELS = 254
-"""Activation levels used of uint8's 256: rounding ``x / scale + zero_point`` up by a half then
-stays at most 255, so the cast to uint8 never wraps."""
+"""Activation steps used of uint8's 255: with the zero point rounded up, ``x / scale + zero_point``
+stays below 255.5 (float rounding included), so the rounded value never wraps."""
 
 
 def int8_available() -> bool:
@@ -42,9 +42,11 @@ def quantize_input(input: Tensor) -> QuantizedRows:
     low = rows.amin(dim=1, keepdim=True).clamp_(max=0)
     high = rows.amax(dim=1, keepdim=True).clamp_(min=0)
     scale = high.sub_(low).clamp_(min=1e-8).div_(LEVELS)
-    zero_point = low.div_(scale).neg_().round_()
-    # Adding half before the truncating cast rounds to nearest; values are never negative.
-    quantized = rows.mul(scale.reciprocal()).add_(zero_point + 0.5).to(torch.uint8)
+    zero_point = low.div_(scale).neg_().ceil_()
+    # Shifted into int8's range and back: torch casts float to int8 in vector instructions, and
+    # to uint8 one element at a time (2.4x slower overall on a 2048 x 1536 input).
+    shifted = rows.mul(scale.reciprocal()).add_(zero_point - 128).round_()
+    quantized = shifted.to(torch.int8).view(torch.uint8).bitwise_xor_(128)
     offsets = torch.cat((zero_point.mul_(scale).neg_(), torch.ones_like(scale)), dim=1)
     return quantized, scale, offsets
 
