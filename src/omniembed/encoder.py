@@ -134,11 +134,11 @@ class SentenceTransformer(nn.Sequential):
         check_runtime(self.runtime, self.device)
         if dtype == "bfloat16" and self.runtime.resolved_backend() == "torch":
             self.to(torch.bfloat16)
-        self._network: Network | None = prepare_network(self.transformer, self.runtime)
-        if self._network is not None and model_name_or_path is not None:
-            # ONNX Runtime or OpenVINO holds the weights now. The torch copy, loaded just above from
-            # files that save() can read again, is freed (modules handed in may have been changed).
-            self.transformer.release_weights()
+        # Weights loaded just above are those of the files, which save() can read again; modules
+        # handed in may have been changed since, so they keep their weights.
+        self._network: Network | None = prepare_network(
+            self.transformer, self.runtime, release_weights=model_name_or_path is not None
+        )
 
     @property
     def transformer(self) -> Transformer:

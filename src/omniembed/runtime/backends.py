@@ -74,12 +74,16 @@ def check_runtime(options: RuntimeOptions, device: torch.device) -> None:
         logger.warning("this CPU has no native bfloat16 (avx512_bf16/amx); dtype='bfloat16' may be slow")
 
 
-def prepare_network(transformer: Transformer, options: RuntimeOptions) -> Network | None:
+def prepare_network(
+    transformer: Transformer, options: RuntimeOptions, release_weights: bool = False
+) -> Network | None:
     """Return a replacement for ``transformer``'s forward pass, or ``None`` to run it in torch.
 
     ``bfloat16`` in torch is applied by the caller (it casts the whole model); ``int8`` in torch
     swaps the network's linear layers for int8 ones here. ONNX Runtime and OpenVINO run the network
-    exported once into the cache (the ``onnx`` extra; OpenVINO also needs the ``openvino`` extra).
+    exported once into the cache (the ``onnx`` extra; OpenVINO also needs the ``openvino`` extra);
+    with ``release_weights``, the transformer's own weights are freed before the runtime loads its
+    copy (see ``Transformer.release_weights``), so the two are never in memory together.
     """
     backend = options.resolved_backend()
     if backend == "torch":
@@ -87,14 +91,18 @@ def prepare_network(transformer: Transformer, options: RuntimeOptions) -> Networ
             quantize_linear_layers(transformer.auto_model)
         return None
     from omniembed.runtime.onnx import OnnxNetwork, cached_model
+    from omniembed.runtime.openvino import OpenVinoNetwork, import_openvino
 
+    export_dtype = options.dtype
     if backend == "openvino":
-        from omniembed.runtime.openvino import OpenVinoNetwork, import_openvino
-
         import_openvino()  # name the missing extra before exporting
-        path = cached_model(transformer, "float32", options.cache_folder)
+        export_dtype = "float32"  # OpenVINO compiles the float32 export at the dtype asked for
+    path = cached_model(transformer, export_dtype, options.cache_folder)
+    if release_weights:
+        transformer.release_weights()
+    if backend == "openvino":
         return OpenVinoNetwork(path, options.dtype, options.num_threads)
-    return OnnxNetwork(cached_model(transformer, options.dtype, options.cache_folder), options.num_threads)
+    return OnnxNetwork(path, options.num_threads)
 
 
 def cpu_has_bf16() -> bool:

@@ -55,6 +55,9 @@ class OpenVinoNetwork:
         config: dict[str, Any] = {
             "INFERENCE_PRECISION_HINT": PRECISION_HINTS[self.dtype],
             "PERFORMANCE_HINT": "LATENCY",
+            # Kernels are kept per input shape (5,000 by default); token-budget batches come in
+            # dozens of shapes, and a smaller cache lowered peak RSS on 5,000 texts at the same speed.
+            "CPU_RUNTIME_CACHE_CAPACITY": 64,
         }
         if self.num_threads:
             config["INFERENCE_NUM_THREADS"] = self.num_threads
