@@ -379,7 +379,8 @@ class SentenceTransformer(nn.Sequential):
             chunk = np.arange(start, min(start + batch_size, len(values)))
             loaded = [self._load(kind, values[i], positions[i]) for i in chunk]
             features = self.transformer.preprocess(kind, loaded, prompt)
-            features = {name: value.to(self.device) for name, value in features.items()}
+            device = self.device
+            features = {name: value.to(device) for name, value in features.items()}
             yield chunk, self(features)
 
     def _load(self, kind: Modality, value: Any, index: int) -> Any:
@@ -395,9 +396,10 @@ class SentenceTransformer(nn.Sequential):
         truncated = [0]
         prompt_length = self.transformer.prompt_length(prompt) if prompt else None
         prompted = [prompt + text for text in texts] if prompt else texts
+        device = self.device  # once: it walks the parameters
         with tqdm(total=len(texts), desc="Batches", unit="input", disable=not progress) as bar:
             for indices, features in self._plan(prompted, batch_size, truncated):
-                features = {name: value.to(self.device) for name, value in features.items()}
+                features = {name: value.to(device) for name, value in features.items()}
                 if prompt_length is not None:
                     features["prompt_length"] = prompt_length
                 yield indices, self._forward(features)

@@ -262,9 +262,13 @@ def _padded(rows: Tensor, count: int) -> Tensor:
 
 
 def _resolve(module: Any, dotted: str) -> Any:
-    """The attribute at a dotted path below ``module``, or ``None`` when a step is missing."""
+    """The submodule at a dotted path below ``module``, or ``None`` when a step is missing.
+
+    Read from ``_modules`` directly: ``nn.Module.__getattr__`` took a tenth of a short query's
+    forward pass, for the ~60 lookups it makes.
+    """
     for name in dotted.split("."):
-        module = getattr(module, name, None)
+        module = getattr(module, "_modules", {}).get(name)
     return module
 
 
