@@ -136,21 +136,20 @@ class Transformer(Module):
             return len(ids) - 1
         return len(ids)
 
-    def release_weights(self) -> bool:
+    def release_weights(self) -> None:
         """Free the network's weights, for a runtime that holds its own copy of them (ONNX Runtime,
-        OpenVINO); return whether they were freed.
+        OpenVINO); ``weights_released`` says whether they were.
 
         Only a network loaded from files is released, since ``save`` loads it again from them:
         call it only while the weights are those of the files.
         Each parameter keeps its shape, dtype and device, over a single zero.
         """
         if self.reload_model is None:
-            return False
+            return
         with torch.no_grad():
             for parameter in self.auto_model.parameters():
                 parameter.data = parameter.new_zeros(()).expand(parameter.shape)
         self.weights_released = True
-        return True
 
     def forward(self, features: Features) -> Features:
         """Run the model and store its last hidden state as ``token_embeddings``."""
