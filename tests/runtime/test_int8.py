@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch import nn
+from torch import Tensor, nn
 
 from omniembed import SentenceTransformer
 from omniembed.runtime.int8 import Int8Linear, int8_available, quantize_input, quantize_linear_layers
@@ -34,6 +35,42 @@ def test_rows_are_quantized_each_with_its_own_range() -> None:
     steps = (rows.amax(dim=1) - rows.amin(dim=1).clamp(max=0)) / 254
     assert ((restored - rows).abs().amax(dim=1) <= steps / 2 + 1e-6).all()
     assert zero_point[3].item() == 0
+
+
+def test_quantizing_reuses_no_memory_a_result_holds() -> None:
+    torch.manual_seed(0)
+    large, small = torch.randn(300, 96), torch.randn(7, 40) * 5
+    first = [part.clone() for part in quantize_input(large)]
+    kept = quantize_input(small)
+    again = quantize_input(large)  # same shape: the thread's scratch memory is used again
+    quantize_input(torch.randn(300, 96) * 9)
+    for before, after in zip(first, again, strict=True):
+        assert torch.equal(before, after)
+    assert torch.equal(kept[0], quantize_input(small)[0])
+
+
+def test_quantizing_works_in_and_out_of_inference_mode() -> None:
+    rows = torch.randn(16, 32)
+
+    def quantize_in_a_new_thread() -> tuple[Tensor, Tensor]:
+        with torch.inference_mode():
+            quantize_input(torch.randn(64, 32))  # the thread's scratch memory is made in this mode
+        return quantize_input(rows)[0], quantize_input(rows.clone().requires_grad_())[0]
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        plain, from_a_leaf = pool.submit(quantize_in_a_new_thread).result()
+    assert torch.equal(plain, from_a_leaf)
+    assert torch.equal(plain, quantize_input(rows)[0])
+
+
+def test_threads_quantize_side_by_side() -> None:
+    torch.manual_seed(0)
+    inputs = [torch.randn(64 + 16 * index, 128) * (index + 1) for index in range(8)]
+    expected = [quantize_input(rows)[0] for rows in inputs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(3):
+            results = list(pool.map(lambda rows: quantize_input(rows)[0], inputs))
+            assert all(torch.equal(a, b) for a, b in zip(results, expected, strict=True))
 
 
 @pytest.mark.parametrize("shape", [(5, 32), (2, 7, 32)])
