@@ -17,11 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus import cranfield_documents
-from encode_speed import BY_KEY, load_models, markdown_table, model_folder
+from encode_speed import BY_KEY, cpu_model, load_models, markdown_table, model_folder
 
 BATCH_SIZES = (1, 4, 16, 64, 256)
 LENGTHS = (16, 32, 64, 128, 256)
@@ -87,13 +89,18 @@ def main(argv: list[str] | None = None) -> None:
     for key in models:
         left.plot(BATCH_SIZES, by_batch[key], marker="o", label=BY_KEY[key].name)
         right.plot(LENGTHS, by_length[key], marker="o", label=BY_KEY[key].name)
-    left.set(xscale="log", xlabel=f"batch size (inputs of {FIXED_LENGTH} tokens)", ylabel="tokens/s")
-    right.set(xscale="log", xlabel=f"tokens per input (batches of {FIXED_BATCH})", ylabel="tokens/s")
-    for axis in (left, right):
+    left.set(xlabel=f"batch size (inputs of {FIXED_LENGTH} tokens)", ylabel="tokens/s")
+    right.set(xlabel=f"tokens per input (batches of {FIXED_BATCH})", ylabel="tokens/s")
+    for axis, points in ((left, BATCH_SIZES), (right, LENGTHS)):
+        axis.set_xscale("log")
+        axis.set_xticks(points, labels=[str(point) for point in points])
+        axis.minorticks_off()  # log axes label minor ticks too, and they overlap the measured points'
+        axis.set_ylim(bottom=0)
         axis.grid(alpha=0.3)
-    right.legend(fontsize=7)
-    figure.suptitle("all-MiniLM-L6-v2 encode throughput on this CPU")
-    figure.tight_layout()
+    handles, labels = left.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    figure.suptitle(f"all-MiniLM-L6-v2 encode throughput, {cpu_model()}, {torch.get_num_threads()} threads")
+    figure.tight_layout(rect=(0, 0.1, 1, 1))
     figure.savefig(args.output, dpi=110)
     names = [BY_KEY[key].name for key in models]
     lines = ["### Throughput (tokens/s) against batch size", ""]
