@@ -65,7 +65,8 @@ def _scratch_rows(shape: torch.Size) -> Tensor:
 
     A fresh temporary as large as a feed-forward activation (12 MB for 2,048 tokens of
     all-MiniLM-L6-v2) is memory the allocator maps and the kernel faults in again on every call;
-    reused, it is also still in cache. int8 encoding of 2,000 mixed texts ran 1.17x faster.
+    reused, it is also still in cache. int8 encoding of 2,000 mixed texts ran 1.17x faster in a
+    process running only omniembed (BENCHMARKS.md, 2026-12-02 night).
     """
     numel = shape.numel()
     if numel * 4 > SCRATCH_MAX_BYTES:
