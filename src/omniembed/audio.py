@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import io
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from omniembed import input_policy
 from omniembed.errors import InvalidAudioError, InvalidInputError, MissingExtraError
 from omniembed.inputs import AUDIO_EXTENSIONS
 
@@ -92,22 +92,48 @@ def _dict_audio(value: dict[Any, Any], index: int) -> tuple[Any, int]:
 
 
 def _read_file(soundfile: Any, value: str | os.PathLike[str] | bytes, index: int) -> tuple[np.ndarray, int]:
+    policy = input_policy.current()
     if isinstance(value, bytes):
         source: Any = io.BytesIO(value)
         name = f"audio bytes at index {index}"
     else:
-        source = Path(value)
+        try:
+            source = policy.local_file(value, "audio", f"input at index {index}")
+        except InvalidInputError as error:
+            raise InvalidAudioError(str(error)) from None
         name = f"audio file {str(source)!r} (input at index {index})"
-        if not source.is_file():
-            raise InvalidAudioError(f"{name} does not exist; check the path")
     try:
+        info = soundfile.info(source)
+        _check_audio_limits(info, policy, name)
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
         array, rate = soundfile.read(source, dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
+        if isinstance(error, InvalidAudioError):
+            raise
         message = f"{name} is corrupt, truncated or in a format libsndfile cannot read: {error}"
         raise InvalidAudioError(message) from error
     if array.shape[0] == 0:
         raise InvalidAudioError(f"{name} holds no samples")
     return np.asarray(array.T), int(rate)  # soundfile gives (samples, channels)
+
+
+def _check_audio_limits(info: Any, policy: input_policy.InputPolicy, name: str) -> None:
+    """Refuse, from the file's header, audio the policy does not take: its format, or more seconds or
+    decoded samples than it allows."""
+    if policy.audio_formats is not None and info.format not in policy.audio_formats:
+        accepted = ", ".join(sorted(policy.audio_formats))
+        raise InvalidAudioError(f"{name} is {info.format} audio; accepted formats: {accepted}")
+    if policy.max_audio_seconds is None:
+        return
+    seconds = info.frames / info.samplerate if info.samplerate > 0 else float("inf")
+    samples = info.frames * info.channels
+    most = policy.max_audio_seconds * input_policy.AUDIO_SAMPLES_PER_SECOND
+    if seconds > policy.max_audio_seconds or samples > most:
+        raise InvalidAudioError(
+            f"{name} holds {seconds:.1f} s in {info.channels} channels at {info.samplerate} Hz; the limit "
+            f"is {policy.max_audio_seconds:g} s of at most two 48 kHz channels (send a shorter clip)"
+        )
 
 
 def _as_array(value: Any, index: int) -> np.ndarray:

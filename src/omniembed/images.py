@@ -1,11 +1,10 @@
-"""Decode image inputs (PIL images, files, URLs, data URIs, arrays, tensors) into RGB Pillow images.
+"""Decode image inputs (PIL images, bytes, files, URLs, data URIs, arrays, tensors) into RGB Pillow images.
 
 Pillow is an optional dependency (the ``image`` extra); it is imported only when an image is loaded.
 """
 
 from __future__ import annotations
 
-import base64
 import io
 import os
 import urllib.request
@@ -15,11 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from omniembed import data_urls, input_policy
+from omniembed.data_urls import is_data_url
 from omniembed.errors import InvalidImageError, InvalidInputError, MissingExtraError
-
-URL_TIMEOUT_S = 30.0
-MAX_URL_BYTES = 64 * 1024 * 1024
-"""Largest download accepted for one image URL; larger answers are refused before decoding."""
 
 
 def require_pillow() -> Any:
@@ -41,15 +38,19 @@ def require_pillow() -> Any:
 def load_image(value: Any, *, index: int, allow_urls: bool = True) -> Any:
     """Return ``value`` as an RGB ``PIL.Image.Image``, with EXIF orientation applied.
 
+    What a string may name, and how large an image may be, follow the current
+    :mod:`~omniembed.input_policy` (the Python API's allows files, URLs and Pillow's pixel limit).
+
     Args:
-        value: a PIL image, a path (``str`` or ``Path``), an http(s) URL, a ``data:image/...`` URI,
-            a numpy array (H, W, C) or a torch tensor (C, H, W), ``uint8`` or float in [0, 1].
+        value: a PIL image, the file's bytes, a path (``str`` or ``Path``), an http(s) URL, a
+            ``data:image/...`` URI, a numpy array (H, W, C) or a torch tensor (C, H, W), ``uint8`` or
+            float in [0, 1].
         index: the input's position, named in error messages.
         allow_urls: fetch http(s) URLs; when off, a URL is refused.
 
     Raises:
-        InvalidImageError: the file is missing, corrupt, or holds more pixels than Pillow's limit
-            (``PIL.Image.MAX_IMAGE_PIXELS``), or the URL cannot be fetched or is not allowed.
+        InvalidImageError: the file is missing, corrupt, in a format the policy refuses, or holds more
+            pixels than the policy's limit, or the URL cannot be fetched or is not allowed.
         MissingExtraError: Pillow is not installed.
     """
     image_module = require_pillow()
@@ -57,17 +58,19 @@ def load_image(value: Any, *, index: int, allow_urls: bool = True) -> Any:
         return to_rgb(value, f"image at index {index}")
     if isinstance(value, (np.ndarray,)) or type(value).__module__.startswith("torch"):
         return to_rgb(image_module.fromarray(_hwc_uint8(value, index)), f"array at index {index}")
-    if isinstance(value, str) and value.startswith("data:image/"):
-        return _decode(_data_uri_bytes(value, index), f"data URI at index {index}")
+    if isinstance(value, bytes):
+        return decode_image(value, f"image bytes at index {index}")
+    if isinstance(value, str) and is_data_url(value):
+        return decode_image(_data_url_bytes(value, index), f"data URI at index {index}")
     if isinstance(value, str) and value.startswith(("http://", "https://")):
-        return _decode(_fetch(value, index, allow_urls), f"URL {value} (index {index})")
+        return decode_image(_fetch(value, index, allow_urls), f"image URL at index {index}")
     if isinstance(value, (str, os.PathLike)):
-        path = Path(value)
-        if not path.is_file():
-            raise InvalidImageError(
-                f"image file {str(path)!r} (input at index {index}) does not exist; check the path"
-            )
-        return _decode(path, f"image file {str(path)!r} (index {index})")
+        policy = input_policy.current()
+        try:
+            path = policy.local_file(value, "image", f"input at index {index}")
+        except InvalidInputError as error:
+            raise InvalidImageError(str(error)) from None
+        return decode_image(path, f"image file {str(path)!r} (index {index})")
     raise InvalidInputError(f"input at index {index} is a {type(value).__name__}, which is not an image")
 
 
@@ -118,16 +121,20 @@ def to_rgb(image: Any, source: str) -> Any:
         raise InvalidImageError(f"{source} cannot be decoded: {error}") from error
 
 
-def _decode(source: Path | bytes, description: str) -> Any:
-    """Open and fully decode an image file or byte string, turning Pillow's failures into one error."""
+def decode_image(source: Path | bytes, description: str) -> Any:
+    """Open and decode an image file or byte string as RGB, checking the current policy's formats and
+    pixel limits before any pixel is decoded, and turning Pillow's failures into one error."""
     from PIL import Image, UnidentifiedImageError
 
+    policy = input_policy.current()
     handle = io.BytesIO(source) if isinstance(source, bytes) else source
+    formats = sorted(policy.image_formats) if policy.image_formats is not None else None
     try:
         with warnings.catch_warnings():
             # Pillow only warns between its limit and twice its limit; refuse from the limit on.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(handle) as image:
+            with Image.open(handle, formats=formats) as image:
+                policy.check_pixels(image.size, description)
                 image.load()
                 return to_rgb(image, description)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -135,37 +142,44 @@ def _decode(source: Path | bytes, description: str) -> Any:
             f"{description} is refused as a possible decompression bomb: {error}; raise "
             "PIL.Image.MAX_IMAGE_PIXELS if you trust the file"
         ) from error
-    except UnidentifiedImageError as error:
-        raise InvalidImageError(f"{description} is not an image format Pillow can read") from error
-    except (OSError, ValueError, SyntaxError) as error:
+    except InvalidInputError as error:
+        raise InvalidImageError(str(error)) from None
+    except UnidentifiedImageError:
+        accepted = f" (accepted: {', '.join(formats)})" if formats else ""
+        raise InvalidImageError(f"{description} is not an image format this reader takes{accepted}") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as error:
         raise InvalidImageError(f"{description} is corrupt or truncated: {error}") from error
 
 
 def _fetch(url: str, index: int, allow_urls: bool) -> bytes:
-    if not allow_urls:
+    policy = input_policy.current()
+    if policy.remote and not policy.allows_url(url):
+        raise InvalidImageError(f"input at index {index} is a URL ({input_policy.REMOTE_HINT})")
+    if not (allow_urls and policy.allows_url(url)):
         raise InvalidImageError(
             f"input at index {index} is a URL ({url}), and fetching URLs is turned off for this model; "
             "download the image yourself and pass the file or a PIL image, or set allow_urls=True"
         )
     request = urllib.request.Request(url, headers={"User-Agent": "omniembed"})
     try:
-        with urllib.request.urlopen(request, timeout=URL_TIMEOUT_S) as response:
-            data: bytes = response.read(MAX_URL_BYTES + 1)
-    except OSError as error:
+        with urllib.request.urlopen(request, timeout=policy.url_timeout) as response:
+            data: bytes = response.read(policy.max_url_bytes + 1)
+    except (OSError, ValueError) as error:
+        if policy.remote:  # what the host answered would map the network behind the server
+            raise InvalidImageError(f"could not fetch the image URL at index {index}") from None
         raise InvalidImageError(f"could not fetch the image URL {url} (index {index}): {error}") from error
-    if len(data) > MAX_URL_BYTES:
-        raise InvalidImageError(f"image URL {url} (index {index}) returned more than {MAX_URL_BYTES} bytes")
+    if len(data) > policy.max_url_bytes:
+        raise InvalidImageError(
+            f"the image URL at index {index} returned more than {policy.max_url_bytes} bytes"
+        )
     return data
 
 
-def _data_uri_bytes(uri: str, index: int) -> bytes:
-    header, _, payload = uri.partition(",")
-    if not header.endswith(";base64"):
-        raise InvalidImageError(f"data URI at index {index} must be base64-encoded (data:image/...;base64,)")
+def _data_url_bytes(uri: str, index: int) -> bytes:
     try:
-        return base64.b64decode(payload, validate=True)
-    except ValueError as error:
-        raise InvalidImageError(f"data URI at index {index} holds invalid base64: {error}") from error
+        return data_urls.decode(uri, f"data URI at index {index}")
+    except InvalidInputError as error:
+        raise InvalidImageError(str(error)) from None
 
 
 def _hwc_uint8(value: Any, index: int) -> np.ndarray:

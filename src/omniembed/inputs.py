@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from omniembed import input_policy
 from omniembed.errors import InvalidImageError, InvalidInputError, UnsupportedModalityError
 
 
@@ -42,6 +43,24 @@ def text_batch(inputs: Any) -> tuple[list[str], bool]:
     return batch, False
 
 
+def check_text(text: str, what: str) -> str:
+    """Return ``text`` if it can be written as UTF-8; a lone surrogate (such as ``"\\ud800"``, which
+    JSON can carry) raises ``InvalidInputError`` naming ``what``.
+
+    >>> check_text("caf\\u00e9", "input")
+    'café'
+    """
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise InvalidInputError(
+                f"{what} holds a lone surrogate ({text[error.start]!r} at character {error.start}), which "
+                "is not text; send valid Unicode"
+            ) from None
+    return text
+
+
 def _describe(value: Any) -> str:
     if value is None:
         return "None"
@@ -64,7 +83,8 @@ def detect_modality(value: Any, index: int, supported: list[Modality]) -> Modali
     """Return the modality of one input.
 
     Strings are text unless the model takes images and the string is an image URL, a
-    ``data:image/`` URI or an existing image file; a ``Path`` is always a file.
+    ``data:image/`` URI or an existing image file; a ``Path`` is always a file. Under a remote
+    :mod:`~omniembed.input_policy`, a string is text unless it names a file or URL the policy allows.
 
     Raises:
         InvalidInputError: the input fits no modality; the message names its index and type.
@@ -74,6 +94,8 @@ def detect_modality(value: Any, index: int, supported: list[Modality]) -> Modali
     >>> detect_modality({"text": "a cat", "image": "cat.png"}, 0, ["text"])
     ('image', 'text')
     """
+    if isinstance(value, str) and input_policy.current().remote:
+        return _remote_string_modality(value, supported)
     media = _media_path_modality(value, index, supported)
     if media is not None:
         return media
@@ -104,6 +126,25 @@ def detect_modality(value: Any, index: int, supported: list[Modality]) -> Modali
         f"input at index {index} is {_describe(value)}; encode takes strings, images (PIL, path, URL, "
         "array, tensor), dicts with text/image/audio/video keys, or chat messages"
     )
+
+
+def _remote_string_modality(text: str, supported: list[Modality]) -> Modality:
+    """A remote caller's string: an allowed file or URL with a media extension, else text (a missing or
+    refused path is text too, so the answer never tells which paths exist)."""
+    policy = input_policy.current()
+    lowered = text.lower()
+    for kind, extensions in (
+        ("image", IMAGE_EXTENSIONS),
+        ("audio", AUDIO_EXTENSIONS),
+        ("video", VIDEO_EXTENSIONS),
+    ):
+        if kind not in supported or len(text) > 4096 or not lowered.endswith(extensions):
+            continue
+        if kind == "image" and policy.allows_url(text):
+            return kind
+        if policy.allows_file(text):
+            return kind
+    return "text"
 
 
 def _media_path_modality(value: Any, index: int, supported: list[Modality]) -> Modality | None:

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from omniembed.errors import ModelFormatError
 from omniembed.hub import resolve_model_folder
 from omniembed.images import load_image, require_pillow
-from omniembed.inputs import input_batch
+from omniembed.inputs import input_batch, unwrap
 from omniembed.models.module import read_json
 from omniembed.multi_vector import MultiVectorEncoder, Task, _skiplist_ids
 from omniembed.multi_vector_config import LateInteractionConfig, _modules
@@ -172,7 +172,9 @@ class VisionMultiVectorEncoder(MultiVectorEncoder):
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
         prepared = [
-            load_image(item, index=i) if kind == "image" else (prompt or "") + item
+            load_image(unwrap(item, kind), index=i)
+            if kind == "image"
+            else (prompt or "") + unwrap(item, kind)
             for i, (item, kind) in enumerate(zip(items, kinds, strict=True))
         ]
         results: list[Any] = [None] * len(items)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import io
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from omniembed import input_policy
 from omniembed.errors import InvalidInputError, InvalidVideoError, MissingExtraError
 
 
@@ -86,20 +86,30 @@ def _decode_file(
     value: str | os.PathLike[str] | bytes, index: int, num_frames: int, fps: float | None
 ) -> np.ndarray:
     av = require_av()
+    policy = input_policy.current()
     if isinstance(value, bytes):
         source: Any = io.BytesIO(value)
         name = f"video bytes at index {index}"
     else:
-        source = Path(value)
-        name = f"video file {str(source)!r} (input at index {index})"
-        if not source.is_file():
-            raise InvalidVideoError(f"{name} does not exist; check the path")
+        try:
+            source = str(policy.local_file(value, "video", f"input at index {index}"))
+        except InvalidInputError as error:
+            raise InvalidVideoError(str(error)) from None
+        name = f"video file {source!r} (input at index {index})"
+    # A remote caller's bytes go only to the demuxer their first bytes name: FFmpeg would otherwise
+    # probe every format it has, playlists that open other files and URLs among them.
+    demuxer = _container_format(value, name) if policy.remote and isinstance(value, bytes) else None
     try:
-        with av.open(source if isinstance(source, io.BytesIO) else str(source)) as container:
+        with av.open(source, format=demuxer) as container:
             if not container.streams.video:
                 raise InvalidVideoError(f"{name} has no video stream")
             stream = container.streams.video[0]
+            _check_frame_size(stream, policy, name)
             total = sum(1 for packet in container.demux(stream) if packet.size)
+            if policy.max_video_frames is not None and total > policy.max_video_frames:
+                raise InvalidVideoError(
+                    f"{name} has {total} frames; the limit is {policy.max_video_frames} (send a shorter clip)"
+                )
             rate = float(stream.average_rate) if stream.average_rate else None
             wanted = set(sample_indices(total, num_frames, fps, rate).tolist())
             container.seek(0)
@@ -112,6 +122,32 @@ def _decode_file(
     if not frames:
         raise InvalidVideoError(f"{name} holds no frames")
     return np.stack(frames)
+
+
+_SIGNATURES = (  # (offset, bytes, FFmpeg demuxer) of the containers remote callers may send
+    (4, b"ftyp", "mp4"),
+    (0, b"\x1a\x45\xdf\xa3", "matroska"),
+    (8, b"AVI ", "avi"),
+    (0, b"\x00\x00\x01\xba", "mpeg"),
+)
+
+
+def _container_format(data: bytes, name: str) -> str:
+    """The demuxer for ``data`` by its signature: MP4/MOV, Matroska/WebM, AVI or MPEG-PS."""
+    for offset, signature, demuxer in _SIGNATURES:
+        if data[offset : offset + len(signature)] == signature:
+            return demuxer
+    raise InvalidVideoError(
+        f"{name} is not a video container this server takes (MP4/MOV, WebM/MKV, AVI, MPEG)"
+    )
+
+
+def _check_frame_size(stream: Any, policy: input_policy.InputPolicy, name: str) -> None:
+    width, height = stream.codec_context.width or 0, stream.codec_context.height or 0
+    if policy.max_image_pixels is not None and width * height > policy.max_image_pixels:
+        raise InvalidVideoError(
+            f"{name} has {width}x{height} frames; the limit is {policy.max_image_pixels} pixels per frame"
+        )
 
 
 def _frame_array(value: Any, index: int) -> np.ndarray:

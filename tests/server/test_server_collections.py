@@ -143,7 +143,7 @@ def test_self_provided_vectors_and_images_come_only_as_data(served: tuple[httpx.
     ]
     result = client.post("/v1/collections/Pictures/objects", json={"objects": objects}).json()
     assert list(result["uuids"]) == ["0"]
-    assert "does not fetch URLs or read files" in result["errors"]["1"]
+    assert "reads no files and fetches no URLs" in result["errors"]["1"]
     near = {"type": "near_vector", "vector": [0.9, 0.1, 0]}
     hits = client.post("/v1/collections/Pictures/query", json=near)
     stored = hits.json()["objects"][0]["properties"]["picture"]

@@ -90,7 +90,7 @@ def test_near_text_ranks_sounds_by_the_text_tower(sounds) -> None:  # type: igno
 
 def test_media_properties_refuse_bad_values_and_filters(sounds) -> None:  # type: ignore[no-untyped-def]
     _, collection, _, _ = sounds
-    with pytest.raises(ValueError, match="neither a file nor base64"):
+    with pytest.raises(ValueError, match="neither base64 nor a data URL"):
         collection.data.insert({"clip": "not audio!"})
     with pytest.raises(ValueError, match="positive integer"):
         collection.data.insert({"clip": {"array": clips()[0], "sampling_rate": "48k"}})

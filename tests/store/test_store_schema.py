@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from omniembed.store.schema import Schema, clean_value
-from omniembed.store.vectorizer import Vectorizer, decode_image
+from omniembed.images import load_image
+from omniembed.store.vectorizer import Vectorizer
 
 
 def test_dates_are_stored_in_utc_and_read_back_as_datetimes() -> None:
@@ -32,7 +33,7 @@ def test_dates_are_stored_in_utc_and_read_back_as_datetimes() -> None:
         ("text", b"bytes", "is text, got bytes"),
         ("text[]", "not a list", "give a list"),
         ("date", "31/12/2020", "not ISO 8601"),
-        ("image", "not base64 !", "neither a file nor base64"),
+        ("image", "not base64 !", "neither base64 nor a data URL"),
     ],
 )
 def test_wrong_values_name_the_property_and_type(kind: str, value: object, message: str) -> None:
@@ -49,7 +50,7 @@ def test_images_from_pil_bytes_and_paths_round_trip(tmp_path: Path) -> None:
     stored = [clean_value("cover", "image", value) for value in (image, path.read_bytes(), path, str(path))]
     assert stored[1] == stored[2] == stored[3] == base64.b64encode(path.read_bytes()).decode()
     for value in stored:
-        assert decode_image(value).getpixel((0, 0)) == (200, 10, 10)
+        assert load_image(base64.b64decode(value), index=0).getpixel((0, 0)) == (200, 10, 10)
 
 
 def test_vectorizer_input_joins_properties_in_order() -> None:

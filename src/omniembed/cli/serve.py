@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from omniembed import input_policy
+
 logger = logging.getLogger("omniembed.cli")
 
 
@@ -27,7 +29,26 @@ def serve_command(
         float, typer.Option(min=0, help="how long batching waits for more requests")
     ] = 0.0,
     cors_origin: Annotated[list[str] | None, typer.Option(help="an origin allowed by CORS")] = None,
-    allow_local_files: Annotated[bool, typer.Option(help="let callers name files on this machine")] = False,
+    allow_local_files: Annotated[
+        Path | None,
+        typer.Option(help="a folder whose files remote callers may name as media (default: none)"),
+    ] = None,
+    allow_url_host: Annotated[
+        list[str] | None, typer.Option(help="a host whose image URLs remote callers may name (repeatable)")
+    ] = None,
+    url_timeout: Annotated[float, typer.Option(min=0.1, help="seconds to wait for an allowed URL")] = 5.0,
+    max_image_pixels: Annotated[
+        int, typer.Option(min=1, help="pixels in one decoded image or video frame")
+    ] = input_policy.REMOTE_IMAGE_PIXELS,
+    max_request_pixels: Annotated[
+        int, typer.Option(min=1, help="pixels decoded for one request")
+    ] = input_policy.REMOTE_REQUEST_PIXELS,
+    max_audio_seconds: Annotated[
+        float, typer.Option(min=0.1, help="seconds in one audio input")
+    ] = input_policy.REMOTE_AUDIO_SECONDS,
+    max_video_frames: Annotated[
+        int, typer.Option(min=1, help="frames in one video input")
+    ] = input_policy.REMOTE_VIDEO_FRAMES,
     threads: Annotated[
         int | None, typer.Option(min=1, help="CPU threads per forward pass (default: every core)")
     ] = None,
@@ -60,7 +81,13 @@ def serve_command(
         max_tokens_per_input=max_tokens_per_input,
         max_wait_ms=max_wait_ms,
         cors_origins=tuple(cors_origin or ()),
-        allow_local_files=allow_local_files,
+        allow_local_files=str(allow_local_files) if allow_local_files is not None else None,
+        allow_url_hosts=tuple(allow_url_host or ()),
+        url_timeout_s=url_timeout,
+        max_image_pixels=max_image_pixels,
+        max_request_pixels=max_request_pixels,
+        max_audio_seconds=max_audio_seconds,
+        max_video_frames=max_video_frames,
     )
     app = create_app(model=loaded, db=database, settings=settings, reranker=cross)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from omniembed import input_policy
+from omniembed.input_policy import InputPolicy
 from omniembed.server.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ class DynamicBatcher:
         max_wait: seconds to wait for more requests after the first one arrives (0: take only
             those already queued).
         metrics: where batch sizes and queue depth are recorded.
+        policy: the input policy every forward pass runs under (a server's remote policy).
     """
 
     def __init__(
@@ -56,8 +59,9 @@ class DynamicBatcher:
         max_batch_tokens: int = 16384,
         max_wait: float = 0.0,
         metrics: Metrics | None = None,
+        policy: InputPolicy = input_policy.LOCAL,
     ) -> None:
-        self.model, self.model_lock = model, model_lock
+        self.model, self.model_lock, self.policy = model, model_lock, policy
         self.max_batch_tokens, self.max_wait, self.metrics = max_batch_tokens, max_wait, metrics
         self.forward_passes = 0
         self._queue: queue.Queue[_Job | None] = queue.Queue()
@@ -161,7 +165,7 @@ class DynamicBatcher:
 
     def _encode(self, inputs: list[Any], key: Hashable) -> np.ndarray:
         prompt_name = key if isinstance(key, str) else None
-        with self.model_lock:
+        with self.model_lock, input_policy.using(self.policy):
             self.forward_passes += 1
             out = self.model.encode(
                 inputs, batch_size=len(inputs), prompt_name=prompt_name, show_progress_bar=False

@@ -10,10 +10,11 @@ from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from omniembed import data_urls
 from omniembed.errors import CollectionExistsError, InvalidInputError, ObjectNotFoundError
+from omniembed.images import load_image
 from omniembed.server.errors import LimitExceededError, NotServedError
 from omniembed.server.filters_json import from_json
-from omniembed.server.images import decode_image, image_bytes
 from omniembed.server.state import ServerState, get_state
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
@@ -131,22 +132,8 @@ def _object_json(obj: Any, include_vector: bool) -> dict[str, Any]:
     return dict(jsonable_encoder(out))
 
 
-def _clean_images(state: ServerState, collection: Any, properties: dict[str, Any], where: str) -> None:
-    """Turn image properties into bytes, so a remote caller cannot make the server read a file."""
-    if state.settings.allow_local_files:
-        return
-    kinds = collection.config.schema.properties
-    for name, value in properties.items():
-        if kinds.get(name) == "image" and isinstance(value, str):
-            properties[name] = image_bytes(value, f"{where} property {name!r}")
-
-
 async def _locked(state: ServerState, work: Any) -> Any:
-    def run() -> Any:
-        with state.model_lock:
-            return work()
-
-    return await run_in_threadpool(run)
+    return await state.run_remote(work, lock=True)
 
 
 @router.get("", summary="List collections")
@@ -204,19 +191,14 @@ async def insert_objects(name: str, body: InsertObjects, state: StateDep) -> dic
             f"{len(body.objects)} objects in one request; this server takes {state.settings.max_inputs}"
         )
     collection = state.collection(name)
-    items, errors = [], {}
-    for index, obj in enumerate(body.objects):
-        try:
-            _clean_images(state, collection, obj.properties, f"object {index}")
-        except InvalidInputError as error:
-            errors[index] = str(error)
-            continue
-        items.append((index, DataObject(obj.properties, obj.uuid, dict(obj.vectors))))
-    objects = [item for _, item in items]
+    objects = [DataObject(obj.properties, obj.uuid, dict(obj.vectors)) for obj in body.objects]
     result = await _locked(state, lambda: collection.data.insert_many(objects, show_progress=False))
-    uuids = {items[i][0]: uuid for i, uuid in result.uuids.items()}
-    errors.update({items[i][0]: message for i, message in result.errors.items()})
-    return {"uuids": uuids, "errors": errors, "truncated": result.truncated, "embedded": result.embedded}
+    return {
+        "uuids": result.uuids,
+        "errors": result.errors,
+        "truncated": result.truncated,
+        "embedded": result.embedded,
+    }
 
 
 @router.get("/{name}/objects", summary="List objects")
@@ -249,7 +231,6 @@ async def get_object(name: str, uuid: str, state: StateDep, include_vector: bool
 async def update_object(name: str, uuid: str, body: UpdateObject, state: StateDep) -> dict[str, Any]:
     """Merge the given properties into the object (re-embedding it only if its inputs changed)."""
     collection = state.collection(name)
-    _clean_images(state, collection, body.properties, "update")
     await _locked(state, lambda: collection.data.update(uuid, body.properties, body.vectors))
     return {"updated": uuid}
 
@@ -258,7 +239,6 @@ async def update_object(name: str, uuid: str, body: UpdateObject, state: StateDe
 async def replace_object(name: str, uuid: str, body: UpdateObject, state: StateDep) -> dict[str, Any]:
     """Replace the object's properties (and vectors)."""
     collection = state.collection(name)
-    _clean_images(state, collection, body.properties, "replace")
     await _locked(state, lambda: collection.data.replace(uuid, body.properties, body.vectors))
     return {"replaced": uuid}
 
@@ -277,10 +257,9 @@ async def query(name: str, body: QueryRequest, state: StateDep) -> dict[str, Any
     """Run one search (``type`` picks the method) and return the objects, best first."""
     collection = state.collection(name)
     filters = from_json(body.filters) if body.filters is not None else None
-    image = decode_image(body.image, "image") if body.type == "near_image" and body.image else None
     rerank = _rerank(state, body)
     start = time.perf_counter()
-    result = await _locked(state, lambda: _run_query(collection, body, filters, image, rerank))
+    result = await _locked(state, lambda: _run_query(collection, body, filters, rerank))
     return {
         "objects": [_object_json(obj, body.include_vector) for obj in result],
         "took_ms": round((time.perf_counter() - start) * 1000, 3),
@@ -311,7 +290,7 @@ def _rerank(state: ServerState, body: QueryRequest) -> Any:
     return Rerank(state.reranker, spec.property, query=spec.query, candidates=spec.candidates)
 
 
-def _run_query(collection: Any, body: QueryRequest, filters: Any, image: Any, rerank: Any) -> Any:
+def _run_query(collection: Any, body: QueryRequest, filters: Any, rerank: Any) -> Any:
     search = collection.query
     common = {"limit": body.limit, "filters": filters, "include_vector": body.include_vector}
     if body.type == "fetch":
@@ -326,7 +305,8 @@ def _run_query(collection: Any, body: QueryRequest, filters: Any, image: Any, re
     if body.type == "near_vector":
         return search.near_vector(_need(body.vector, "vector", "near_vector"), **common)
     if body.type == "near_image":
-        return search.near_image(_need(image, "image", "near_image"), **common)
+        image = data_urls.decode(_need(body.image, "image", "near_image"), "image")
+        return search.near_image(load_image(image, index=0), **common)
     if body.type == "near_object":
         return search.near_object(_need(body.uuid, "uuid", "near_object"), **common)
     return search.hybrid(

@@ -10,9 +10,12 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from omniembed import data_urls
+from omniembed.data_urls import is_data_url
 from omniembed.errors import InvalidInputError
+from omniembed.images import load_image
+from omniembed.inputs import check_text
 from omniembed.server.errors import LimitExceededError, NotServedError
-from omniembed.server.images import decode_image, is_data_url
 from omniembed.server.state import ServerState, get_state
 
 router = APIRouter(tags=["embeddings"])
@@ -64,24 +67,27 @@ async def _inputs(state: ServerState, request: EmbeddingRequest) -> tuple[list[A
         raise InvalidInputError(
             f"input at index {images.index(True)} is an image; the served model embeds {model.modalities}"
         )
-    plain = [text for text, image in zip(texts, images, strict=True) if not image]
-    counts = iter(await state.count_tokens(plain))
-    inputs: list[Any] = []
-    usage = 0
-    for index, (text, image) in enumerate(zip(texts, images, strict=True)):
-        if image:
-            inputs.append(decode_image(text, f"input at index {index}"))
-            continue
-        tokens = next(counts)
+    plain = [index for index, image in enumerate(images) if not image]
+    for index in plain:
+        check_text(texts[index], f"input at index {index}")
+    counts = await state.count_tokens([texts[index] for index in plain])
+    for index, tokens in zip(plain, counts, strict=True):
         if tokens > limits.max_tokens_per_input:
             raise LimitExceededError(
                 f"input at index {index} has {tokens} tokens; this server takes {limits.max_tokens_per_input}"
             )
-        usage += tokens
-        # An image-capable model may read a string as a path or URL: name it as text explicitly.
-        inputs.append({"text": text} if "image" in model.modalities else text)
-    cost = usage + IMAGE_TOKENS * sum(images)
-    return inputs, usage, cost
+    inputs: list[Any] = list(texts)
+    pictures = [index for index, image in enumerate(images) if image]
+    if pictures:  # decoded off the event loop, under the request's pixel budget
+        decoded = await state.run_remote(lambda: [_decode_image(texts[index], index) for index in pictures])
+        for index, picture in zip(pictures, decoded, strict=True):
+            inputs[index] = picture
+    usage = sum(counts)
+    return inputs, usage, usage + IMAGE_TOKENS * len(pictures)
+
+
+def _decode_image(text: str, index: int) -> Any:
+    return load_image(data_urls.decode(text, f"input at index {index}"), index=index)
 
 
 def _shorten(matrix: np.ndarray, dimensions: int | None) -> np.ndarray:

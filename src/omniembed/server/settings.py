@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from omniembed import input_policy
+from omniembed.input_policy import InputPolicy
+
 
 @dataclass(frozen=True)
 class ServerSettings:
@@ -19,7 +22,16 @@ class ServerSettings:
         max_batch_tokens: the token budget of one merged forward pass.
         max_wait_ms: how long the batcher waits for more requests to join a forward pass.
         cors_origins: origins allowed by CORS; empty (the default) adds no CORS headers at all.
-        allow_local_files: let remote callers name files on the server's disk as image values.
+        allow_local_files: a folder whose files remote callers may name as media (paths inside it);
+            ``None`` (the default): remote input is data, never a path.
+        allow_url_hosts: hosts whose http(s) image URLs remote callers may name; empty (the default):
+            the server fetches nothing.
+        url_timeout_s: seconds to wait for an allowed URL.
+        max_url_bytes: the largest download from an allowed URL.
+        max_image_pixels: pixels in one decoded image (or video frame).
+        max_request_pixels: pixels decoded for one request, all its images together.
+        max_audio_seconds: seconds in one audio input.
+        max_video_frames: frames in one video input.
     """
 
     model_name: str = "omniembed"
@@ -30,4 +42,24 @@ class ServerSettings:
     max_batch_tokens: int = 16384
     max_wait_ms: float = 0.0
     cors_origins: tuple[str, ...] = ()
-    allow_local_files: bool = False
+    allow_local_files: str | None = None
+    allow_url_hosts: tuple[str, ...] = ()
+    url_timeout_s: float = 5.0
+    max_url_bytes: int = 16 * 2**20
+    max_image_pixels: int = input_policy.REMOTE_IMAGE_PIXELS
+    max_request_pixels: int = input_policy.REMOTE_REQUEST_PIXELS
+    max_audio_seconds: float = input_policy.REMOTE_AUDIO_SECONDS
+    max_video_frames: int = input_policy.REMOTE_VIDEO_FRAMES
+
+    def input_policy(self) -> InputPolicy:
+        """The policy every remote request's inputs are read under."""
+        return InputPolicy.for_remote_callers(
+            file_root=self.allow_local_files,
+            url_hosts=frozenset(self.allow_url_hosts),
+            url_timeout=self.url_timeout_s,
+            max_url_bytes=self.max_url_bytes,
+            max_image_pixels=self.max_image_pixels,
+            max_request_pixels=self.max_request_pixels,
+            max_audio_seconds=self.max_audio_seconds,
+            max_video_frames=self.max_video_frames,
+        )

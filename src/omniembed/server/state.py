@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
+from omniembed import input_policy
+from omniembed.input_policy import InputPolicy
 from omniembed.server.batching import DynamicBatcher
 from omniembed.server.errors import NotServedError
 from omniembed.server.metrics import Metrics
 from omniembed.server.settings import ServerSettings
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -29,12 +36,14 @@ class ServerState:
     model_lock: threading.Lock = field(default_factory=threading.Lock)
     batcher: DynamicBatcher | None = None
     collections: dict[str, Any] = field(default_factory=dict)
+    policy: InputPolicy = field(init=False)
     _counter: Any = None
     _tokenizing: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="omniembed-tokens")
     )
 
     def __post_init__(self) -> None:
+        self.policy = self.settings.input_policy()
         if self.model is not None:
             self.batcher = DynamicBatcher(
                 self.model,
@@ -42,6 +51,7 @@ class ServerState:
                 max_batch_tokens=self.settings.max_batch_tokens,
                 max_wait=self.settings.max_wait_ms / 1000,
                 metrics=self.metrics,
+                policy=self.policy,
             )
             # A private tokenizer copy: fast tokenizers are not safe to share across threads.
             tokenizer = getattr(self.model, "tokenizer", None)
@@ -70,6 +80,16 @@ class ServerState:
             return [len(ids) for ids in counter(texts, add_special_tokens=True)["input_ids"]]
 
         return await asyncio.get_running_loop().run_in_executor(self._tokenizing, count)
+
+    async def run_remote(self, work: Callable[[], T], *, lock: bool = False) -> T:
+        """Run ``work`` in a worker thread under the remote input policy (with a fresh per-request
+        budget), holding the model lock when ``lock`` is set."""
+
+        def run() -> T:
+            with input_policy.using(self.policy), self.model_lock if lock else contextlib.nullcontext():
+                return work()
+
+        return await run_in_threadpool(run)
 
     def require_model(self) -> Any:
         """The served model, or a 404 error when the server runs without one."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import math
 import os
@@ -10,8 +9,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from pathlib import Path
 from typing import Any, Literal, get_args
+
+from omniembed import data_urls, input_policy
+from omniembed.errors import InvalidInputError
+from omniembed.inputs import check_text
 
 PropertyType = Literal[
     "text",
@@ -112,6 +114,8 @@ def _clean_scalar(name: str, kind: str, value: Any) -> Any:
     ok: bool
     if kind in ("text", "uuid"):
         ok = isinstance(value, str)
+        if ok:
+            check_text(value, f"property {name!r}")
     elif kind == "int":
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif kind == "number":
@@ -147,47 +151,39 @@ def to_date_string(name: str, value: Any) -> str:
 
 
 def image_to_base64(name: str, value: Any) -> str:
-    """Store an image as base64 of its encoded bytes: a PIL image, raw bytes, a path or base64."""
-    if isinstance(value, bytes):
-        data = value
-    elif isinstance(value, (str, os.PathLike)) and Path(value).is_file():
-        data = Path(value).read_bytes()
-    elif isinstance(value, str):
-        try:
-            base64.b64decode(value, validate=True)
-        except ValueError:
-            raise ValueError(
-                f"property {name!r} is an image; {value!r:.60} is neither a file nor base64"
-            ) from None
-        return value
-    elif hasattr(value, "save") and hasattr(value, "mode"):  # a PIL image, checked without importing PIL
+    """Store an image as base64 of its encoded bytes: a PIL image, raw bytes, a path, base64 or a data
+    URL (paths only where the current input policy lets inputs name files)."""
+    if hasattr(value, "save") and hasattr(value, "mode"):  # a PIL image, checked without importing PIL
         buffer = io.BytesIO()
         value.save(buffer, format="PNG")
-        data = buffer.getvalue()
-    else:
-        raise ValueError(f"property {name!r} is an image; give a PIL image, bytes, a path or base64")
-    return str(base64.b64encode(data).decode("ascii"))
+        return data_urls.encode(buffer.getvalue())
+    return media_to_base64(name, "image", value)
 
 
 def media_to_base64(name: str, kind: str, value: Any) -> str:
-    """Store audio or video as base64 of the file's bytes: raw bytes, a path or base64. Audio may also be
+    """Store media as base64 of the file's bytes: raw bytes, a path, base64 or a data URL (paths only
+    where the current input policy lets inputs name files). Audio may also be
     ``{"array": waveform, "sampling_rate": rate}``, kept as a 32-bit float WAV file (needs soundfile)."""
     if kind == "audio" and isinstance(value, dict) and "array" in value and "sampling_rate" in value:
-        return str(base64.b64encode(_wav_bytes(name, value)).decode("ascii"))
+        return data_urls.encode(_wav_bytes(name, value))
     if isinstance(value, bytes):
-        return str(base64.b64encode(value).decode("ascii"))
-    if isinstance(value, (str, os.PathLike)) and Path(value).is_file():
-        return str(base64.b64encode(Path(value).read_bytes()).decode("ascii"))
+        return data_urls.encode(value)
+    what = f"property {name!r} ({kind})"
+    policy = input_policy.current()
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and policy.allows_file(value)):
+        try:
+            return data_urls.encode(policy.local_file(value, kind, f"property {name!r}").read_bytes())
+        except InvalidInputError as error:
+            raise ValueError(str(error)) from None
     if isinstance(value, str):
         try:
-            base64.b64decode(value, validate=True)
-        except ValueError:
-            raise ValueError(
-                f"property {name!r} is {kind}; {value!r:.60} is neither a file nor base64"
-            ) from None
-        return value
+            return data_urls.encode(data_urls.decode(value, what))
+        except InvalidInputError:
+            hint = f" ({input_policy.REMOTE_HINT})" if policy.remote else " nor an existing file"
+            raise ValueError(f"{what}: {value!r:.60} is neither base64 nor a data URL{hint}") from None
     extra = ", or {'array': ..., 'sampling_rate': ...}" if kind == "audio" else ""
-    raise ValueError(f"property {name!r} is {kind}; give the file's bytes, a path or base64{extra}")
+    pil = "a PIL image, " if kind == "image" else ""
+    raise ValueError(f"{what}: give {pil}the file's bytes, a path, base64 or a data URL{extra}")
 
 
 def _wav_bytes(name: str, value: dict[str, Any]) -> bytes:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -13,7 +12,6 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from omniembed.errors import MissingExtraError
 from omniembed.store.schema import Schema
 
 LongInputs = Literal["truncate", "chunk"]
@@ -171,9 +169,9 @@ class Vectorizer:
             )
 
     def input_for(self, properties: Mapping[str, Any], schema: Schema) -> Any:
-        """What the model embeds for one object: text, an image, ``{"audio": bytes}``,
+        """What the model embeds for one object: text, ``{"image": bytes}``, ``{"audio": bytes}``,
         ``{"video": bytes}``, a dict of several of these (the first property of each media kind), or
-        ``None``."""
+        ``None``. Media stay encoded: the model decodes them under the caller's input policy."""
         texts: list[str] = []
         media: dict[str, Any] = {}
         for name in self.properties or []:
@@ -187,11 +185,9 @@ class Vectorizer:
             text = ", ".join(value) if isinstance(value, list) else value
             texts.append(f"{name}: {text}" if self.include_property_names else text)
         parts: dict[str, Any] = {"text": "\n".join(texts)} if texts else {}
-        if "image" in media:
-            parts["image"] = decode_image(media["image"])
-        parts.update({kind: base64.b64decode(media[kind]) for kind in ("audio", "video") if kind in media})
-        if len(parts) == 1 and ("text" in parts or "image" in parts):
-            return next(iter(parts.values()))
+        parts.update({kind: base64.b64decode(value) for kind, value in media.items()})
+        if len(parts) == 1 and "text" in parts:
+            return parts["text"]
         return parts or None
 
     def embed_documents(self, inputs: Sequence[Any], cache: EmbeddingCache | None = None) -> Embedded:
@@ -247,7 +243,7 @@ class Vectorizer:
             return [item]
         if supports is not None and supports(tuple(sorted(item))):
             return [item]
-        return [value if kind in ("text", "image") else {kind: value} for kind, value in sorted(item.items())]
+        return [value if kind == "text" else {kind: value} for kind, value in sorted(item.items())]
 
     def _encode_parts(self, inputs: list[Any]) -> Any:
         kwargs: dict[str, Any] = {"batch_size": self.batch_size, "convert_to_numpy": True}
@@ -312,14 +308,3 @@ def _digest_value(digest: Any, item: Any) -> None:
     elif item is not None:
         digest.update(item.tobytes())
         digest.update(repr(item.size).encode())
-
-
-def decode_image(data: str) -> Any:
-    """Open a stored base64 image with Pillow."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise MissingExtraError("image properties need Pillow: pip install 'omniembed[image]'") from None
-    image = Image.open(io.BytesIO(base64.b64decode(data)))
-    image.load()
-    return image
