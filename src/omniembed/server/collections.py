@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from omniembed import data_urls
 from omniembed.errors import CollectionExistsError, InvalidInputError, ObjectNotFoundError
 from omniembed.images import load_image
+from omniembed.inputs import check_text
 from omniembed.server.errors import LimitExceededError, NotServedError
 from omniembed.server.filters_json import from_json
 from omniembed.server.state import ServerState, get_state
@@ -118,7 +119,7 @@ def _modalities(collection: Any) -> list[str]:
 
 
 def _object_json(obj: Any, include_vector: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"uuid": obj.uuid, "properties": obj.properties}
+    out: dict[str, Any] = {"uuid": obj.uuid, "properties": _escaped(obj.properties)}
     if obj.score is not None:
         out["score"] = obj.score
     if obj.distance is not None:
@@ -130,6 +131,18 @@ def _object_json(obj: Any, include_vector: bool) -> dict[str, Any]:
     if include_vector:
         out["vectors"] = {name: vector.tolist() for name, vector in obj.vectors.items()}
     return dict(jsonable_encoder(out))
+
+
+def _escaped(value: Any) -> Any:
+    """``value`` with lone surrogates in its strings written as ``\\udXXX`` text, so a row stored before
+    text was checked on the way in still reads as JSON."""
+    if isinstance(value, str):
+        return value if value.isascii() else value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [_escaped(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _escaped(item) for key, item in value.items()}
+    return value
 
 
 async def _locked(state: ServerState, work: Any) -> Any:
@@ -256,6 +269,9 @@ async def delete_object(name: str, uuid: str, state: StateDep) -> dict[str, Any]
 async def query(name: str, body: QueryRequest, state: StateDep) -> dict[str, Any]:
     """Run one search (``type`` picks the method) and return the objects, best first."""
     collection = state.collection(name)
+    for what, text in (("query", body.query), ("rerank.query", body.rerank and body.rerank.query)):
+        if text is not None:
+            check_text(text, what)
     filters = from_json(body.filters) if body.filters is not None else None
     rerank = _rerank(state, body)
     start = time.perf_counter()
