@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from omniembed.store.schema import Schema, clean_value
 from omniembed.images import load_image
+from omniembed.store.schema import Schema, clean_value
 from omniembed.store.vectorizer import Vectorizer
 
 
