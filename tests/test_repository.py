@@ -1,4 +1,4 @@
-"""The repository is self-contained: a fresh clone reads only its own files."""
+"""The repository is self-contained: a fresh clone reads only its own files and installs from its lock."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
+LOCK = ROOT / "requirements" / "dev.lock"
 # Written in pieces so that this file does not match itself.
 OUTSIDE = re.compile("|".join([r"\.\./" + "shared", r"parents\[\d+\] / \"" + "shared"]).encode())
 
@@ -41,3 +42,9 @@ def test_every_data_set_says_where_it_comes_from() -> None:
     for folder in folders:
         assert (folder / "SOURCE.txt").is_file(), f"{folder} has no SOURCE.txt (source, commit, licence)"
         assert f"`{folder.name}/`" in index, f"data/README.md does not list {folder.name}/"
+
+
+def test_the_lock_pins_the_cpu_torch_and_names_no_local_path() -> None:
+    lines = LOCK.read_text(encoding="utf-8").splitlines()
+    assert "torch==2.13.0" in lines
+    assert not [line for line in lines if "file://" in line or line.startswith("-")]
