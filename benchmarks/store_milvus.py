@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cranfield" / "beir"
+DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "cranfield" / "beir"
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

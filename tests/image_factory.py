@@ -19,7 +19,7 @@ from tokenizers import Regex, normalizers, pre_tokenizers, trainers
 
 import model_factory as mf
 
-CIFAR_DIR = Path(__file__).resolve().parents[2] / "shared/data/cifar10-test-500"
+CIFAR_DIR = Path(__file__).resolve().parents[1] / "data" / "cifar10-test-500"
 CLIP_DIM = 16
 _CLIP_SPLIT = (
     r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|"""

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import omniembed
 from omniembed import errors
 
@@ -49,3 +51,24 @@ def test_errors_subclass_builtins() -> None:
     for name in ("ModelNotFoundError", "ModelFormatError", "InvalidInputError", "MissingExtraError"):
         assert issubclass(getattr(errors, name), errors.OmniembedError)
         assert name in (errors.__doc__ or "")
+
+
+def test_the_all_extra_installs_every_feature() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((SRC.parents[1] / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+
+    def expand(name: str) -> set[str]:
+        """Return an extra's requirements, ``omniembed[a,b]`` replaced by those of ``a`` and ``b``."""
+        found: set[str] = set()
+        for requirement in extras[name]:
+            if requirement.startswith("omniembed["):
+                for inner in requirement.removeprefix("omniembed[").removesuffix("]").split(","):
+                    found |= expand(inner.strip())
+            else:
+                found.add(requirement)
+        return found
+
+    features = set(extras) - {"all", "dev", "bench"}
+    assert {"image", "audio", "video", "store", "server", "onnx", "openvino", "milvus", "ray"} <= features
+    assert set().union(*(expand(name) for name in features)) <= expand("all")

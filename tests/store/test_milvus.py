@@ -464,7 +464,7 @@ def test_rows_milvus_refuses_are_reported_one_by_one(tmp_path: Path) -> None:
         assert collection.query.fetch_objects().uuids == [good["uuid"]]
 
 
-CRANFIELD = Path(__file__).resolve().parents[3] / "shared" / "data" / "cranfield" / "beir"
+CRANFIELD = Path(__file__).resolve().parents[2] / "data" / "cranfield" / "beir"
 
 
 @pytest.mark.slow

@@ -164,8 +164,10 @@ def _load_feature_extractor(folder: Path) -> Any:
         )
     from transformers import AutoFeatureExtractor
 
+    # Through Any: transformers types from_pretrained in some releases and not in others.
+    auto: Any = AutoFeatureExtractor
     try:
-        return AutoFeatureExtractor.from_pretrained(folder)  # type: ignore[no-untyped-call]
+        return auto.from_pretrained(folder)
     except (OSError, ValueError) as error:
         raise ModelFormatError(f"could not load the feature extractor in {folder}: {error}") from error
 

@@ -199,8 +199,10 @@ def _load_image_processor(folder: Path) -> Any:
         return None
     from transformers import AutoImageProcessor
 
+    # Through Any: transformers types from_pretrained in some releases and not in others.
+    auto: Any = AutoImageProcessor
     try:
-        return AutoImageProcessor.from_pretrained(folder, backend="pil")  # type: ignore[no-untyped-call]
+        return auto.from_pretrained(folder, backend="pil")
     except (OSError, ValueError) as error:
         raise ModelFormatError(f"could not load the image processor in {folder}: {error}") from error
 
