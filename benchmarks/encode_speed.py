@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import torch
 
-from omniembed.runtime.batching import TOKENS_PER_INPUT
+from omniembed.runtime.token_batches import TOKENS_PER_INPUT
 
 from corpus import corpus_stats, mixed_corpus, token_lengths
 

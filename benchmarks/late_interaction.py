@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from omniembed import SentenceTransformer
-from omniembed.late_interaction_index import LateInteractionIndex
+from omniembed.late_interaction.index import LateInteractionIndex
 
 from corpus import DATA_DIR, cranfield_documents
 

@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import omniembed as oe
-from omniembed.store.vector_index import VectorIndex
+from omniembed.store.engines.embedded.vector_index import VectorIndex
 
 from corpus import DATA_DIR
 

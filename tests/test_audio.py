@@ -14,9 +14,9 @@ import pytest
 import soundfile
 
 from omniembed import SentenceTransformer
-from omniembed.audio import load_audio
 from omniembed.errors import InvalidAudioError, InvalidInputError, UnsupportedModalityError
-from omniembed.inputs import detect_modality
+from omniembed.inputs.audio import load_audio
+from omniembed.inputs.modality import detect_modality
 
 import audio_factory as af
 

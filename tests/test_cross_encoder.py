@@ -13,7 +13,7 @@ from sentence_transformers import CrossEncoder as Reference
 
 from omniembed import CrossEncoder
 from omniembed.errors import InvalidInputError, ModelFormatError
-from omniembed.scorers import QWEN3_CONTENT, QWEN3_INSTRUCTION, QWEN3_PREFIX, QWEN3_SUFFIX
+from omniembed.modules.scorers import QWEN3_CONTENT, QWEN3_INSTRUCTION, QWEN3_PREFIX, QWEN3_SUFFIX
 
 import model_factory as mf
 
@@ -108,7 +108,7 @@ def test_long_query_is_truncated_and_logged(
 ) -> None:
     model = CrossEncoder(folders["one"], device="cpu", max_length=32)
     long_query = " ".join(sts_sentences[:40])
-    with caplog.at_level(logging.WARNING, logger="omniembed.cross_encoder"):
+    with caplog.at_level(logging.WARNING, logger="omniembed.rerank.cross_encoder"):
         scores = model.predict([(long_query, "short"), ("a", "b")])
     assert "1 of 2 pairs were longer than max_length=32" in caplog.text
     assert np.isfinite(scores).all()
@@ -118,7 +118,7 @@ def test_long_query_is_truncated_and_logged(
     )
     assert cut.count("[SEP]") == 2
     qwen = CrossEncoder(folders["qwen_chat"], device="cpu", max_length=256)
-    with caplog.at_level(logging.WARNING, logger="omniembed.cross_encoder"):
+    with caplog.at_level(logging.WARNING, logger="omniembed.rerank.cross_encoder"):
         assert np.isfinite(qwen.predict((long_query * 3, "doc")))
     assert "max_length=256" in caplog.text
 
@@ -187,7 +187,7 @@ def test_folder_without_classification_head(tiny_model, minilm_dir: Path, tmp_pa
 def test_activation_from_any_release(tmp_path: Path, files: dict[str, object], expected: str) -> None:
     import json
 
-    from omniembed.cross_encoder import folder_activation
+    from omniembed.rerank.cross_encoder import folder_activation
 
     for name, content in files.items():
         (tmp_path / name).write_text(json.dumps(content))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from omniembed import ModelNotFoundError, SentenceTransformer
-from omniembed.hub import resolve_model_folder
+from omniembed.formats.hub import resolve_model_folder
 
 from model_factory import build_hub_cache
 

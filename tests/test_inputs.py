@@ -18,8 +18,8 @@ from PIL import Image
 
 from omniembed import SentenceTransformer
 from omniembed.errors import InvalidImageError, InvalidInputError, UnsupportedModalityError
-from omniembed.images import load_image
-from omniembed.inputs import detect_modality, input_batch
+from omniembed.inputs.images import load_image
+from omniembed.inputs.modality import detect_modality, input_batch
 
 BOTH = ["text", "image"]
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omniembed.late_interaction_index import LateInteractionIndex
-from omniembed.maxsim import maxsim
-from omniembed.muvera import FDEParams, encode
+from omniembed.late_interaction.index import LateInteractionIndex
+from omniembed.late_interaction.maxsim import maxsim
+from omniembed.late_interaction.muvera import FDEParams, encode
 
 
 def _documents(count: int, dim: int = 16, seed: int = 0) -> list[np.ndarray]:

@@ -13,8 +13,8 @@ import torch
 from sentence_transformers import MultiVectorEncoder as Reference
 
 from omniembed.errors import ModelFormatError
-from omniembed.maxsim import maxsim, maxsim_pairwise
-from omniembed.multi_vector import MultiVectorEncoder
+from omniembed.late_interaction.encoder import MultiVectorEncoder
+from omniembed.late_interaction.maxsim import maxsim, maxsim_pairwise
 
 import model_factory as mf
 

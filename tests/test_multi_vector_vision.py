@@ -15,8 +15,8 @@ from sentence_transformers import MultiVectorEncoder as Reference
 
 import omniembed
 from omniembed.errors import ModelFormatError
-from omniembed.multi_vector import MultiVectorEncoder
-from omniembed.multi_vector_vision import VisionMultiVectorEncoder
+from omniembed.late_interaction.encoder import MultiVectorEncoder
+from omniembed.late_interaction.vision import VisionMultiVectorEncoder
 
 import image_factory as imf
 

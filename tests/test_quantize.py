@@ -7,7 +7,7 @@ import pytest
 from sentence_transformers.util import quantize_embeddings as reference_quantize
 
 from omniembed import quantize_embeddings
-from omniembed.quantize import quantization_ranges
+from omniembed.embedding.quantize import quantization_ranges
 
 RNG = np.random.default_rng(1)
 EMBEDDINGS = RNG.normal(size=(200, 24)).astype(np.float32)

@@ -8,8 +8,8 @@ import torch
 from sentence_transformers.util import semantic_search as reference_search
 
 from omniembed import CrossEncoder, SentenceTransformer
-from omniembed.search import retrieve_and_rerank, semantic_search
-from omniembed.similarity import dot_score
+from omniembed.embedding.similarity import dot_score
+from omniembed.retrieval.search import retrieve_and_rerank, semantic_search
 
 import model_factory as mf
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sentence_transformers import util
 
-from omniembed import similarity as ours
+from omniembed.embedding import similarity as ours
 
 RNG = np.random.default_rng(0)
 A = RNG.normal(size=(5, 16)).astype(np.float32)

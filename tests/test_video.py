@@ -18,9 +18,9 @@ from sentence_transformers import SentenceTransformer as Reference
 
 from omniembed import SentenceTransformer
 from omniembed.errors import InvalidInputError, InvalidVideoError, UnsupportedModalityError
-from omniembed.inputs import input_batch
-from omniembed.models.vision_language import VisionLanguageTransformer
-from omniembed.video import load_video, sample_indices
+from omniembed.inputs.modality import input_batch
+from omniembed.inputs.video import load_video, sample_indices
+from omniembed.modules.multimodal.vision_language import VisionLanguageTransformer
 
 from audio_factory import write_video
 from test_parity import assert_same

@@ -27,13 +27,14 @@ from omniembed.errors import (
 )
 
 if TYPE_CHECKING:
-    from omniembed.cross_encoder import CrossEncoder
-    from omniembed.embedder import EmbeddingModel
-    from omniembed.encoder import SentenceTransformer
-    from omniembed.multi_vector import MultiVectorEncoder
-    from omniembed.multi_vector_vision import VisionMultiVectorEncoder
-    from omniembed.paired import PairedEncoder
-    from omniembed.quantize import quantize_embeddings
+    from omniembed.embedding.encoder import SentenceTransformer
+    from omniembed.embedding.interface import EmbeddingModel
+    from omniembed.embedding.paired import PairedEncoder
+    from omniembed.embedding.quantize import quantize_embeddings
+    from omniembed.late_interaction.encoder import MultiVectorEncoder
+    from omniembed.late_interaction.vision import VisionMultiVectorEncoder
+    from omniembed.rerank.cross_encoder import CrossEncoder
+    from omniembed.retrieval.zero_shot import zero_shot_classify
     from omniembed.store import (
         BM25Config,
         DataObject,
@@ -44,17 +45,16 @@ if TYPE_CHECKING:
         Vectorizer,
         connect,
     )
-    from omniembed.zero_shot import zero_shot_classify
 
 _LAZY = {
-    "CrossEncoder": "omniembed.cross_encoder",
-    "MultiVectorEncoder": "omniembed.multi_vector",
-    "SentenceTransformer": "omniembed.encoder",
-    "quantize_embeddings": "omniembed.quantize",
-    "EmbeddingModel": "omniembed.embedder",
-    "PairedEncoder": "omniembed.paired",
-    "zero_shot_classify": "omniembed.zero_shot",
-    "VisionMultiVectorEncoder": "omniembed.multi_vector_vision",
+    "CrossEncoder": "omniembed.rerank.cross_encoder",
+    "MultiVectorEncoder": "omniembed.late_interaction.encoder",
+    "SentenceTransformer": "omniembed.embedding.encoder",
+    "quantize_embeddings": "omniembed.embedding.quantize",
+    "EmbeddingModel": "omniembed.embedding.interface",
+    "PairedEncoder": "omniembed.embedding.paired",
+    "zero_shot_classify": "omniembed.retrieval.zero_shot",
+    "VisionMultiVectorEncoder": "omniembed.late_interaction.vision",
     **dict.fromkeys(
         [
             "BM25Config",

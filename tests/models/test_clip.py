@@ -13,8 +13,8 @@ from sentence_transformers import SentenceTransformer as Reference
 
 from omniembed import SentenceTransformer
 from omniembed.errors import ModelFormatError
-from omniembed.models import load_modules
-from omniembed.models.module import LoadOptions, read_json, write_json
+from omniembed.modules import load_modules
+from omniembed.modules.module import LoadOptions, read_json, write_json
 
 from test_parity import assert_same
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from omniembed import ModelFormatError, SentenceTransformer
-from omniembed.models import Pooling, Transformer
+from omniembed.modules import Pooling, Transformer
 
 
 def copy_of(folder: Path, tmp_path: Path) -> Path:

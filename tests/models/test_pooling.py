@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from omniembed.models import Pooling
+from omniembed.modules import Pooling
 
 
 def pool(mode: str, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from omniembed import SentenceTransformer
-from omniembed.runtime.batching import SPREAD, TOKENS_PER_INPUT, pack_by_tokens, pad_rows, tokenize_unpadded
+from omniembed.runtime.token_batches import (
+    SPREAD,
+    TOKENS_PER_INPUT,
+    pack_by_tokens,
+    pad_rows,
+    tokenize_unpadded,
+)
 
 
 def test_batches_hold_every_position_once_longest_first() -> None:

@@ -12,7 +12,7 @@ import torch
 import transformers
 
 import omniembed as oe
-from omniembed.models import Transformer
+from omniembed.modules import Transformer
 from omniembed.runtime import fused_encoder
 from omniembed.runtime.fused_encoder import FusedClassifier, FusedEncoder, padded_rows, use_fused_encoder
 from omniembed.runtime.onednn import onednn_available, use_onednn_linear

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from omniembed import PoolWorkerError, SentenceTransformer
-from omniembed.runtime.pool import EncodePool, default_chunk_size
+from omniembed.embedding.pool import EncodePool, default_chunk_size
 
 from conftest import cosines
 

@@ -24,7 +24,7 @@ from server_live import serve
 
 import omniembed as oe
 from omniembed.errors import InvalidAudioError
-from omniembed.input_policy import InputPolicy, using
+from omniembed.inputs.policy import InputPolicy, using
 from omniembed.server import ServerSettings, create_app
 from omniembed.store.backend import StoredObject
 
@@ -279,7 +279,7 @@ def test_videos_are_containers_with_bounded_frames(
 def test_audio_limits_and_formats_apply_to_remote_callers(tmp_path: Path) -> None:
     import soundfile
 
-    from omniembed.audio import load_audio
+    from omniembed.inputs.audio import load_audio
 
     def wav(seconds: float, rate: int = 16000, format: str = "WAV") -> bytes:
         buffer = io.BytesIO()

@@ -12,7 +12,7 @@ import pytest
 from server_live import serve
 
 from omniembed.server import ServerSettings, create_app
-from omniembed.server.batching import DynamicBatcher
+from omniembed.server.batcher import DynamicBatcher
 
 pytestmark = pytest.mark.server
 

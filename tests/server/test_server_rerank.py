@@ -24,8 +24,8 @@ DOCUMENTS = ["Cats purr.", "Rockets reach orbit.", "Dogs bark at night.", "Bread
 @pytest.fixture(scope="module")
 def reranker(tmp_path_factory: pytest.TempPathFactory) -> Any:
     cross_encoder = pytest.importorskip(
-        "omniembed.cross_encoder",
-        reason="omniembed.cross_encoder (the reranker) is not in this tree yet",
+        "omniembed.rerank.cross_encoder",
+        reason="omniembed.rerank.cross_encoder (the reranker) is not in this tree yet",
     )
     folder = mf.build_cross_encoder(tmp_path_factory.mktemp("cross") / "model")
     return cross_encoder.CrossEncoder(folder, device="cpu")

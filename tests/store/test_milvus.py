@@ -451,7 +451,7 @@ def test_configs_are_stored_as_json_in_milvus(tmp_path: Path) -> None:
 
 def test_rows_milvus_refuses_are_reported_one_by_one(tmp_path: Path) -> None:
     from omniembed.store.backend import StoredObject
-    from omniembed.store.milvus_layout import to_row
+    from omniembed.store.engines.milvus.layout import to_row
 
     with milvus(tmp_path / "m.db") as db:
         collection = db.collections.create("Docs", {"title": "text"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from omniembed.store.fusion import fuse, normalise
+from omniembed.retrieval.fusion import fuse, normalise
 
 VECTOR = [("a", 0.9), ("b", 0.7), ("c", 0.5)]
 KEYWORD = [("c", 12.0), ("d", 4.0), ("a", 2.0)]

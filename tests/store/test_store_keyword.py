@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from omniembed.store.keyword import KeywordIndex, tokenize
+from omniembed.store.engines.keyword import KeywordIndex, tokenize
 from omniembed.store.schema import BM25Config
 
 DOCS = {

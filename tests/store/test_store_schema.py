@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from omniembed.images import load_image
+from omniembed.inputs.images import load_image
 from omniembed.store.schema import Schema, clean_value
 from omniembed.store.vectorizer import Vectorizer
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from omniembed import input_policy
+from omniembed.inputs import policy as input_policy
 
 logger = logging.getLogger("omniembed.cli")
 
@@ -112,7 +112,7 @@ def _load(model: str | None, db: Path | None, reranker: str | None) -> tuple[Any
         from importlib import import_module
 
         logger.info("loading reranker %s", reranker)
-        cross = import_module("omniembed.cross_encoder").CrossEncoder(reranker)
+        cross = import_module("omniembed.rerank.cross_encoder").CrossEncoder(reranker)
     if db is not None:
         import omniembed as oe
 

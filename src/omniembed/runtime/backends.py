@@ -10,7 +10,7 @@ from typing import Literal, get_args
 
 import torch
 
-from omniembed.models import Features, Transformer
+from omniembed.modules import Features, Transformer
 from omniembed.runtime.int8 import int8_available, quantize_linear_layers
 
 logger = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from omniembed.models import Features, Transformer
+from omniembed.modules import Features, Transformer
+from omniembed.modules.scorers import ClassifierScorer
 from omniembed.runtime.onednn import ONEDNN_DTYPES, PACK_ROWS, OneDnnLinear, tensor_versions
-from omniembed.scorers import ClassifierScorer
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from omniembed.errors import MissingExtraError, ModelFormatError
-from omniembed.models import Features, Transformer
+from omniembed.modules import Features, Transformer
 from omniembed.runtime.cache import cache_root, model_digest
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from omniembed.errors import MissingExtraError
-from omniembed.models import Features
+from omniembed.modules import Features
 
 PRECISION_HINTS = {"float32": "f32", "bfloat16": "bf16"}
 

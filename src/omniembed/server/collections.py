@@ -10,10 +10,10 @@ from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from omniembed import data_urls
 from omniembed.errors import CollectionExistsError, InvalidInputError, ObjectNotFoundError
-from omniembed.images import load_image
-from omniembed.inputs import check_text
+from omniembed.inputs import data_urls
+from omniembed.inputs.images import load_image
+from omniembed.inputs.modality import check_text
 from omniembed.server.errors import LimitExceededError, NotServedError
 from omniembed.server.filters_json import from_json
 from omniembed.server.state import ServerState, get_state
@@ -269,7 +269,8 @@ async def delete_object(name: str, uuid: str, state: StateDep) -> dict[str, Any]
 async def query(name: str, body: QueryRequest, state: StateDep) -> dict[str, Any]:
     """Run one search (``type`` picks the method) and return the objects, best first."""
     collection = state.collection(name)
-    for what, text in (("query", body.query), ("rerank.query", body.rerank and body.rerank.query)):
+    texts = {"query": body.query, "rerank.query": body.rerank.query if body.rerank else None}
+    for what, text in texts.items():
         if text is not None:
             check_text(text, what)
     filters = from_json(body.filters) if body.filters is not None else None

@@ -10,11 +10,11 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from omniembed import data_urls
-from omniembed.data_urls import is_data_url
 from omniembed.errors import InvalidInputError
-from omniembed.images import load_image
-from omniembed.inputs import check_text
+from omniembed.inputs import data_urls
+from omniembed.inputs.data_urls import is_data_url
+from omniembed.inputs.images import load_image
+from omniembed.inputs.modality import check_text
 from omniembed.server.errors import LimitExceededError, NotServedError
 from omniembed.server.state import ServerState, get_state
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from omniembed import input_policy
-from omniembed.input_policy import InputPolicy
+from omniembed.inputs import policy as input_policy
+from omniembed.inputs.policy import InputPolicy
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from omniembed import input_policy
-from omniembed.input_policy import InputPolicy
-from omniembed.server.batching import DynamicBatcher
+from omniembed.inputs import policy as input_policy
+from omniembed.inputs.policy import InputPolicy
+from omniembed.server.batcher import DynamicBatcher
 from omniembed.server.errors import NotServedError
 from omniembed.server.metrics import Metrics
 from omniembed.server.settings import ServerSettings

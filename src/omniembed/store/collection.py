@@ -10,7 +10,7 @@ from typing import Any
 from omniembed.store.backend import Backend, Hit, StoredObject
 from omniembed.store.config import CollectionConfig
 from omniembed.store.data import DataAPI
-from omniembed.store.keyword import text_of
+from omniembed.store.engines.keyword import text_of
 from omniembed.store.query import QueryAPI
 from omniembed.store.results import BatchResult, Object, QueryResult
 from omniembed.store.vectorizer import EmbeddingCache, Vectorizer

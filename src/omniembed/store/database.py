@@ -45,12 +45,12 @@ def connect(path: str | os.PathLike[str] = ":memory:", **options: Any) -> Databa
     """
     target = os.fspath(path)
     if options.get("backend") == "milvus" or target.startswith("milvus://"):
-        from omniembed.store.milvus import MilvusBackend
+        from omniembed.store.engines.milvus.engine import MilvusBackend
 
         return Database(MilvusBackend(target, **{k: v for k, v in options.items() if k != "backend"}))
     if options:
         raise TypeError(f"unknown options {sorted(options)} for the embedded database")
-    from omniembed.store.embedded import EmbeddedBackend
+    from omniembed.store.engines.embedded.engine import EmbeddedBackend
 
     backend = EmbeddedBackend(target)
     logger.info("opened database %s", target)

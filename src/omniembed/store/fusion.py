@@ -1,67 +1,7 @@
-"""Fusing a vector result list with a keyword result list into one hybrid ranking.
+"""Moved to :mod:`omniembed.retrieval.fusion`; this path keeps working and warns."""
 
-With ``alpha`` the vector weight (1 = pure vector, 0 = pure keyword):
+from omniembed._moved import warn_moved
+from omniembed.retrieval.fusion import FUSIONS, Fusion, fuse, normalise
 
-- ``relative_score``: each list's scores are min-max normalised to [0, 1] (a list whose scores are
-  all equal maps to 1), then ``fused = alpha * vector + (1 - alpha) * keyword``, 0 where a list
-  lacks the object.
-- ``ranked`` (reciprocal rank fusion):
-  ``fused = alpha / (k + rank_vector) + (1 - alpha) / (k + rank_keyword)``,
-  with ranks starting at 1, a missing rank adding 0, and ``k`` 60 unless given.
-
->>> fuse([("a", 0.9), ("b", 0.5)], [("b", 7.0), ("c", 2.0)], alpha=0.5, fusion="relative_score")
-[('a', 0.5, 1.0, 0.0), ('b', 0.5, 0.0, 1.0), ('c', 0.0, 0.0, 0.0)]
-"""
-
-from __future__ import annotations
-
-from collections.abc import Sequence
-from typing import Literal
-
-Fusion = Literal["relative_score", "ranked"]
-FUSIONS = ("relative_score", "ranked")
-
-
-def normalise(scores: Sequence[float]) -> list[float]:
-    """Min-max normalise ``scores`` to [0, 1]; equal scores all become 1."""
-    if not scores:
-        return []
-    low, high = min(scores), max(scores)
-    if high == low:
-        return [1.0] * len(scores)
-    return [(score - low) / (high - low) for score in scores]
-
-
-def fuse(
-    vector: Sequence[tuple[str, float]],
-    keyword: Sequence[tuple[str, float]],
-    *,
-    alpha: float,
-    fusion: Fusion = "relative_score",
-    rrf_k: float = 60.0,
-) -> list[tuple[str, float, float, float]]:
-    """Return ``(id, fused, vector_part, keyword_part)`` best first, ties broken by id.
-
-    Args:
-        vector: ``(id, score)`` pairs from the vector search, best first.
-        keyword: ``(id, score)`` pairs from the keyword search, best first.
-        alpha: weight of the vector side, in [0, 1].
-        fusion: ``"relative_score"`` or ``"ranked"``.
-        rrf_k: the constant ``k`` of ranked fusion.
-    """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1] (1 = pure vector), got {alpha}")
-    if fusion == "relative_score":
-        vector_parts = dict(zip((i for i, _ in vector), normalise([s for _, s in vector]), strict=True))
-        keyword_parts = dict(zip((i for i, _ in keyword), normalise([s for _, s in keyword]), strict=True))
-    elif fusion == "ranked":
-        vector_parts = {ident: 1.0 / (rrf_k + rank) for rank, (ident, _) in enumerate(vector, start=1)}
-        keyword_parts = {ident: 1.0 / (rrf_k + rank) for rank, (ident, _) in enumerate(keyword, start=1)}
-    else:
-        raise ValueError(f"fusion {fusion!r} is not one of {FUSIONS}")
-    fused = []
-    for ident in dict.fromkeys([*vector_parts, *keyword_parts]):
-        v, k = vector_parts.get(ident, 0.0), keyword_parts.get(ident, 0.0)
-        fused.append((ident, alpha * v + (1 - alpha) * k, v, k))
-    fused.sort(key=lambda row: (-row[1], row[0]))
-    return fused
+__all__ = ["FUSIONS", "Fusion", "fuse", "normalise"]
+warn_moved("omniembed.store.fusion", "omniembed.retrieval.fusion")

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from omniembed.errors import ObjectNotFoundError
+from omniembed.retrieval.fusion import Fusion, fuse
 from omniembed.store.backend import Hit
 from omniembed.store.filters import Filter
-from omniembed.store.fusion import Fusion, fuse
 from omniembed.store.results import QueryResult
 
 if TYPE_CHECKING:
@@ -193,7 +193,7 @@ class QueryAPI:
         candidates: int | None = None,
         rerank: Rerank | None = None,
     ) -> QueryResult:
-        """Vector and BM25 search fused into one ranking (formulas in :mod:`omniembed.store.fusion`).
+        """Vector and BM25 search fused into one ranking (formulas in :mod:`omniembed.retrieval.fusion`).
 
         Args:
             query: the text for BM25 and, unless ``vector`` is given, for the vector side.

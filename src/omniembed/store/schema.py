@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, Literal, get_args
 
-from omniembed import data_urls, input_policy
 from omniembed.errors import InvalidInputError
-from omniembed.inputs import check_text
+from omniembed.inputs import data_urls
+from omniembed.inputs import policy as input_policy
+from omniembed.inputs.modality import check_text
 
 PropertyType = Literal[
     "text",
@@ -187,7 +188,7 @@ def media_to_base64(name: str, kind: str, value: Any) -> str:
 
 
 def _wav_bytes(name: str, value: dict[str, Any]) -> bytes:
-    from omniembed.audio import load_audio, require_audio
+    from omniembed.inputs.audio import load_audio, require_audio
 
     soundfile, _ = require_audio()
     rate = value["sampling_rate"]

@@ -17,9 +17,9 @@ from omniembed.store.schema import Schema
 LongInputs = Literal["truncate", "chunk"]
 # Model classes a stored vectorizer may load by name (an allow-list: nothing else is imported).
 _LOADERS = {
-    "SentenceTransformer": "omniembed.encoder",
-    "MultiVectorEncoder": "omniembed.multi_vector",
-    "VisionMultiVectorEncoder": "omniembed.multi_vector_vision",
+    "SentenceTransformer": "omniembed.embedding.encoder",
+    "MultiVectorEncoder": "omniembed.late_interaction.encoder",
+    "VisionMultiVectorEncoder": "omniembed.late_interaction.vision",
 }
 _METRICS = {"cosine": "cosine", "dot": "dot", "euclidean": "l2"}
 
@@ -120,7 +120,7 @@ class Vectorizer:
     @property
     def multi_vector(self) -> bool:
         """Whether the model makes one matrix of token vectors per input (late interaction)."""
-        from omniembed.multi_vector import MultiVectorEncoder
+        from omniembed.late_interaction.encoder import MultiVectorEncoder
 
         return isinstance(self.model, MultiVectorEncoder)
 

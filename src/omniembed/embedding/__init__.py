@@ -1,0 +1,2 @@
+"""Bi-encoders: SentenceTransformer, PairedEncoder, their shared interface, similarity, quantization
+and the process pool."""

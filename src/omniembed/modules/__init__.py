@@ -1,0 +1,22 @@
+"""Model building blocks: a pipeline of modules read from (and written to) a model folder."""
+
+from omniembed.modules.dense import Dense
+from omniembed.modules.folder import MODULE_TYPES, ModelConfig, load_modules, save_modules
+from omniembed.modules.module import Features, LoadOptions, Module
+from omniembed.modules.normalize import Normalize
+from omniembed.modules.pooling import Pooling
+from omniembed.modules.transformer import Transformer
+
+__all__ = [
+    "MODULE_TYPES",
+    "Dense",
+    "Features",
+    "LoadOptions",
+    "ModelConfig",
+    "Module",
+    "Normalize",
+    "Pooling",
+    "Transformer",
+    "load_modules",
+    "save_modules",
+]

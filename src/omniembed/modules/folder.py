@@ -1,0 +1,164 @@
+"""Read and write model folders in the sentence-transformers format (``modules.json`` and friends)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omniembed.errors import ModelFormatError
+from omniembed.modules.dense import Dense
+from omniembed.modules.module import LoadOptions, Module, read_json, write_json
+from omniembed.modules.multimodal.clap import ClapModel, is_clap_folder
+from omniembed.modules.multimodal.clip import (
+    CLIPModel,
+    has_media_modalities,
+    is_clip_folder,
+    refuse_vision_language,
+)
+from omniembed.modules.multimodal.vision_language import VisionLanguageTransformer, is_vision_language_folder
+from omniembed.modules.normalize import Normalize
+from omniembed.modules.pooling import Pooling
+from omniembed.modules.transformer import Transformer
+
+MODULE_TYPES: dict[str, type[Module]] = {
+    cls.__name__: cls for cls in (Transformer, Pooling, Dense, Normalize, CLIPModel)
+}
+"""The allow-list: class names a ``modules.json`` entry may name. Nothing else is ever imported."""
+
+_KNOWN_NAMESPACES = ("sentence_transformers", "omniembed")
+MODEL_CONFIG_FILE = "config_sentence_transformers.json"
+
+
+SIMILARITY_FN_NAMES = ("cosine", "dot", "euclidean", "manhattan")
+"""The similarity functions a model folder may name (``embedding.similarity`` implements each)."""
+
+
+@dataclass
+class ModelConfig:
+    """What ``config_sentence_transformers.json`` holds for an embedding model."""
+
+    prompts: dict[str, str] = field(default_factory=dict)
+    default_prompt_name: str | None = None
+    similarity_fn_name: str | None = None
+    truncate_dim: int | None = None
+
+    @classmethod
+    def read(cls, folder: Path) -> ModelConfig:
+        """Read the file, or return defaults where a folder has none."""
+        data = read_json(folder / MODEL_CONFIG_FILE, missing_ok=True)
+        similarity = data.get("similarity_fn_name")
+        prompts = data.get("prompts") or {}
+        if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
+            raise ModelFormatError(f"{folder / MODEL_CONFIG_FILE}: prompts must map names to strings")
+        return cls(
+            prompts=dict(prompts),
+            default_prompt_name=data.get("default_prompt_name"),
+            # Names we do not score with (say "maxsim" from a multi-vector save) fall back to the default.
+            similarity_fn_name=similarity if similarity in SIMILARITY_FN_NAMES else None,
+            truncate_dim=data.get("truncate_dim"),
+        )
+
+    def write(self, folder: Path) -> None:
+        """Write the file with the versions that produced the model."""
+        import torch
+        import transformers
+
+        from omniembed._version import __version__
+
+        data: dict[str, Any] = {
+            "__version__": {
+                "omniembed": __version__,
+                "transformers": transformers.__version__,
+                "pytorch": torch.__version__,
+            },
+            "model_type": "SentenceTransformer",
+            "prompts": self.prompts,
+            "default_prompt_name": self.default_prompt_name,
+            "similarity_fn_name": self.similarity_fn_name,
+        }
+        if self.truncate_dim is not None:
+            data["truncate_dim"] = self.truncate_dim
+        write_json(folder / MODEL_CONFIG_FILE, data)
+
+
+def module_class(type_name: str) -> type[Module]:
+    """Map a ``modules.json`` type name to one of our classes, refusing anything outside the allow-list.
+
+    >>> module_class("sentence_transformers.models.Pooling").__name__
+    'Pooling'
+    """
+    namespace, _, name = type_name.rpartition(".")
+    if namespace.split(".")[0] in _KNOWN_NAMESPACES and name in MODULE_TYPES:
+        return MODULE_TYPES[name]
+    raise ModelFormatError(
+        f"module type {type_name!r} in modules.json is not supported; supported types are "
+        f"{sorted(MODULE_TYPES)} from sentence_transformers (arbitrary classes are never imported)"
+    )
+
+
+def load_modules(folder: Path, options: LoadOptions) -> list[Module]:
+    """Build the module pipeline a folder describes; a plain Hugging Face checkpoint gets a default one."""
+    modules_file = folder / "modules.json"
+    if not modules_file.is_file():
+        return _default_modules(folder, options)
+    try:
+        entries = json.loads(modules_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelFormatError(f"model file {modules_file} is not valid JSON: {error}") from error
+    if not isinstance(entries, list) or not entries:
+        raise ModelFormatError(f"{modules_file} should list the model's modules")
+    for entry in entries:
+        if not isinstance(entry, dict) or "type" not in entry or not isinstance(entry.get("idx", 0), int):
+            raise ModelFormatError(f"{modules_file}: entry {entry!r} needs a 'type' and an integer 'idx'")
+    modules = []
+    for entry in sorted(entries, key=lambda item: int(item.get("idx", 0))):
+        cls = module_class(str(entry["type"]))
+        module_folder = _module_folder(folder, str(entry.get("path", "")))
+        if cls is Transformer:
+            refuse_vision_language(module_folder)
+        if cls is Transformer and is_vision_language_folder(module_folder):
+            cls = VisionLanguageTransformer
+        elif cls is Transformer and has_media_modalities(module_folder):
+            # the reference's v6 form: one Transformer with text and image (or audio) modalities
+            cls = ClapModel if is_clap_folder(module_folder) else CLIPModel
+        modules.append(cls.load(module_folder, options))
+    if not isinstance(modules[0], Transformer):
+        raise ModelFormatError(f"{modules_file}: the first module must be a Transformer")
+    return modules
+
+
+def _module_folder(folder: Path, relative: str) -> Path:
+    """Resolve a module's path, which must stay inside the model folder."""
+    parts = Path(relative).parts
+    if Path(relative).is_absolute() or ".." in parts or "\x00" in relative:
+        raise ModelFormatError(f"module path {relative!r} in modules.json must stay inside {folder}")
+    return folder / relative
+
+
+def _default_modules(folder: Path, options: LoadOptions) -> list[Module]:
+    refuse_vision_language(folder)
+    if is_vision_language_folder(folder):
+        vision_language = VisionLanguageTransformer.load(folder, options)
+        return [vision_language, Pooling(vision_language.dimension, "lasttoken")]
+    if is_clip_folder(folder):
+        return [CLIPModel.load(folder, options)]
+    if is_clap_folder(folder):
+        return [ClapModel.load(folder, options)]
+    transformer = Transformer.load(folder, options)
+    if transformer.is_decoder:
+        transformer.tokenizer.padding_side = "left"
+        return [transformer, Pooling(transformer.dimension, "lasttoken")]
+    return [transformer, Pooling(transformer.dimension, "mean")]
+
+
+def save_modules(modules: list[Module], folder: Path) -> None:
+    """Write each module into its numbered folder (the Transformer at the root) and ``modules.json``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for index, module in enumerate(modules):
+        path = "" if isinstance(module, Transformer) else f"{index}_{type(module).__name__}"
+        module.save(folder / path)
+        entries.append({"idx": index, "name": str(index), "path": path, "type": module.reference_type})
+    write_json(folder / "modules.json", entries)

@@ -1,0 +1,1 @@
+"""The embedded engine: SQLite for objects and vectors, in-memory or hnswlib vector indexes, BM25."""
