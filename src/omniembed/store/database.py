@@ -13,7 +13,7 @@ from omniembed.errors import CollectionNotFoundError
 from omniembed.store.backend import Backend
 from omniembed.store.collection import Collection
 from omniembed.store.config import CollectionConfig, IndexConfig, Metric, VectorConfig
-from omniembed.store.schema import BM25Config, Schema
+from omniembed.store.schema import BM25Config, Schema, check_new_properties
 from omniembed.store.vectorizer import EmbeddingCache, Vectorizer
 
 logger = logging.getLogger(__name__)
@@ -105,6 +105,7 @@ class Collections:
             index: when vector search switches from exact to HNSW, and the HNSW settings.
         """
         schema = Schema(dict(properties or {}))
+        check_new_properties(schema)
         if isinstance(vectors, Vectorizer):
             vectors = {"default": vectors}
         vectorizers: dict[str, Vectorizer] = {}

@@ -284,8 +284,6 @@ def _contains(column: str, kind: str, op: str, values: list[Any], params: list[A
 
 
 def _param(prop: str, kind: str, value: Any) -> Any:
-    if kind == "number" and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
     if kind == "int" and isinstance(value, float) and value.is_integer():
         value = int(value)
     if kind in ("image", "audio", "video"):
