@@ -176,6 +176,25 @@ def test_collections_api() -> None:
             db.collections.create("bad name", {})
 
 
+def test_offset_dims_and_boosts_have_bounds() -> None:
+    with oe.connect() as db:
+        with pytest.raises(ValueError, match="1 to 65536 dimensions, got dims=100000000"):
+            db.collections.create("Huge", {}, {"v": oe.SelfProvided(100_000_000)})
+        notes = db.collections.create("Notes", {"body": "text"}, {"v": oe.SelfProvided()})
+        result = notes.data.insert_many([oe.DataObject({"body": "long"}, vectors={"v": np.ones(70_000)})])
+        assert "65536" in result.errors[0]
+        notes.data.insert({"body": "cats purr"}, vectors={"v": [1.0, 0.0]})
+        assert len(notes.query.fetch_objects(offset=10**9)) == 0
+        with pytest.raises(ValueError, match="offset must be an integer from 0 to 1000000000"):
+            notes.query.fetch_objects(offset=2**63)
+        for boost in ("NaN", "-5", "0", "1e309", "x"):
+            with pytest.raises(
+                ValueError, match=f"boost in 'body\\^{boost}' must be a finite number above 0"
+            ):
+                notes.query.bm25("cats", query_properties=[f"body^{boost}"])
+        assert len(notes.query.bm25("cats", query_properties=["body^0.5"])) == 1
+
+
 def test_reopening_restores_the_vectorizer(tmp_path: Path, minilm_dir: Path) -> None:
     with oe.connect(tmp_path / "db") as db:
         vectorizer = oe.Vectorizer(str(minilm_dir), ["title", "body"], include_property_names=True)

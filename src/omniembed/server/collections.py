@@ -15,6 +15,8 @@ from omniembed.server.errors import LimitExceededError, NotServedError
 from omniembed.server.filters_json import from_json
 from omniembed.server.images import decode_image, image_bytes
 from omniembed.server.state import ServerState, get_state
+from omniembed.store.config import MAX_DIMS
+from omniembed.store.query import MAX_OFFSET
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
 StateDep = Annotated[ServerState, Depends(get_state)]
@@ -25,7 +27,7 @@ class VectorSpec(BaseModel):
 
     properties: list[str] | None = None
     self_provided: bool = False
-    dims: int | None = Field(default=None, ge=1)
+    dims: int | None = Field(default=None, ge=1, le=MAX_DIMS)
     metric: Literal["cosine", "dot", "l2"] = "cosine"
     include_property_names: bool = False
 
@@ -78,7 +80,7 @@ class QueryRequest(BaseModel):
     image: str | None = Field(default=None, description="base64 or a data URL")
     uuid: str | None = None
     limit: int = Field(default=10, ge=1, le=10000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
     alpha: float = Field(default=0.75, ge=0, le=1)
     fusion: Literal["relative_score", "ranked"] = "relative_score"
     target_vector: str | None = None
@@ -224,7 +226,7 @@ async def fetch_objects(
     name: str,
     state: StateDep,
     limit: Annotated[int, Query(ge=1, le=10000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     include_vector: bool = False,
 ) -> dict[str, Any]:
     """Objects in insertion order, paged."""
