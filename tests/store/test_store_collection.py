@@ -176,6 +176,22 @@ def test_collections_api() -> None:
             db.collections.create("bad name", {})
 
 
+def test_a_handle_to_a_deleted_collection_says_so() -> None:
+    with oe.connect() as db:
+        notes = db.collections.create("Notes", {"body": "text"}, {"v": oe.SelfProvided()})
+        notes.data.insert({"body": "sizes fill in"}, vectors={"v": [1.0, 0.0]})  # the config changes
+        assert len(notes) == 1
+        db.collections.delete("Notes")
+        with pytest.raises(CollectionNotFoundError, match=r"'Notes' was deleted.*db.collections.get"):
+            notes.data.insert({"body": "x"})
+        db.collections.create("Notes", {"title": "text"}, {"v": oe.SelfProvided()})
+        with pytest.raises(CollectionNotFoundError, match="'Notes' was deleted"):
+            notes.query.fetch_objects()
+        db.collections.delete("Notes")
+        db.collections.create("Notes", {"body": "text"}, {"v": oe.SelfProvided()})  # the same again
+        assert notes.data.insert({"body": "back"}, vectors={"v": [0.0, 1.0]})
+
+
 def test_offset_dims_and_boosts_have_bounds() -> None:
     with oe.connect() as db:
         with pytest.raises(ValueError, match="1 to 65536 dimensions, got dims=100000000"):

@@ -10,7 +10,12 @@ from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from omniembed.errors import CollectionExistsError, InvalidInputError, ObjectNotFoundError
+from omniembed.errors import (
+    CollectionExistsError,
+    CollectionNotFoundError,
+    InvalidInputError,
+    ObjectNotFoundError,
+)
 from omniembed.server.errors import LimitExceededError, NotServedError
 from omniembed.server.filters_json import from_json
 from omniembed.server.images import decode_image, image_bytes
@@ -154,8 +159,13 @@ async def _locked(state: ServerState, work: Any) -> Any:
 @router.get("", summary="List collections")
 async def list_collections(state: StateDep) -> dict[str, Any]:
     """Every collection with its properties, vectors and object count."""
-    db = state.require_db()
-    return {"collections": [_describe(state.collection(name)) for name in db.collections.list()]}
+    described = []
+    for name in state.require_db().collections.list():
+        try:
+            described.append(_describe(state.collection(name)))
+        except CollectionNotFoundError:  # deleted since it was listed
+            continue
+    return {"collections": described}
 
 
 @router.post("", status_code=201, summary="Create a collection")

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import Request
 
+from omniembed.errors import CollectionNotFoundError
 from omniembed.server.batching import DynamicBatcher
 from omniembed.server.errors import NotServedError
 from omniembed.server.metrics import Metrics
@@ -84,13 +85,19 @@ class ServerState:
         return self.db
 
     def collection(self, name: str) -> Any:
-        """Open a collection once, giving it the served model where the collection names that model."""
+        """Open a collection once, giving it the served model where the collection names that model.
+
+        A collection deleted since it was opened is forgotten here and is a 404, like one never made.
+        """
+        db = self.require_db()
+        config = db.backend.configs().get(name)
+        if config is None:
+            self.collections.pop(name, None)
+            raise CollectionNotFoundError(f"no collection named {name!r}")
         if name not in self.collections:
-            db = self.require_db()
-            config = db.backend.configs().get(name)
             served = getattr(self.model, "name_or_path", None)
             given = {}
-            if config is not None and self.model is not None:
+            if self.model is not None:
                 for vector_name, vector in config.vectors.items():
                     if vector.vectorizer is not None and vector.vectorizer.get("model") in (served, None):
                         given[vector_name] = self.model
