@@ -23,6 +23,12 @@ def serve_command(
     max_body_mb: Annotated[float, typer.Option(min=0.001, help="the largest request body")] = 16.0,
     max_inputs: Annotated[int, typer.Option(min=1, help="inputs per request")] = 2048,
     max_tokens_per_input: Annotated[int, typer.Option(min=1)] = 8192,
+    max_input_chars: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="characters per text input, refused before tokenizing (default: 32 per token)"
+        ),
+    ] = None,
     max_wait_ms: Annotated[
         float, typer.Option(min=0, help="how long batching waits for more requests")
     ] = 0.0,
@@ -58,6 +64,7 @@ def serve_command(
         max_body_bytes=int(max_body_mb * 2**20),
         max_inputs=max_inputs,
         max_tokens_per_input=max_tokens_per_input,
+        max_input_chars=max_input_chars,
         max_wait_ms=max_wait_ms,
         cors_origins=tuple(cors_origin or ()),
         allow_local_files=allow_local_files,

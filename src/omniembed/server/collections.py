@@ -288,6 +288,10 @@ async def delete_object(name: str, uuid: str, state: StateDep) -> dict[str, Any]
 async def query(name: str, body: QueryRequest, state: StateDep) -> dict[str, Any]:
     """Run one search (``type`` picks the method) and return the objects, best first."""
     collection = state.collection(name)
+    if body.query is not None:
+        state.check_chars(body.query, "query")
+    if body.rerank is not None and body.rerank.query is not None:
+        state.check_chars(body.rerank.query, "rerank.query")
     filters = from_json(body.filters) if body.filters is not None else None
     image = decode_image(body.image, "image") if body.type == "near_image" and body.image else None
     rerank = _rerank(state, body)

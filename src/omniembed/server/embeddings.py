@@ -64,22 +64,16 @@ async def _inputs(state: ServerState, request: EmbeddingRequest) -> tuple[list[A
         raise InvalidInputError(
             f"input at index {images.index(True)} is an image; the served model embeds {model.modalities}"
         )
-    plain = [text for text, image in zip(texts, images, strict=True) if not image]
-    counts = iter(await state.count_tokens(plain))
+    named = {f"input at index {index}": text for index, text in enumerate(texts) if not images[index]}
+    counts = await state.count_tokens(named)
     inputs: list[Any] = []
-    usage = 0
     for index, (text, image) in enumerate(zip(texts, images, strict=True)):
         if image:
             inputs.append(decode_image(text, f"input at index {index}"))
             continue
-        tokens = next(counts)
-        if tokens > limits.max_tokens_per_input:
-            raise LimitExceededError(
-                f"input at index {index} has {tokens} tokens; this server takes {limits.max_tokens_per_input}"
-            )
-        usage += tokens
         # An image-capable model may read a string as a path or URL: name it as text explicitly.
         inputs.append({"text": text} if "image" in model.modalities else text)
+    usage = sum(counts.values())
     cost = usage + IMAGE_TOKENS * sum(images)
     return inputs, usage, cost
 
@@ -123,6 +117,22 @@ async def embeddings(
     }
 
 
+async def _rerank_texts(state: ServerState, request: RerankRequest) -> list[str]:
+    """The documents' texts, once the query and each document pass the character and token caps."""
+    texts = []
+    for index, document in enumerate(request.documents):
+        text = document if isinstance(document, str) else document.get("text")
+        if text is None:
+            raise InvalidInputError(
+                f"document at index {index} has no 'text'; send a string or {{\"text\": ...}}"
+            )
+        texts.append(text)
+    # Counted on the tokenizing thread, so a long document never holds the model lock to be refused.
+    documents = {f"document at index {index}": text for index, text in enumerate(texts)}
+    await state.count_tokens({"query": request.query, **documents}, reranker=True)
+    return texts
+
+
 @router.post("/v1/rerank", summary="Score documents against a query with the served reranker")
 async def rerank(request: RerankRequest, state: Annotated[ServerState, Depends(get_state)]) -> dict[str, Any]:
     """Return the documents' indices and relevance scores, best first (top ``top_n``)."""
@@ -131,7 +141,7 @@ async def rerank(request: RerankRequest, state: Annotated[ServerState, Depends(g
     count, most = len(request.documents), state.settings.max_inputs
     if count > most:
         raise LimitExceededError(f"{count} documents in one request; this server takes {most}")
-    texts = [doc if isinstance(doc, str) else doc.get("text", "") for doc in request.documents]
+    texts = await _rerank_texts(state, request)
     if not texts:
         return {"results": [], "model": state.settings.model_name}
 

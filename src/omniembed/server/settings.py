@@ -16,6 +16,8 @@ class ServerSettings:
         max_body_bytes: the largest request body accepted (413 above it).
         max_inputs: the most inputs in one embeddings or rerank request.
         max_tokens_per_input: the most tokens in one input (longer inputs are refused, not cut).
+        max_input_chars: the most characters in one text input, checked before any tokenizing so a
+            huge text is refused at once; ``None`` means 32 x ``max_tokens_per_input``.
         max_batch_tokens: the token budget of one merged forward pass.
         max_wait_ms: how long the batcher waits for more requests to join a forward pass.
         cors_origins: origins allowed by CORS; empty (the default) adds no CORS headers at all.
@@ -27,7 +29,14 @@ class ServerSettings:
     max_body_bytes: int = 16 * 2**20
     max_inputs: int = 2048
     max_tokens_per_input: int = 8192
+    max_input_chars: int | None = None
     max_batch_tokens: int = 16384
     max_wait_ms: float = 0.0
     cors_origins: tuple[str, ...] = ()
     allow_local_files: bool = False
+
+    @property
+    def input_char_limit(self) -> int:
+        """The character cap in force: ``max_input_chars``, or 32 characters per allowed token (a
+        token covers about 4 characters of English, so only texts far over the token cap meet it)."""
+        return self.max_input_chars if self.max_input_chars is not None else 32 * self.max_tokens_per_input

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,7 @@ from fastapi import Request
 
 from omniembed.errors import CollectionNotFoundError
 from omniembed.server.batching import DynamicBatcher
-from omniembed.server.errors import NotServedError
+from omniembed.server.errors import LimitExceededError, NotServedError
 from omniembed.server.metrics import Metrics
 from omniembed.server.settings import ServerSettings
 
@@ -31,6 +32,7 @@ class ServerState:
     batcher: DynamicBatcher | None = None
     collections: dict[str, Any] = field(default_factory=dict)
     _counter: Any = None
+    _rerank_counter: Any = None
     _tokenizing: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="omniembed-tokens")
     )
@@ -44,9 +46,9 @@ class ServerState:
                 max_wait=self.settings.max_wait_ms / 1000,
                 metrics=self.metrics,
             )
-            # A private tokenizer copy: fast tokenizers are not safe to share across threads.
-            tokenizer = getattr(self.model, "tokenizer", None)
-            self._counter = copy.deepcopy(tokenizer) if tokenizer is not None else None
+        # Private tokenizer copies: fast tokenizers are not safe to share across threads.
+        self._counter = _private_tokenizer(self.model)
+        self._rerank_counter = _private_tokenizer(self.reranker)
 
     def start(self) -> None:
         """Start the batcher thread."""
@@ -59,18 +61,46 @@ class ServerState:
             self.batcher.stop()
         self._tokenizing.shutdown(wait=False, cancel_futures=True)
 
-    async def count_tokens(self, texts: list[str]) -> list[int]:
-        """Token counts of texts (with special tokens), computed off the event loop."""
-        if not texts:
-            return []
-        if self._counter is None:
-            return [len(text.split()) for text in texts]
-        counter = self._counter
+    async def count_tokens(self, inputs: dict[str, str], *, reranker: bool = False) -> dict[str, int]:
+        """Token counts (with special tokens) of named texts, for the model or the reranker.
 
-        def count() -> list[int]:
-            return [len(ids) for ids in counter(texts, add_special_tokens=True)["input_ids"]]
+        Each text is checked against the character cap first and the token cap as soon as it is
+        counted (413 naming it). Counting runs on the tokenizing thread, one slice at a time, so
+        another request's texts get the thread in between and a refused request stops early.
+        """
+        for name, text in inputs.items():
+            self.check_chars(text, name)
+        counter = self._rerank_counter if reranker else self._counter
+        counts: dict[str, int] = {}
+        for names in _slices(inputs, TOKENIZE_SLICE_CHARS):
+            texts = [inputs[name] for name in names]
+            if counter is None:
+                found = [len(text.split()) for text in texts]
+            else:
 
-        return await asyncio.get_running_loop().run_in_executor(self._tokenizing, count)
+                def count(texts: list[str] = texts) -> list[int]:
+                    return [len(ids) for ids in counter(texts, add_special_tokens=True)["input_ids"]]
+
+                found = await asyncio.get_running_loop().run_in_executor(self._tokenizing, count)
+            for name, tokens in zip(names, found, strict=True):
+                self._check_tokens(tokens, name)
+                counts[name] = tokens
+        return counts
+
+    def check_chars(self, text: str, what: str) -> None:
+        """Refuse a text over the character cap (413), before anything tokenizes it."""
+        limit = self.settings.input_char_limit
+        if len(text) > limit:
+            raise LimitExceededError(
+                f"{what} has {len(text)} characters; this server takes {limit} (--max-input-chars)"
+            )
+
+    def _check_tokens(self, tokens: int, what: str) -> None:
+        limit = self.settings.max_tokens_per_input
+        if tokens > limit:
+            raise LimitExceededError(
+                f"{what} has {tokens} tokens; this server takes {limit} (--max-tokens-per-input)"
+            )
 
     def require_model(self) -> Any:
         """The served model, or a 404 error when the server runs without one."""
@@ -103,6 +133,28 @@ class ServerState:
                         given[vector_name] = self.model
             self.collections[name] = db.collections.get(name, vectorizers=given or None)
         return self.collections[name]
+
+
+TOKENIZE_SLICE_CHARS = 100_000  # about 0.2 s of tokenizing: the longest another request waits
+
+
+def _private_tokenizer(model: Any) -> Any:
+    tokenizer = getattr(model, "tokenizer", None)
+    return copy.deepcopy(tokenizer) if tokenizer is not None else None
+
+
+def _slices(inputs: dict[str, str], chars: int) -> Iterator[list[str]]:
+    """Names of consecutive texts, about ``chars`` characters a slice (a longer text is alone)."""
+    names: list[str] = []
+    size = 0
+    for name, text in inputs.items():
+        if names and size + len(text) > chars:
+            yield names
+            names, size = [], 0
+        names.append(name)
+        size += len(text)
+    if names:
+        yield names
 
 
 def get_state(request: Request) -> ServerState:
