@@ -34,6 +34,10 @@ def serve_command(
     ] = 0.0,
     cors_origin: Annotated[list[str] | None, typer.Option(help="an origin allowed by CORS")] = None,
     allow_local_files: Annotated[bool, typer.Option(help="let callers name files on this machine")] = False,
+    public_metrics: Annotated[bool, typer.Option(help="with --api-key, leave /metrics open")] = False,
+    public_docs: Annotated[
+        bool, typer.Option(help="with --api-key, leave /docs, /redoc and /openapi.json open")
+    ] = False,
     threads: Annotated[
         int | None, typer.Option(min=1, help="CPU threads per forward pass (default: every core)")
     ] = None,
@@ -68,6 +72,8 @@ def serve_command(
         max_wait_ms=max_wait_ms,
         cors_origins=tuple(cors_origin or ()),
         allow_local_files=allow_local_files,
+        public_metrics=public_metrics,
+        public_docs=public_docs,
     )
     app = create_app(model=loaded, db=database, settings=settings, reranker=cross)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host

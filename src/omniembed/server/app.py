@@ -51,13 +51,27 @@ def create_app(
         finally:
             state.stop()
 
-    app = FastAPI(title="omniembed", version=__version__, lifespan=lifespan)
+    guarded = [Depends(_check_key)] if settings.api_keys else []
+    docs_open = settings.public_docs or not settings.api_keys
+    app = FastAPI(
+        title="omniembed",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url="/openapi.json" if docs_open else None,
+        docs_url="/docs" if docs_open else None,
+        redoc_url="/redoc" if docs_open else None,
+    )
     app.state.omniembed = state
     install_handlers(app)
-    guarded = [Depends(_check_key)] if settings.api_keys else []
     app.include_router(embeddings.router, dependencies=guarded)
     app.include_router(collections.router, dependencies=guarded)
-    _add_pages(app, state)
+    _add_pages(app, state, [] if settings.public_metrics else guarded)
+    if not docs_open:  # the schema stays reachable with the key, for client generators
+
+        @app.get("/openapi.json", include_in_schema=False, dependencies=guarded)
+        async def openapi() -> dict[str, Any]:
+            return app.openapi()
+
     app.middleware("http")(state.metrics.middleware)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -72,7 +86,7 @@ def create_app(
     return app
 
 
-def _add_pages(app: FastAPI, state: ServerState) -> None:
+def _add_pages(app: FastAPI, state: ServerState, metrics_guard: list[Any]) -> None:
     @app.get("/health", tags=["server"])
     async def health() -> dict[str, Any]:
         """Liveness: ``{"status": "ok"}`` and what the server holds."""
@@ -83,7 +97,7 @@ def _add_pages(app: FastAPI, state: ServerState) -> None:
             "reranker": state.reranker is not None,
         }
 
-    @app.get("/metrics", tags=["server"])
+    @app.get("/metrics", tags=["server"], dependencies=metrics_guard)
     async def metrics() -> Response:
         """Prometheus metrics in text format."""
         if state.batcher is not None:

@@ -22,6 +22,9 @@ class ServerSettings:
         max_wait_ms: how long the batcher waits for more requests to join a forward pass.
         cors_origins: origins allowed by CORS; empty (the default) adds no CORS headers at all.
         allow_local_files: let remote callers name files on the server's disk as image values.
+        public_metrics: with ``api_keys`` set, leave ``/metrics`` open (for a scraper without the key).
+        public_docs: with ``api_keys`` set, leave ``/docs``, ``/redoc`` and ``/openapi.json`` open;
+            otherwise the schema needs the key and the two pages are off (a browser cannot send it).
     """
 
     model_name: str = "omniembed"
@@ -34,6 +37,8 @@ class ServerSettings:
     max_wait_ms: float = 0.0
     cors_origins: tuple[str, ...] = ()
     allow_local_files: bool = False
+    public_metrics: bool = False
+    public_docs: bool = False
 
     @property
     def input_char_limit(self) -> int:
