@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import PurePath
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -96,7 +97,7 @@ class QueryRequest(BaseModel):
     rerank: RerankRequest | None = None
 
 
-def _describe(collection: Any) -> dict[str, Any]:
+def _describe(state: ServerState, collection: Any) -> dict[str, Any]:
     config = collection.config
     return {
         "name": collection.name,
@@ -106,13 +107,23 @@ def _describe(collection: Any) -> dict[str, Any]:
             name: {
                 "dims": vector.dims,
                 "metric": vector.metric,
-                "model": (vector.vectorizer or {}).get("model"),
+                "model": _public_model_name(state, (vector.vectorizer or {}).get("model")),
                 "properties": (vector.vectorizer or {}).get("properties"),
             }
             for name, vector in config.vectors.items()
         },
         "modalities": _modalities(collection),
     }
+
+
+def _public_model_name(state: ServerState, stored: str | None) -> str | None:
+    """A collection's model as callers see it: the served model's public name, or the last part of
+    the stored name or path (the server's folders are none of a caller's business)."""
+    if stored is None:
+        return None
+    if stored == getattr(state.model, "name_or_path", None):
+        return state.settings.model_name
+    return PurePath(stored).name
 
 
 def _modalities(collection: Any) -> list[str]:
@@ -162,7 +173,7 @@ async def list_collections(state: StateDep) -> dict[str, Any]:
     described = []
     for name in state.require_db().collections.list():
         try:
-            described.append(_describe(state.collection(name)))
+            described.append(_describe(state, state.collection(name)))
         except CollectionNotFoundError:  # deleted since it was listed
             continue
     return {"collections": described}
@@ -188,13 +199,13 @@ async def create_collection(body: CreateCollection, state: StateDep) -> dict[str
             )
     collection = await _locked(state, lambda: db.collections.create(body.name, body.properties, vectors))
     state.collections[body.name] = collection
-    return _describe(collection)
+    return _describe(state, collection)
 
 
 @router.get("/{name}", summary="Describe a collection")
 async def get_collection(name: str, state: StateDep) -> dict[str, Any]:
     """One collection's properties, vectors and object count."""
-    return _describe(state.collection(name))
+    return _describe(state, state.collection(name))
 
 
 @router.delete("/{name}", summary="Delete a collection")
