@@ -101,12 +101,10 @@ def main() -> None:
 
     from omniembed.server import ServerSettings, create_app
 
-    app = create_app(model=model, db=db, settings=ServerSettings(model_name="all-MiniLM-L6-v2"))
+    settings = ServerSettings(model_name="all-MiniLM-L6-v2")
+    app = create_app(model=model, db=db, settings=settings, close_db=True)  # closed at shutdown
     print(f"Search page: http://{args.host}:{args.port}/   (API docs: /docs, stop with Ctrl-C)", flush=True)
-    try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-    finally:
-        db.close()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -75,14 +75,12 @@ def serve_command(
         public_metrics=public_metrics,
         public_docs=public_docs,
     )
-    app = create_app(model=loaded, db=database, settings=settings, reranker=cross)
+    # The app closes the database in its shutdown: after SIGTERM uvicorn re-raises the signal, so
+    # nothing after uvicorn.run would run and the HNSW graphs would never be saved.
+    app = create_app(model=loaded, db=database, settings=settings, reranker=cross, close_db=True)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     typer.echo(f"omniembed is serving on http://{shown}:{port}/  (search page at /, API docs at /docs)")
-    try:
-        uvicorn.run(app, host=host, port=port, log_level="info")
-    finally:
-        if database is not None:
-            database.close()
+    uvicorn.run(app, host=host, port=port, log_level="info")
 
 
 def _load(model: str | None, db: Path | None, reranker: str | None) -> tuple[Any, Any, Any]:

@@ -28,6 +28,7 @@ def create_app(
     settings: ServerSettings | None = None,
     *,
     reranker: Any = None,
+    close_db: bool = False,
 ) -> FastAPI:
     """Build the HTTP app around a loaded model, a database and/or a reranker.
 
@@ -36,6 +37,8 @@ def create_app(
         db: an open database (``omniembed.connect(folder)``) for the collections endpoints.
         settings: limits, API keys, batching and CORS.
         reranker: a ``CrossEncoder`` for ``/v1/rerank``.
+        close_db: close ``db`` (saving its indexes) when the server shuts down, for an app that owns
+            it: uvicorn re-raises SIGTERM after shutdown, so code after ``uvicorn.run`` never runs.
     """
     from omniembed.server import collections, embeddings
 
@@ -50,6 +53,8 @@ def create_app(
             yield
         finally:
             state.stop()
+            if close_db and db is not None:
+                db.close()
 
     guarded = [Depends(_check_key)] if settings.api_keys else []
     docs_open = settings.public_docs or not settings.api_keys

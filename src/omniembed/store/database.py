@@ -63,10 +63,13 @@ class Database:
     def __init__(self, backend: Backend, cache: EmbeddingCache | None = None) -> None:
         self.backend = backend
         self.collections = Collections(backend, cache)
+        self._closed = False
 
     def close(self) -> None:
-        """Save what is derived (indexes) and release the database."""
-        self.backend.close()
+        """Save what is derived (indexes) and release the database; closing it again does nothing."""
+        if not self._closed:
+            self._closed = True
+            self.backend.close()
 
     def __enter__(self) -> Database:
         return self
