@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +210,29 @@ def test_offset_dims_and_boosts_have_bounds() -> None:
             ):
                 notes.query.bm25("cats", query_properties=[f"body^{boost}"])
         assert len(notes.query.bm25("cats", query_properties=["body^0.5"])) == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"model_kwargs": {"use_safetensors": False}}, "model_kwargs.model_kwargs.use_safetensors=False"),
+        ({"trust_remote_code": True}, "model_kwargs.trust_remote_code=True"),
+        ({"a": [{"b": {"use_kernels": True}}]}, "model_kwargs.a.0.b.use_kernels=True"),
+        (
+            {"model_kwargs": {"attn_implementation": "org/kernel"}},
+            "model_kwargs.model_kwargs.attn_implementation='org/kernel'",
+        ),
+    ],
+)
+def test_stored_options_that_run_code_are_not_applied(
+    tmp_path: Path, minilm: Any, options: dict[str, Any], named: str
+) -> None:
+    stored = oe.Vectorizer(str(tmp_path / "model"), model_kwargs=options).to_json()
+    with pytest.raises(ValueError, match=rf"loads its model with {re.escape(named)}.*vectorizers="):
+        oe.Vectorizer.from_json(stored)
+    assert oe.Vectorizer.from_json(stored, minilm).model is minilm  # a model you pass is yours to trust
+    safe = oe.Vectorizer(str(tmp_path / "model"), model_kwargs={"trust_remote_code": False}).to_json()
+    assert oe.Vectorizer.from_json(safe).model_kwargs == {"trust_remote_code": False}
 
 
 def test_reopening_restores_the_vectorizer(tmp_path: Path, minilm_dir: Path) -> None:
