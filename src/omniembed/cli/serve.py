@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from pathlib import Path
@@ -33,6 +34,12 @@ def serve_command(
         float, typer.Option(min=0, help="how long batching waits for more requests")
     ] = 0.0,
     cors_origin: Annotated[list[str] | None, typer.Option(help="an origin allowed by CORS")] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a Host header to answer, e.g. api.example.com or '*' (repeatable; default: loopback)"
+        ),
+    ] = None,
     allow_local_files: Annotated[bool, typer.Option(help="let callers name files on this machine")] = False,
     public_metrics: Annotated[bool, typer.Option(help="with --api-key, leave /metrics open")] = False,
     public_docs: Annotated[
@@ -71,6 +78,7 @@ def serve_command(
         max_input_chars=max_input_chars,
         max_wait_ms=max_wait_ms,
         cors_origins=tuple(cors_origin or ()),
+        allowed_hosts=allowed_hosts(host, allowed_host),
         allow_local_files=allow_local_files,
         public_metrics=public_metrics,
         public_docs=public_docs,
@@ -81,6 +89,35 @@ def serve_command(
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     typer.echo(f"omniembed is serving on http://{shown}:{port}/  (search page at /, API docs at /docs)")
     uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def allowed_hosts(host: str, given: list[str] | None) -> tuple[str, ...]:
+    """The Host headers to answer: those given; the loopback names for a loopback address; else any.
+
+    A server on a public address is reached by names this machine cannot know, so without
+    ``--allowed-host`` it answers any Host header, and says so.
+    """
+    from omniembed.server.settings import LOOPBACK_HOSTS
+
+    if given:
+        return tuple(given)
+    if _is_loopback(host):
+        return LOOPBACK_HOSTS
+    logger.warning(
+        "listening on %s with no --allowed-host: answering any Host header; name the hosts clients use "
+        "with --allowed-host to refuse the rest",
+        host,
+    )
+    return ("*",)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _load(model: str | None, db: Path | None, reranker: str | None) -> tuple[Any, Any, Any]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Annotated, Any
@@ -88,6 +89,7 @@ def create_app(
             allow_headers=["*"],
         )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AllowedHosts, hosts=settings.allowed_hosts)  # added last: it runs first
     return app
 
 
@@ -161,3 +163,44 @@ class BodyLimit:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = f"request body is over this server's limit of {self.max_bytes} bytes"
         await error_response(413, "body_too_large", message)(scope, receive, send)
+
+
+_HOST_HEADER = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/@\[\]]+)(?::[0-9]{1,5})?")
+
+
+class AllowedHosts:
+    """Refuse requests whose ``Host`` header is not an allowed host (400), against DNS rebinding.
+
+    The rules are Starlette's ``TrustedHostMiddleware``'s (a name, ``"*.example.com"`` or ``"*"``),
+    with the refusal in the JSON error shape every other error has.
+    """
+
+    def __init__(self, app: ASGIApp, hosts: Sequence[str]) -> None:
+        self.app = app
+        # A bare IPv6 address is written in brackets in a Host header.
+        self.hosts = [f"[{h}]" if ":" in h and not h.startswith("[") else h.lower() for h in hosts]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1")
+        if self._allowed(header):
+            await self.app(scope, receive, send)
+            return
+        message = (
+            f"Host {header!r:.100} is not a host this server answers to; use the address it was started "
+            "with, or start it with --allowed-host NAME"
+        )
+        await error_response(400, "host_not_allowed", message)(scope, receive, send)
+
+    def _allowed(self, header: str) -> bool:
+        if "*" in self.hosts:
+            return True
+        match = _HOST_HEADER.fullmatch(header)
+        if match is None:
+            return False
+        host = match["host"].lower()
+        return any(
+            host == pattern or (pattern[:2] == "*." and host.endswith(pattern[1:])) for pattern in self.hosts
+        )

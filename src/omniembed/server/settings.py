@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
 
 @dataclass(frozen=True)
 class ServerSettings:
@@ -25,6 +27,9 @@ class ServerSettings:
         public_metrics: with ``api_keys`` set, leave ``/metrics`` open (for a scraper without the key).
         public_docs: with ``api_keys`` set, leave ``/docs``, ``/redoc`` and ``/openapi.json`` open;
             otherwise the schema needs the key and the two pages are off (a browser cannot send it).
+        allowed_hosts: the ``Host`` header values answered (any port), so a web page cannot reach a
+            local server through a DNS name it controls (DNS rebinding): names, ``"*.example.com"``
+            for its subdomains, or ``"*"`` for any host. The default is the loopback names.
     """
 
     model_name: str = "omniembed"
@@ -39,6 +44,7 @@ class ServerSettings:
     allow_local_files: bool = False
     public_metrics: bool = False
     public_docs: bool = False
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
 
     @property
     def input_char_limit(self) -> int:
