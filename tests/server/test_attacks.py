@@ -320,7 +320,9 @@ def test_stored_vectorizer_options_that_run_code_are_refused(tmp_path: Path, min
         )
     db = oe.connect(folder)
     with serve(create_app(db=db)) as url:
-        response = httpx.get(f"{url}/v1/collections/Pickled")
+        assert httpx.get(f"{url}/v1/collections").json()["collections"][0]["name"] == "Pickled"
+        response = httpx.post(f"{url}/v1/collections/Pickled/query", json={"type": "near_text", "query": "q"})
+        assert httpx.delete(f"{url}/v1/collections/Pickled").status_code == 200
     db.close()
     refused(response, 400, "use_safetensors", "vectorizers=")
 

@@ -229,7 +229,7 @@ def test_stored_options_that_run_code_are_not_applied(
 ) -> None:
     stored = oe.Vectorizer(str(tmp_path / "model"), model_kwargs=options).to_json()
     with pytest.raises(ValueError, match=rf"loads its model with {re.escape(named)}.*vectorizers="):
-        oe.Vectorizer.from_json(stored)
+        oe.Vectorizer.from_json(stored).embed_query("the model would load here")
     assert oe.Vectorizer.from_json(stored, minilm).model is minilm  # a model you pass is yours to trust
     safe = oe.Vectorizer(str(tmp_path / "model"), model_kwargs={"trust_remote_code": False}).to_json()
     assert oe.Vectorizer.from_json(safe).model_kwargs == {"trust_remote_code": False}
