@@ -122,6 +122,7 @@ def not_nested(depth: int) -> Filter:
         (P("year").contains_any(range(4097)), "4097 values; a list takes at most 4096"),
         (Filter.any_of([P("tags").contains_all(["x"] * 4000)] * 3), "over 10000 values"),
         (Condition("year", "is_none", "no"), "takes true or false"),
+        (P("name").like("*a" * 501), "1002 characters; the most is 1000"),
     ],
 )
 def test_filters_over_the_limits_are_refused(items, where: Filter, message: str) -> None:  # type: ignore[no-untyped-def]

@@ -15,11 +15,13 @@ from omniembed.store.schema import Schema, clean_value
 
 _COMPARISONS = {"==": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 # Limits that keep a filter well inside SQLite's: its parser overflows past ~26 nested and/or levels,
-# an expression deeper than 1,000 nodes is refused, and a statement takes at most 32,766 parameters.
+# an expression deeper than 1,000 nodes is refused, a statement takes at most 32,766 parameters and
+# a LIKE pattern at most 50,000 bytes.
 MAX_FILTER_DEPTH = 16
 MAX_FILTER_CONDITIONS = 256
 MAX_FILTER_LIST_VALUES = 4096
 MAX_FILTER_VALUES = 10_000
+MAX_LIKE_PATTERN = 1_000  # characters; SQLite refuses patterns over 50,000 bytes
 
 
 class Filter:
@@ -193,11 +195,16 @@ def check_size(flt: Filter) -> None:
 
 
 def _checked_values(node: Filter) -> int:
-    """How many list values a condition holds, once its list size and ``is_none`` value are checked."""
+    """How many list values a condition holds, once its list size, ``is_none`` value and ``like``
+    pattern length are checked."""
     if not isinstance(node, Condition):
         return 0  # the compiler names what is not a filter
     if node.op == "is_none" and not isinstance(node.value, bool):
         raise ValueError(f"is_none on {node.prop!r} takes true or false, got {node.value!r:.60}")
+    if node.op == "like" and isinstance(node.value, str) and len(node.value) > MAX_LIKE_PATTERN:
+        raise ValueError(
+            f"like pattern on {node.prop!r} has {len(node.value)} characters; the most is {MAX_LIKE_PATTERN}"
+        )
     if not isinstance(node.value, (list, tuple)):
         return 0
     if len(node.value) > MAX_FILTER_LIST_VALUES:
