@@ -61,10 +61,10 @@ def from_json(data: Any, where: str = "filters", depth: int = 0) -> Filter:
     if isinstance(path, list) and len(path) == 1:
         path = path[0]
     if not isinstance(path, str):
-        raise ValueError(f"{where}: 'path' must name a property, got {path!r}")
+        raise ValueError(f"{where}: 'path' must name a property, got {path!r:.60}")
     if "value" not in data:
         raise ValueError(f"{where}: a condition needs a 'value'")
     value = data["value"]
     if operator in ("contains_any", "contains_all") and not isinstance(value, list):
-        raise ValueError(f"{where}: {operator} takes a list value, got {value!r}")
+        raise ValueError(f"{where}: {operator} takes a list value, got {value!r:.60}")
     return Condition(path, operator, value)  # the store checks values, is_none's boolean included
