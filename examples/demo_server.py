@@ -99,14 +99,14 @@ def main() -> None:
         return
     import uvicorn
 
+    from omniembed.cli.serve import allowed_hosts
     from omniembed.server import ServerSettings, create_app
 
-    app = create_app(model=model, db=db, settings=ServerSettings(model_name="all-MiniLM-L6-v2"))
+    # Loopback names for a loopback --host; any Host header (with a warning) for --host 0.0.0.0.
+    settings = ServerSettings(model_name="all-MiniLM-L6-v2", allowed_hosts=allowed_hosts(args.host, None))
+    app = create_app(model=model, db=db, settings=settings, close_db=True)  # closed at shutdown
     print(f"Search page: http://{args.host}:{args.port}/   (API docs: /docs, stop with Ctrl-C)", flush=True)
-    try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-    finally:
-        db.close()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -130,3 +130,42 @@ def test_import_a_folder_of_images(tiny_clip: Any, cifar: Any, tmp_path: Path) -
         assert len(pictures) == 5
         first = sorted(p for p in folder.iterdir() if p.suffix != ".txt")[0]
         assert pictures.query.near_image(first, limit=1)[0].properties["file"] == first.name
+
+
+def test_serve_passes_the_security_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import uvicorn
+
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
+    argv = ["-q", "serve", "--db", str(tmp_path / "db"), "--api-key", "k", "--max-input-chars", "500"]
+    argv += [
+        "--public-metrics",
+        "--public-docs",
+        "--allowed-host",
+        "api.example.com",
+        "--allowed-host",
+        "*.lan",
+    ]
+    assert main(argv) == OK
+    served["app"].state.omniembed.db.close()  # the app's shutdown would close it; uvicorn never ran
+    settings = served["app"].state.omniembed.settings
+    assert (settings.max_input_chars, settings.public_metrics, settings.public_docs) == (500, True, True)
+    assert settings.allowed_hosts == ("api.example.com", "*.lan")
+    assert main(["-q", "serve", "--db", str(tmp_path / "db2")]) == OK
+    served["app"].state.omniembed.db.close()
+    settings = served["app"].state.omniembed.settings
+    assert settings.input_char_limit == 32 * 8192
+    assert settings.allowed_hosts == ("localhost", "127.0.0.1", "[::1]")
+    assert (settings.public_metrics, settings.public_docs) == (False, False)
+
+
+def test_allowed_hosts_follow_the_listening_address(caplog: pytest.LogCaptureFixture) -> None:
+    from omniembed.cli.serve import allowed_hosts
+
+    for host in ("127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"):
+        assert allowed_hosts(host, None) == ("localhost", "127.0.0.1", "[::1]"), host
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="omniembed.cli"):
+        assert allowed_hosts("0.0.0.0", None) == ("*",)
+    assert "answering any Host header" in caplog.text
+    assert allowed_hosts("0.0.0.0", ["api.example.com"]) == ("api.example.com",)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +175,64 @@ def test_collections_api() -> None:
             db.collections.create("C", {"x": "integer"})
         with pytest.raises(ValueError, match="not valid"):
             db.collections.create("bad name", {})
+
+
+def test_a_handle_to_a_deleted_collection_says_so() -> None:
+    with oe.connect() as db:
+        notes = db.collections.create("Notes", {"body": "text"}, {"v": oe.SelfProvided()})
+        notes.data.insert({"body": "sizes fill in"}, vectors={"v": [1.0, 0.0]})  # the config changes
+        assert len(notes) == 1
+        db.collections.delete("Notes")
+        with pytest.raises(CollectionNotFoundError, match=r"'Notes' was deleted.*db.collections.get"):
+            notes.data.insert({"body": "x"})
+        db.collections.create("Notes", {"title": "text"}, {"v": oe.SelfProvided()})
+        with pytest.raises(CollectionNotFoundError, match="'Notes' was deleted"):
+            notes.query.fetch_objects()
+        db.collections.delete("Notes")
+        db.collections.create("Notes", {"body": "text"}, {"v": oe.SelfProvided()})  # the same again
+        assert notes.data.insert({"body": "back"}, vectors={"v": [0.0, 1.0]})
+
+
+def test_offset_dims_and_boosts_have_bounds() -> None:
+    with oe.connect() as db:
+        with pytest.raises(ValueError, match="1 to 65536 dimensions, got dims=100000000"):
+            db.collections.create("Huge", {}, {"v": oe.SelfProvided(100_000_000)})
+        notes = db.collections.create("Notes", {"body": "text"}, {"v": oe.SelfProvided()})
+        result = notes.data.insert_many([oe.DataObject({"body": "long"}, vectors={"v": np.ones(70_000)})])
+        assert "65536" in result.errors[0]
+        notes.data.insert({"body": "cats purr"}, vectors={"v": [1.0, 0.0]})
+        assert len(notes.query.fetch_objects(offset=10**9)) == 0
+        with pytest.raises(ValueError, match="offset must be an integer from 0 to 1000000000"):
+            notes.query.fetch_objects(offset=2**63)
+        for boost in ("NaN", "-5", "0", "1e309", "x"):
+            with pytest.raises(
+                ValueError, match=f"boost in 'body\\^{boost}' must be a finite number above 0"
+            ):
+                notes.query.bm25("cats", query_properties=[f"body^{boost}"])
+        assert len(notes.query.bm25("cats", query_properties=["body^0.5"])) == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"model_kwargs": {"use_safetensors": False}}, "model_kwargs.model_kwargs.use_safetensors=False"),
+        ({"trust_remote_code": True}, "model_kwargs.trust_remote_code=True"),
+        ({"a": [{"b": {"use_kernels": True}}]}, "model_kwargs.a.0.b.use_kernels=True"),
+        (
+            {"model_kwargs": {"attn_implementation": "org/kernel"}},
+            "model_kwargs.model_kwargs.attn_implementation='org/kernel'",
+        ),
+    ],
+)
+def test_stored_options_that_run_code_are_not_applied(
+    tmp_path: Path, minilm: Any, options: dict[str, Any], named: str
+) -> None:
+    stored = oe.Vectorizer(str(tmp_path / "model"), model_kwargs=options).to_json()
+    with pytest.raises(ValueError, match=rf"loads its model with {re.escape(named)}.*vectorizers="):
+        oe.Vectorizer.from_json(stored).embed_query("the model would load here")
+    assert oe.Vectorizer.from_json(stored, minilm).model is minilm  # a model you pass is yours to trust
+    safe = oe.Vectorizer(str(tmp_path / "model"), model_kwargs={"trust_remote_code": False}).to_json()
+    assert oe.Vectorizer.from_json(safe).model_kwargs == {"trust_remote_code": False}
 
 
 def test_reopening_restores_the_vectorizer(tmp_path: Path, minilm_dir: Path) -> None:

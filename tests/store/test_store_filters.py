@@ -9,6 +9,7 @@ import pytest
 
 import omniembed as oe
 from omniembed.store import Filter
+from omniembed.store.filters import And, Condition, Or
 
 ROWS = [
     {"name": "alpha", "year": 1999, "score": 0.5, "ok": True, "tags": ["a", "b"], "day": date(2020, 1, 1)},
@@ -103,3 +104,48 @@ def test_filtered_vector_search_only_returns_matches(items) -> None:  # type: ig
 def test_bad_filters_name_the_problem(items, where: Filter, message: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=message):
         items.query.fetch_objects(filters=where)
+
+
+def not_nested(depth: int) -> Filter:
+    where: Filter = P("year") == 2005
+    for _ in range(depth):
+        where = ~where
+    return where
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        (not_nested(17), "nested more than 16"),
+        (not_nested(100_000), "nested more than 16"),  # checked in a loop: no RecursionError
+        (Filter.any_of([P("year") == year for year in range(257)]), "over 256 conditions"),
+        (P("year").contains_any(range(4097)), "4097 values; a list takes at most 4096"),
+        (Filter.any_of([P("tags").contains_all(["x"] * 4000)] * 3), "over 10000 values"),
+        (Condition("year", "is_none", "no"), "takes true or false"),
+        (P("name").like("*a" * 501), "1002 characters; the most is 1000"),
+    ],
+)
+def test_filters_over_the_limits_are_refused(items, where: Filter, message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=message):
+        items.query.fetch_objects(filters=where)
+
+
+def test_chained_operators_make_one_level() -> None:
+    chained = (P("year") > 1) & (P("year") > 2) & (P("year") > 3) | (P("ok") == True)  # noqa: E712
+    assert repr(chained) == (
+        "Or(And(Condition('year', '>', 1), Condition('year', '>', 2), Condition('year', '>', 3)), "
+        "Condition('ok', '==', True))"
+    )
+
+
+def test_filters_at_the_limits_run(items) -> None:  # type: ignore[no-untyped-def]
+    assert names(items, not_nested(16)) == ["beta"]
+    wide = Filter.any_of([P("year") == year for year in range(1990, 2246)])
+    assert names(items, wide) == ["Alpine", "alpha", "beta", "gamma"]
+    assert names(items, P("year").contains_any(range(4096))) == ["Alpine", "alpha", "beta", "gamma"]
+    deep_and_wide = not_nested(15) & Filter.all_of([P("year") > y for y in range(254)])
+    assert names(items, deep_and_wide) == ["Alpine", "alpha", "gamma"]
+    worst: Filter = P("year") == 2005  # the shape SQLite's parser takes least of: nested last, and/or
+    for level in range(16):
+        worst = And((P("year") > 0, worst)) if level % 2 else Or((P("year") > 3000, worst))
+    assert names(items, worst) == ["beta"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from omniembed.inputs.images import load_image
-from omniembed.store.schema import Schema, clean_value
+from omniembed.store.schema import Schema, check_name, clean_value
 from omniembed.store.vectorizer import Vectorizer
 
 
@@ -29,6 +29,10 @@ def test_dates_are_stored_in_utc_and_read_back_as_datetimes() -> None:
         ("int", True, "is int, got bool"),
         ("int", 1.5, "is int, got float"),
         ("number", float("nan"), "is number"),
+        ("number", 10**400, "is number, got int"),
+        ("int", 2**63, "outside the 64-bit range"),
+        ("int", -(2**63) - 1, "outside the 64-bit range"),
+        ("int[]", [1, 2**64], "outside the 64-bit range"),
         ("bool", 1, "is bool, got int"),
         ("text", b"bytes", "is text, got bytes"),
         ("text[]", "not a list", "give a list"),
@@ -39,6 +43,31 @@ def test_dates_are_stored_in_utc_and_read_back_as_datetimes() -> None:
 def test_wrong_values_name_the_property_and_type(kind: str, value: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         clean_value("field", kind, value)
+
+
+def test_the_64_bit_ends_are_kept() -> None:
+    assert clean_value("n", "int[]", [-(2**63), 2**63 - 1]) == [-(2**63), 2**63 - 1]
+
+
+@pytest.mark.parametrize("name", ["title\n", "\ntitle", "ti tle", "1title", "x" * 129, ""])
+def test_names_are_matched_whole(name: str) -> None:
+    with pytest.raises(ValueError, match="is not valid"):
+        check_name(name, "property")
+
+
+def test_underscore_property_names_are_refused_at_create_but_still_open(tmp_path: Path) -> None:
+    import omniembed as oe
+    from omniembed.store.config import CollectionConfig
+
+    with oe.connect(tmp_path / "db") as db:
+        with pytest.raises(ValueError, match=r"'_id' starts with '_', which is reserved.*rename it"):
+            db.collections.create("Things", {"_id": "text"})
+        assert not db.collections.exists("Things")
+        db.backend.create(CollectionConfig("Old", Schema({"_note": "text"})))  # made by an older omniembed
+    with oe.connect(tmp_path / "db") as db:
+        old = db.collections.get("Old")
+        old.data.insert({"_note": "still readable"})
+        assert old.query.fetch_objects()[0].properties == {"_note": "still readable"}
 
 
 def test_images_from_pil_bytes_and_paths_round_trip(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from pathlib import Path
@@ -25,10 +26,22 @@ def serve_command(
     max_body_mb: Annotated[float, typer.Option(min=0.001, help="the largest request body")] = 16.0,
     max_inputs: Annotated[int, typer.Option(min=1, help="inputs per request")] = 2048,
     max_tokens_per_input: Annotated[int, typer.Option(min=1)] = 8192,
+    max_input_chars: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="characters per text input, refused before tokenizing (default: 32 per token)"
+        ),
+    ] = None,
     max_wait_ms: Annotated[
         float, typer.Option(min=0, help="how long batching waits for more requests")
     ] = 0.0,
     cors_origin: Annotated[list[str] | None, typer.Option(help="an origin allowed by CORS")] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a Host header to answer, e.g. api.example.com or '*' (repeatable; default: loopback)"
+        ),
+    ] = None,
     allow_local_files: Annotated[
         Path | None,
         typer.Option(help="a folder whose files remote callers may name as media (default: none)"),
@@ -49,6 +62,10 @@ def serve_command(
     max_video_frames: Annotated[
         int, typer.Option(min=1, help="frames in one video input")
     ] = input_policy.REMOTE_VIDEO_FRAMES,
+    public_metrics: Annotated[bool, typer.Option(help="with --api-key, leave /metrics open")] = False,
+    public_docs: Annotated[
+        bool, typer.Option(help="with --api-key, leave /docs, /redoc and /openapi.json open")
+    ] = False,
     threads: Annotated[
         int | None, typer.Option(min=1, help="CPU threads per forward pass (default: every core)")
     ] = None,
@@ -79,8 +96,10 @@ def serve_command(
         max_body_bytes=int(max_body_mb * 2**20),
         max_inputs=max_inputs,
         max_tokens_per_input=max_tokens_per_input,
+        max_input_chars=max_input_chars,
         max_wait_ms=max_wait_ms,
         cors_origins=tuple(cors_origin or ()),
+        allowed_hosts=allowed_hosts(host, allowed_host),
         allow_local_files=str(allow_local_files) if allow_local_files is not None else None,
         allow_url_hosts=tuple(allow_url_host or ()),
         url_timeout_s=url_timeout,
@@ -88,15 +107,44 @@ def serve_command(
         max_request_pixels=max_request_pixels,
         max_audio_seconds=max_audio_seconds,
         max_video_frames=max_video_frames,
+        public_metrics=public_metrics,
+        public_docs=public_docs,
     )
-    app = create_app(model=loaded, db=database, settings=settings, reranker=cross)
+    # The app closes the database in its shutdown: after SIGTERM uvicorn re-raises the signal, so
+    # nothing after uvicorn.run would run and the HNSW graphs would never be saved.
+    app = create_app(model=loaded, db=database, settings=settings, reranker=cross, close_db=True)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     typer.echo(f"omniembed is serving on http://{shown}:{port}/  (search page at /, API docs at /docs)")
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def allowed_hosts(host: str, given: list[str] | None) -> tuple[str, ...]:
+    """The Host headers to answer: those given; the loopback names for a loopback address; else any.
+
+    A server on a public address is reached by names this machine cannot know, so without
+    ``--allowed-host`` it answers any Host header, and says so.
+    """
+    from omniembed.server.settings import LOOPBACK_HOSTS
+
+    if given:
+        return tuple(given)
+    if _is_loopback(host):
+        return LOOPBACK_HOSTS
+    logger.warning(
+        "listening on %s with no --allowed-host: answering any Host header; name the hosts clients use "
+        "with --allowed-host to refuse the rest",
+        host,
+    )
+    return ("*",)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info")
-    finally:
-        if database is not None:
-            database.close()
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _load(model: str | None, db: Path | None, reranker: str | None) -> tuple[Any, Any, Any]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Annotated, Any
@@ -28,6 +29,7 @@ def create_app(
     settings: ServerSettings | None = None,
     *,
     reranker: Any = None,
+    close_db: bool = False,
 ) -> FastAPI:
     """Build the HTTP app around a loaded model, a database and/or a reranker.
 
@@ -36,6 +38,8 @@ def create_app(
         db: an open database (``omniembed.connect(folder)``) for the collections endpoints.
         settings: limits, API keys, batching and CORS.
         reranker: a ``CrossEncoder`` for ``/v1/rerank``.
+        close_db: close ``db`` (saving its indexes) when the server shuts down, for an app that owns
+            it: uvicorn re-raises SIGTERM after shutdown, so code after ``uvicorn.run`` never runs.
     """
     from omniembed.server import collections, embeddings
 
@@ -50,14 +54,30 @@ def create_app(
             yield
         finally:
             state.stop()
+            if close_db and db is not None:
+                db.close()
 
-    app = FastAPI(title="omniembed", version=__version__, lifespan=lifespan)
+    guarded = [Depends(_check_key)] if settings.api_keys else []
+    docs_open = settings.public_docs or not settings.api_keys
+    app = FastAPI(
+        title="omniembed",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url="/openapi.json" if docs_open else None,
+        docs_url="/docs" if docs_open else None,
+        redoc_url="/redoc" if docs_open else None,
+    )
     app.state.omniembed = state
     install_handlers(app)
-    guarded = [Depends(_check_key)] if settings.api_keys else []
     app.include_router(embeddings.router, dependencies=guarded)
     app.include_router(collections.router, dependencies=guarded)
-    _add_pages(app, state)
+    _add_pages(app, state, [] if settings.public_metrics else guarded)
+    if not docs_open:  # the schema stays reachable with the key, for client generators
+
+        @app.get("/openapi.json", include_in_schema=False, dependencies=guarded)
+        async def openapi() -> dict[str, Any]:
+            return app.openapi()
+
     app.middleware("http")(state.metrics.middleware)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -69,10 +89,11 @@ def create_app(
             allow_headers=["*"],
         )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AllowedHosts, hosts=settings.allowed_hosts)  # added last: it runs first
     return app
 
 
-def _add_pages(app: FastAPI, state: ServerState) -> None:
+def _add_pages(app: FastAPI, state: ServerState, metrics_guard: list[Any]) -> None:
     @app.get("/health", tags=["server"])
     async def health() -> dict[str, Any]:
         """Liveness: ``{"status": "ok"}`` and what the server holds."""
@@ -83,7 +104,7 @@ def _add_pages(app: FastAPI, state: ServerState) -> None:
             "reranker": state.reranker is not None,
         }
 
-    @app.get("/metrics", tags=["server"])
+    @app.get("/metrics", tags=["server"], dependencies=metrics_guard)
     async def metrics() -> Response:
         """Prometheus metrics in text format."""
         if state.batcher is not None:
@@ -142,3 +163,44 @@ class BodyLimit:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = f"request body is over this server's limit of {self.max_bytes} bytes"
         await error_response(413, "body_too_large", message)(scope, receive, send)
+
+
+_HOST_HEADER = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/@\[\]]+)(?::[0-9]{1,5})?")
+
+
+class AllowedHosts:
+    """Refuse requests whose ``Host`` header is not an allowed host (400), against DNS rebinding.
+
+    The rules are Starlette's ``TrustedHostMiddleware``'s (a name, ``"*.example.com"`` or ``"*"``),
+    with the refusal in the JSON error shape every other error has.
+    """
+
+    def __init__(self, app: ASGIApp, hosts: Sequence[str]) -> None:
+        self.app = app
+        # A bare IPv6 address is written in brackets in a Host header.
+        self.hosts = [f"[{h}]" if ":" in h and not h.startswith("[") else h.lower() for h in hosts]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1")
+        if self._allowed(header):
+            await self.app(scope, receive, send)
+            return
+        message = (
+            f"Host {header!r:.100} is not a host this server answers to; use the address it was started "
+            "with, or start it with --allowed-host NAME"
+        )
+        await error_response(400, "host_not_allowed", message)(scope, receive, send)
+
+    def _allowed(self, header: str) -> bool:
+        if "*" in self.hosts:
+            return True
+        match = _HOST_HEADER.fullmatch(header)
+        if match is None:
+            return False
+        host = match["host"].lower()
+        return any(
+            host == pattern or (pattern[:2] == "*." and host.endswith(pattern[1:])) for pattern in self.hosts
+        )

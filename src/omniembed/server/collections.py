@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import PurePath
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -10,13 +11,19 @@ from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from omniembed.errors import CollectionExistsError, InvalidInputError, ObjectNotFoundError
+from omniembed.errors import (
+    CollectionExistsError,
+    CollectionNotFoundError,
+    InvalidInputError,
+    ObjectNotFoundError,
+)
 from omniembed.inputs import data_urls
 from omniembed.inputs.images import load_image
-from omniembed.inputs.modality import check_text
 from omniembed.server.errors import LimitExceededError, NotServedError
 from omniembed.server.filters_json import from_json
 from omniembed.server.state import ServerState, get_state
+from omniembed.store.config import MAX_DIMS
+from omniembed.store.query import MAX_OFFSET
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
 StateDep = Annotated[ServerState, Depends(get_state)]
@@ -27,7 +34,7 @@ class VectorSpec(BaseModel):
 
     properties: list[str] | None = None
     self_provided: bool = False
-    dims: int | None = Field(default=None, ge=1)
+    dims: int | None = Field(default=None, ge=1, le=MAX_DIMS)
     metric: Literal["cosine", "dot", "l2"] = "cosine"
     include_property_names: bool = False
 
@@ -80,7 +87,7 @@ class QueryRequest(BaseModel):
     image: str | None = Field(default=None, description="base64 or a data URL")
     uuid: str | None = None
     limit: int = Field(default=10, ge=1, le=10000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
     alpha: float = Field(default=0.75, ge=0, le=1)
     fusion: Literal["relative_score", "ranked"] = "relative_score"
     target_vector: str | None = None
@@ -91,7 +98,7 @@ class QueryRequest(BaseModel):
     rerank: RerankRequest | None = None
 
 
-def _describe(collection: Any) -> dict[str, Any]:
+def _describe(state: ServerState, collection: Any) -> dict[str, Any]:
     config = collection.config
     return {
         "name": collection.name,
@@ -101,13 +108,23 @@ def _describe(collection: Any) -> dict[str, Any]:
             name: {
                 "dims": vector.dims,
                 "metric": vector.metric,
-                "model": (vector.vectorizer or {}).get("model"),
+                "model": _public_model_name(state, (vector.vectorizer or {}).get("model")),
                 "properties": (vector.vectorizer or {}).get("properties"),
             }
             for name, vector in config.vectors.items()
         },
         "modalities": _modalities(collection),
     }
+
+
+def _public_model_name(state: ServerState, stored: str | None) -> str | None:
+    """A collection's model as callers see it: the served model's public name, or the last part of
+    the stored name or path (the server's folders are none of a caller's business)."""
+    if stored is None:
+        return None
+    if stored == getattr(state.model, "name_or_path", None):
+        return state.settings.model_name
+    return PurePath(stored).name
 
 
 def _modalities(collection: Any) -> list[str]:
@@ -152,8 +169,13 @@ async def _locked(state: ServerState, work: Any) -> Any:
 @router.get("", summary="List collections")
 async def list_collections(state: StateDep) -> dict[str, Any]:
     """Every collection with its properties, vectors and object count."""
-    db = state.require_db()
-    return {"collections": [_describe(state.collection(name)) for name in db.collections.list()]}
+    described = []
+    for name in state.require_db().collections.list():
+        try:
+            described.append(_describe(state, state.collection(name)))
+        except CollectionNotFoundError:  # deleted since it was listed
+            continue
+    return {"collections": described}
 
 
 @router.post("", status_code=201, summary="Create a collection")
@@ -176,13 +198,13 @@ async def create_collection(body: CreateCollection, state: StateDep) -> dict[str
             )
     collection = await _locked(state, lambda: db.collections.create(body.name, body.properties, vectors))
     state.collections[body.name] = collection
-    return _describe(collection)
+    return _describe(state, collection)
 
 
 @router.get("/{name}", summary="Describe a collection")
 async def get_collection(name: str, state: StateDep) -> dict[str, Any]:
     """One collection's properties, vectors and object count."""
-    return _describe(state.collection(name))
+    return _describe(state, state.collection(name))
 
 
 @router.delete("/{name}", summary="Delete a collection")
@@ -219,7 +241,7 @@ async def fetch_objects(
     name: str,
     state: StateDep,
     limit: Annotated[int, Query(ge=1, le=10000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     include_vector: bool = False,
 ) -> dict[str, Any]:
     """Objects in insertion order, paged."""
@@ -269,10 +291,10 @@ async def delete_object(name: str, uuid: str, state: StateDep) -> dict[str, Any]
 async def query(name: str, body: QueryRequest, state: StateDep) -> dict[str, Any]:
     """Run one search (``type`` picks the method) and return the objects, best first."""
     collection = state.collection(name)
-    texts = {"query": body.query, "rerank.query": body.rerank.query if body.rerank else None}
-    for what, text in texts.items():
-        if text is not None:
-            check_text(text, what)
+    if body.query is not None:
+        state.check_chars(body.query, "query")
+    if body.rerank is not None and body.rerank.query is not None:
+        state.check_chars(body.rerank.query, "rerank.query")
     filters = from_json(body.filters) if body.filters is not None else None
     rerank = _rerank(state, body)
     start = time.perf_counter()

@@ -14,7 +14,6 @@ from omniembed.errors import InvalidInputError
 from omniembed.inputs import data_urls
 from omniembed.inputs.data_urls import is_data_url
 from omniembed.inputs.images import load_image
-from omniembed.inputs.modality import check_text
 from omniembed.server.errors import LimitExceededError, NotServedError
 from omniembed.server.state import ServerState, get_state
 
@@ -67,22 +66,15 @@ async def _inputs(state: ServerState, request: EmbeddingRequest) -> tuple[list[A
         raise InvalidInputError(
             f"input at index {images.index(True)} is an image; the served model embeds {model.modalities}"
         )
-    plain = [index for index, image in enumerate(images) if not image]
-    for index in plain:
-        check_text(texts[index], f"input at index {index}")
-    counts = await state.count_tokens([texts[index] for index in plain])
-    for index, tokens in zip(plain, counts, strict=True):
-        if tokens > limits.max_tokens_per_input:
-            raise LimitExceededError(
-                f"input at index {index} has {tokens} tokens; this server takes {limits.max_tokens_per_input}"
-            )
+    named = {f"input at index {index}": text for index, text in enumerate(texts) if not images[index]}
+    counts = await state.count_tokens(named)
     inputs: list[Any] = list(texts)
     pictures = [index for index, image in enumerate(images) if image]
     if pictures:  # decoded off the event loop, under the request's pixel budget
         decoded = await state.run_remote(lambda: [_decode_image(texts[index], index) for index in pictures])
         for index, picture in zip(pictures, decoded, strict=True):
             inputs[index] = picture
-    usage = sum(counts)
+    usage = sum(counts.values())
     return inputs, usage, usage + IMAGE_TOKENS * len(pictures)
 
 
@@ -129,6 +121,22 @@ async def embeddings(
     }
 
 
+async def _rerank_texts(state: ServerState, request: RerankRequest) -> list[str]:
+    """The documents' texts, once the query and each document pass the character and token caps."""
+    texts = []
+    for index, document in enumerate(request.documents):
+        text = document if isinstance(document, str) else document.get("text")
+        if text is None:
+            raise InvalidInputError(
+                f"document at index {index} has no 'text'; send a string or {{\"text\": ...}}"
+            )
+        texts.append(text)
+    # Counted on the tokenizing thread, so a long document never holds the model lock to be refused.
+    documents = {f"document at index {index}": text for index, text in enumerate(texts)}
+    await state.count_tokens({"query": request.query, **documents}, reranker=True)
+    return texts
+
+
 @router.post("/v1/rerank", summary="Score documents against a query with the served reranker")
 async def rerank(request: RerankRequest, state: Annotated[ServerState, Depends(get_state)]) -> dict[str, Any]:
     """Return the documents' indices and relevance scores, best first (top ``top_n``)."""
@@ -137,7 +145,7 @@ async def rerank(request: RerankRequest, state: Annotated[ServerState, Depends(g
     count, most = len(request.documents), state.settings.max_inputs
     if count > most:
         raise LimitExceededError(f"{count} documents in one request; this server takes {most}")
-    texts = [doc if isinstance(doc, str) else doc.get("text", "") for doc in request.documents]
+    texts = await _rerank_texts(state, request)
     if not texts:
         return {"results": [], "model": state.settings.model_name}
 

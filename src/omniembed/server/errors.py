@@ -65,6 +65,10 @@ def install_handlers(app: FastAPI) -> None:
         if status >= 500:
             logger.exception("%s %s failed", request.method, request.url.path, exc_info=error)
             message = str(error) if code != "internal_error" else "internal server error"
+        elif isinstance(error, errors.CollectionNotFoundError):
+            # The store's message lists the database's collections; a caller learns only this one is missing.
+            name = request.path_params.get("name")
+            message = f"no collection named {name!r}" if name is not None else "the collection does not exist"
         else:
             message = str(error)
         return error_response(status, code, message)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from omniembed.store.filters import And, Condition, Filter, Not, Or
+from omniembed.store.filters import MAX_FILTER_DEPTH, And, Condition, Filter, Not, Or
 
 _ALIASES = {
     "equal": "==",
@@ -27,16 +27,25 @@ _ALIASES = {
 OPERATORS = ("==", "!=", "<", "<=", ">", ">=", "like", "contains_any", "contains_all", "is_none")
 
 
-def from_json(data: Any, where: str = "filters") -> Filter:
-    """Build a ``Filter`` from its JSON form, or raise ``ValueError`` naming the bad part."""
+def from_json(data: Any, where: str = "filters", depth: int = 0) -> Filter:
+    """Build a ``Filter`` from its JSON form, or raise ``ValueError`` naming the bad part.
+
+    ``depth`` counts the and/or/not levels above ``data``; past the store's limit the nesting is
+    refused here, before it recurses any deeper (the store checks the filter's size).
+    """
     if not isinstance(data, Mapping):
         raise ValueError(f"{where} must be an object, got {type(data).__name__}")
     operator = str(data.get("operator", "")).lower()
     if operator in ("and", "or", "not"):
+        if depth == MAX_FILTER_DEPTH:
+            raise ValueError(
+                f"{where}: filters are nested at most {MAX_FILTER_DEPTH} and/or/not levels deep; "
+                "give one 'and' or 'or' many operands instead of nesting them"
+            )
         operands = data.get("operands")
         if not isinstance(operands, list) or not operands:
             raise ValueError(f"{where}: '{operator}' needs a non-empty list 'operands'")
-        parts = tuple(from_json(part, f"{where}.operands[{i}]") for i, part in enumerate(operands))
+        parts = tuple(from_json(part, f"{where}.operands[{i}]", depth + 1) for i, part in enumerate(operands))
         if operator == "not":
             if len(parts) != 1:
                 raise ValueError(f"{where}: 'not' takes exactly one operand, got {len(parts)}")
@@ -52,10 +61,10 @@ def from_json(data: Any, where: str = "filters") -> Filter:
     if isinstance(path, list) and len(path) == 1:
         path = path[0]
     if not isinstance(path, str):
-        raise ValueError(f"{where}: 'path' must name a property, got {path!r}")
+        raise ValueError(f"{where}: 'path' must name a property, got {path!r:.60}")
     if "value" not in data:
         raise ValueError(f"{where}: a condition needs a 'value'")
     value = data["value"]
     if operator in ("contains_any", "contains_all") and not isinstance(value, list):
-        raise ValueError(f"{where}: {operator} takes a list value, got {value!r}")
-    return Condition(path, operator, bool(value) if operator == "is_none" else value)
+        raise ValueError(f"{where}: {operator} takes a list value, got {value!r:.60}")
+    return Condition(path, operator, value)  # the store checks values, is_none's boolean included

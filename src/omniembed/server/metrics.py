@@ -8,6 +8,9 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
+# Label values are series: a made-up method must not make a new one.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
 
 class Metrics:
     """Request counts and latencies, forward-pass batch sizes and the batcher's queue depth."""
@@ -60,5 +63,6 @@ class Metrics:
         finally:
             route = request.scope.get("route")
             name = getattr(route, "path", "unmatched")
-            self.requests.labels(request.method, name, str(status)).inc()
+            method = request.method if request.method in _METHODS else "other"
+            self.requests.labels(method, name, str(status)).inc()
             self.latency.labels(name).observe(time.perf_counter() - start)

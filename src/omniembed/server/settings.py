@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from omniembed.inputs import policy as input_policy
 from omniembed.inputs.policy import InputPolicy
 
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
 
 @dataclass(frozen=True)
 class ServerSettings:
@@ -19,6 +21,8 @@ class ServerSettings:
         max_body_bytes: the largest request body accepted (413 above it).
         max_inputs: the most inputs in one embeddings or rerank request.
         max_tokens_per_input: the most tokens in one input (longer inputs are refused, not cut).
+        max_input_chars: the most characters in one text input, checked before any tokenizing so a
+            huge text is refused at once; ``None`` means 32 x ``max_tokens_per_input``.
         max_batch_tokens: the token budget of one merged forward pass.
         max_wait_ms: how long the batcher waits for more requests to join a forward pass.
         cors_origins: origins allowed by CORS; empty (the default) adds no CORS headers at all.
@@ -32,6 +36,12 @@ class ServerSettings:
         max_request_pixels: pixels decoded for one request, all its images together.
         max_audio_seconds: seconds in one audio input.
         max_video_frames: frames in one video input.
+        public_metrics: with ``api_keys`` set, leave ``/metrics`` open (for a scraper without the key).
+        public_docs: with ``api_keys`` set, leave ``/docs``, ``/redoc`` and ``/openapi.json`` open;
+            otherwise the schema needs the key and the two pages are off (a browser cannot send it).
+        allowed_hosts: the ``Host`` header values answered (any port), so a web page cannot reach a
+            local server through a DNS name it controls (DNS rebinding): names, ``"*.example.com"``
+            for its subdomains, or ``"*"`` for any host. The default is the loopback names.
     """
 
     model_name: str = "omniembed"
@@ -39,6 +49,7 @@ class ServerSettings:
     max_body_bytes: int = 16 * 2**20
     max_inputs: int = 2048
     max_tokens_per_input: int = 8192
+    max_input_chars: int | None = None
     max_batch_tokens: int = 16384
     max_wait_ms: float = 0.0
     cors_origins: tuple[str, ...] = ()
@@ -50,6 +61,9 @@ class ServerSettings:
     max_request_pixels: int = input_policy.REMOTE_REQUEST_PIXELS
     max_audio_seconds: float = input_policy.REMOTE_AUDIO_SECONDS
     max_video_frames: int = input_policy.REMOTE_VIDEO_FRAMES
+    public_metrics: bool = False
+    public_docs: bool = False
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
 
     def input_policy(self) -> InputPolicy:
         """The policy every remote request's inputs are read under."""
@@ -63,3 +77,9 @@ class ServerSettings:
             max_audio_seconds=self.max_audio_seconds,
             max_video_frames=self.max_video_frames,
         )
+
+    @property
+    def input_char_limit(self) -> int:
+        """The character cap in force: ``max_input_chars``, or 32 characters per allowed token (a
+        token covers about 4 characters of English, so only texts far over the token cap meet it)."""
+        return self.max_input_chars if self.max_input_chars is not None else 32 * self.max_tokens_per_input

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import copy
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -14,10 +14,12 @@ from typing import Any, TypeVar
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from omniembed.errors import CollectionNotFoundError
 from omniembed.inputs import policy as input_policy
+from omniembed.inputs.modality import check_text
 from omniembed.inputs.policy import InputPolicy
 from omniembed.server.batcher import DynamicBatcher
-from omniembed.server.errors import NotServedError
+from omniembed.server.errors import LimitExceededError, NotServedError
 from omniembed.server.metrics import Metrics
 from omniembed.server.settings import ServerSettings
 
@@ -38,6 +40,7 @@ class ServerState:
     collections: dict[str, Any] = field(default_factory=dict)
     policy: InputPolicy = field(init=False)
     _counter: Any = None
+    _rerank_counter: Any = None
     _tokenizing: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="omniembed-tokens")
     )
@@ -53,9 +56,9 @@ class ServerState:
                 metrics=self.metrics,
                 policy=self.policy,
             )
-            # A private tokenizer copy: fast tokenizers are not safe to share across threads.
-            tokenizer = getattr(self.model, "tokenizer", None)
-            self._counter = copy.deepcopy(tokenizer) if tokenizer is not None else None
+        # Private tokenizer copies: fast tokenizers are not safe to share across threads.
+        self._counter = _private_tokenizer(self.model)
+        self._rerank_counter = _private_tokenizer(self.reranker)
 
     def start(self) -> None:
         """Start the batcher thread."""
@@ -68,18 +71,48 @@ class ServerState:
             self.batcher.stop()
         self._tokenizing.shutdown(wait=False, cancel_futures=True)
 
-    async def count_tokens(self, texts: list[str]) -> list[int]:
-        """Token counts of texts (with special tokens), computed off the event loop."""
-        if not texts:
-            return []
-        if self._counter is None:
-            return [len(text.split()) for text in texts]
-        counter = self._counter
+    async def count_tokens(self, inputs: dict[str, str], *, reranker: bool = False) -> dict[str, int]:
+        """Token counts (with special tokens) of named texts, for the model or the reranker.
 
-        def count() -> list[int]:
-            return [len(ids) for ids in counter(texts, add_special_tokens=True)["input_ids"]]
+        Each text is checked against the character cap first and the token cap as soon as it is
+        counted (413 naming it). Counting runs on the tokenizing thread, one slice at a time, so
+        another request's texts get the thread in between and a refused request stops early.
+        """
+        for name, text in inputs.items():
+            self.check_chars(text, name)
+        counter = self._rerank_counter if reranker else self._counter
+        counts: dict[str, int] = {}
+        for names in _slices(inputs, TOKENIZE_SLICE_CHARS):
+            texts = [inputs[name] for name in names]
+            if counter is None:
+                found = [len(text.split()) for text in texts]
+            else:
 
-        return await asyncio.get_running_loop().run_in_executor(self._tokenizing, count)
+                def count(texts: list[str] = texts) -> list[int]:
+                    return [len(ids) for ids in counter(texts, add_special_tokens=True)["input_ids"]]
+
+                found = await asyncio.get_running_loop().run_in_executor(self._tokenizing, count)
+            for name, tokens in zip(names, found, strict=True):
+                self._check_tokens(tokens, name)
+                counts[name] = tokens
+        return counts
+
+    def check_chars(self, text: str, what: str) -> None:
+        """Refuse a text over the character cap (413), before anything tokenizes it, and one that is
+        not valid Unicode (400: a lone surrogate)."""
+        check_text(text, what)
+        limit = self.settings.input_char_limit
+        if len(text) > limit:
+            raise LimitExceededError(
+                f"{what} has {len(text)} characters; this server takes {limit} (--max-input-chars)"
+            )
+
+    def _check_tokens(self, tokens: int, what: str) -> None:
+        limit = self.settings.max_tokens_per_input
+        if tokens > limit:
+            raise LimitExceededError(
+                f"{what} has {tokens} tokens; this server takes {limit} (--max-tokens-per-input)"
+            )
 
     async def run_remote(self, work: Callable[[], T], *, lock: bool = False) -> T:
         """Run ``work`` in a worker thread under the remote input policy (with a fresh per-request
@@ -104,18 +137,46 @@ class ServerState:
         return self.db
 
     def collection(self, name: str) -> Any:
-        """Open a collection once, giving it the served model where the collection names that model."""
+        """Open a collection once, giving it the served model where the collection names that model.
+
+        A collection deleted since it was opened is forgotten here and is a 404, like one never made.
+        """
+        db = self.require_db()
+        config = db.backend.configs().get(name)
+        if config is None:
+            self.collections.pop(name, None)
+            raise CollectionNotFoundError(f"no collection named {name!r}")
         if name not in self.collections:
-            db = self.require_db()
-            config = db.backend.configs().get(name)
             served = getattr(self.model, "name_or_path", None)
             given = {}
-            if config is not None and self.model is not None:
+            if self.model is not None:
                 for vector_name, vector in config.vectors.items():
                     if vector.vectorizer is not None and vector.vectorizer.get("model") in (served, None):
                         given[vector_name] = self.model
             self.collections[name] = db.collections.get(name, vectorizers=given or None)
         return self.collections[name]
+
+
+TOKENIZE_SLICE_CHARS = 100_000  # about 0.2 s of tokenizing: the longest another request waits
+
+
+def _private_tokenizer(model: Any) -> Any:
+    tokenizer = getattr(model, "tokenizer", None)
+    return copy.deepcopy(tokenizer) if tokenizer is not None else None
+
+
+def _slices(inputs: dict[str, str], chars: int) -> Iterator[list[str]]:
+    """Names of consecutive texts, about ``chars`` characters a slice (a longer text is alone)."""
+    names: list[str] = []
+    size = 0
+    for name, text in inputs.items():
+        if names and size + len(text) > chars:
+            yield names
+            names, size = [], 0
+        names.append(name)
+        size += len(text)
+    if names:
+        yield names
 
 
 def get_state(request: Request) -> ServerState:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from omniembed.errors import CollectionNotFoundError
 from omniembed.store.backend import Backend, Hit, StoredObject
 from omniembed.store.config import CollectionConfig
 from omniembed.store.data import DataAPI
@@ -39,6 +40,12 @@ class Rerank:
         return max(limit, self.candidates or max(50, 4 * limit))
 
 
+def _unsized(config: CollectionConfig) -> CollectionConfig:
+    """``config`` without vector sizes, which fill in on first insert: what stays while it lives."""
+    vectors = {name: replace(vector, dims=None) for name, vector in config.vectors.items()}
+    return replace(config, vectors=vectors)
+
+
 class Collection:
     """Objects of one kind. Write with ``collection.data``, search with ``collection.query``."""
 
@@ -51,13 +58,20 @@ class Collection:
     ) -> None:
         self.backend, self.vectorizers, self.cache = backend, vectorizers, cache
         self.name = config.name
+        self._opened = config
         self.data = DataAPI(self)
         self.query = QueryAPI(self)
 
     @property
     def config(self) -> CollectionConfig:
         """The collection's current configuration (vector sizes fill in on first insert)."""
-        return self.backend.configs()[self.name]
+        config = self.backend.configs().get(self.name)
+        if config is None or _unsized(config) != _unsized(self._opened):  # gone, or a new one by its name
+            raise CollectionNotFoundError(
+                f"collection {self.name!r} was deleted since it was opened; get it again with "
+                f"db.collections.get({self.name!r})"
+            )
+        return config
 
     def __len__(self) -> int:
         return self.backend.count(self.name)

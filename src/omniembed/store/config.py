@@ -9,6 +9,7 @@ from omniembed.store.schema import BM25Config, Schema, check_name
 
 Metric = Literal["cosine", "dot", "l2", "maxsim"]
 METRICS = ("cosine", "dot", "l2", "maxsim")
+MAX_DIMS = 65_536  # 16x the largest embedding models; the index allocates rows of this size up front
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,8 @@ class VectorConfig:
             raise ValueError(f"metric {self.metric!r} is not one of {METRICS}")
         if (self.metric == "maxsim") != self.multi_vector:
             raise ValueError("multi-vector vectors use the 'maxsim' metric, and only they do")
-        if self.dims is not None and self.dims < 1:
-            raise ValueError(f"a vector needs at least one dimension, got dims={self.dims}")
+        if self.dims is not None and not 1 <= self.dims <= MAX_DIMS:
+            raise ValueError(f"a vector has 1 to {MAX_DIMS} dimensions, got dims={self.dims}")
 
 
 @dataclass(frozen=True)

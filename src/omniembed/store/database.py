@@ -13,7 +13,7 @@ from omniembed.errors import CollectionNotFoundError
 from omniembed.store.backend import Backend
 from omniembed.store.collection import Collection
 from omniembed.store.config import CollectionConfig, IndexConfig, Metric, VectorConfig
-from omniembed.store.schema import BM25Config, Schema
+from omniembed.store.schema import BM25Config, Schema, check_new_properties
 from omniembed.store.vectorizer import EmbeddingCache, Vectorizer
 
 logger = logging.getLogger(__name__)
@@ -63,10 +63,13 @@ class Database:
     def __init__(self, backend: Backend, cache: EmbeddingCache | None = None) -> None:
         self.backend = backend
         self.collections = Collections(backend, cache)
+        self._closed = False
 
     def close(self) -> None:
-        """Save what is derived (indexes) and release the database."""
-        self.backend.close()
+        """Save what is derived (indexes) and release the database; closing it again does nothing."""
+        if not self._closed:
+            self._closed = True
+            self.backend.close()
 
     def __enter__(self) -> Database:
         return self
@@ -105,6 +108,7 @@ class Collections:
             index: when vector search switches from exact to HNSW, and the HNSW settings.
         """
         schema = Schema(dict(properties or {}))
+        check_new_properties(schema)
         if isinstance(vectors, Vectorizer):
             vectors = {"default": vectors}
         vectorizers: dict[str, Vectorizer] = {}

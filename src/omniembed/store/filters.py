@@ -14,6 +14,14 @@ from typing import Any
 from omniembed.store.schema import Schema, clean_value
 
 _COMPARISONS = {"==": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+# Limits that keep a filter well inside SQLite's: its parser overflows past ~26 nested and/or levels,
+# an expression deeper than 1,000 nodes is refused, a statement takes at most 32,766 parameters and
+# a LIKE pattern at most 50,000 bytes.
+MAX_FILTER_DEPTH = 16
+MAX_FILTER_CONDITIONS = 256
+MAX_FILTER_LIST_VALUES = 4096
+MAX_FILTER_VALUES = 10_000
+MAX_LIKE_PATTERN = 1_000  # characters; SQLite refuses patterns over 50,000 bytes
 
 
 class Filter:
@@ -40,10 +48,10 @@ class Filter:
         return Or(tuple(filters))
 
     def __and__(self, other: Filter) -> Filter:
-        return And((self, other))
+        return And((*_parts(self, And), *_parts(other, And)))  # a & b & c is one And, not nested ones
 
     def __or__(self, other: Filter) -> Filter:
-        return Or((self, other))
+        return Or((*_parts(self, Or), *_parts(other, Or)))
 
     def __invert__(self) -> Filter:
         return Not(self)
@@ -89,6 +97,10 @@ class Not(Filter):
 
     def __repr__(self) -> str:
         return f"Not({self.part!r})"
+
+
+def _parts(flt: Filter, kind: type[And] | type[Or]) -> tuple[Filter, ...]:
+    return flt.parts if isinstance(flt, kind) else (flt,)
 
 
 class PropertyRef:
@@ -147,8 +159,65 @@ class PropertyRef:
     __ge__ = greater_or_equal
 
 
+def check_size(flt: Filter) -> None:
+    """Raise ``ValueError`` when ``flt`` nests too deep or holds too many conditions or values (or an
+    ``is_none`` that is not a boolean: ``"no"`` would be true).
+
+    >>> check_size(Filter.by_property("tags").contains_any(range(5000)))
+    Traceback (most recent call last):
+    ...
+    ValueError: contains_any on 'tags' has 5000 values; a list takes at most 4096
+    """
+    conditions = values = 0
+    todo: list[tuple[Filter, int]] = [(flt, 0)]
+    while todo:  # a loop, not recursion: a filter built in Python may nest very deep
+        node, depth = todo.pop()
+        if isinstance(node, (And, Or, Not)):
+            if depth == MAX_FILTER_DEPTH:
+                raise ValueError(
+                    f"filter is nested more than {MAX_FILTER_DEPTH} and/or/not levels deep; "
+                    "give one 'and' or 'or' many operands instead of nesting them"
+                )
+            parts = (node.part,) if isinstance(node, Not) else node.parts
+            todo.extend((part, depth + 1) for part in parts)
+            continue
+        conditions += 1
+        values += _checked_values(node)
+        if conditions > MAX_FILTER_CONDITIONS:
+            raise ValueError(
+                f"filter has over {MAX_FILTER_CONDITIONS} conditions; match many values of one property "
+                "with contains_any instead"
+            )
+        if values > MAX_FILTER_VALUES:
+            raise ValueError(
+                f"filter holds over {MAX_FILTER_VALUES} values in its lists; split it into several queries"
+            )
+
+
+def _checked_values(node: Filter) -> int:
+    """How many list values a condition holds, once its list size, ``is_none`` value and ``like``
+    pattern length are checked."""
+    if not isinstance(node, Condition):
+        return 0  # the compiler names what is not a filter
+    if node.op == "is_none" and not isinstance(node.value, bool):
+        raise ValueError(f"is_none on {node.prop!r} takes true or false, got {node.value!r:.60}")
+    if node.op == "like" and isinstance(node.value, str) and len(node.value) > MAX_LIKE_PATTERN:
+        raise ValueError(
+            f"like pattern on {node.prop!r} has {len(node.value)} characters; the most is {MAX_LIKE_PATTERN}"
+        )
+    if not isinstance(node.value, (list, tuple)):
+        return 0
+    if len(node.value) > MAX_FILTER_LIST_VALUES:
+        raise ValueError(
+            f"{node.op} on {node.prop!r} has {len(node.value)} values; a list takes at most "
+            f"{MAX_FILTER_LIST_VALUES}"
+        )
+    return len(node.value)
+
+
 def to_sql(flt: Filter, schema: Schema) -> tuple[str, list[Any]]:
     """Compile ``flt`` into a WHERE clause over the ``properties`` JSON column and its parameters."""
+    check_size(flt)
     params: list[Any] = []
     return _compile(flt, schema, params), params
 
@@ -222,8 +291,6 @@ def _contains(column: str, kind: str, op: str, values: list[Any], params: list[A
 
 
 def _param(prop: str, kind: str, value: Any) -> Any:
-    if kind == "number" and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
     if kind == "int" and isinstance(value, float) and value.is_integer():
         value = int(value)
     if kind in ("image", "audio", "video"):

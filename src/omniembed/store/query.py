@@ -3,6 +3,7 @@ bm25, hybrid, fetch."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,8 @@ from omniembed.store.results import QueryResult
 
 if TYPE_CHECKING:
     from omniembed.store.collection import Collection, Rerank
+
+MAX_OFFSET = 10**9  # far past any real page; SQLite's OFFSET overflows at 2**63
 
 
 class QueryAPI:
@@ -259,6 +262,8 @@ class QueryAPI:
         include_vector: bool = False,
     ) -> QueryResult:
         """Objects in insertion order, optionally filtered and paged."""
+        if not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+            raise ValueError(f"offset must be an integer from 0 to {MAX_OFFSET}, got {offset!r:.60}")
         uuids = self._collection.backend.find(self._collection.name, filters, limit, offset)
         return self._collection.results([Hit(uuid, 0.0) for uuid in uuids], include_vector, scored=False)
 
@@ -285,9 +290,12 @@ def parse_boosts(properties: Sequence[str] | None, default: Sequence[str]) -> di
     for item in properties if properties is not None else default:
         name, _, weight = item.partition("^")
         try:
-            boosts[name] = float(weight) if weight else 1.0
+            boost = float(weight) if weight else 1.0
         except ValueError:
-            raise ValueError(f"boost in {item!r} is not a number; write it as 'name^2'") from None
+            boost = math.nan
+        if not (math.isfinite(boost) and boost > 0):
+            raise ValueError(f"boost in {item!r:.80} must be a finite number above 0; write it as 'name^2'")
+        boosts[name] = boost
     return boosts
 
 

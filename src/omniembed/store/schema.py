@@ -33,7 +33,8 @@ PropertyType = Literal[
     "video",
 ]
 PROPERTY_TYPES: tuple[str, ...] = get_args(PropertyType)
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")  # fullmatch: "$" would let a final newline in
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what SQLite stores as an integer
 _DATE_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -95,11 +96,24 @@ class Schema:
 
 def check_name(name: str, what: str) -> str:
     """Return ``name`` if it is a valid identifier for a collection, property or vector."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValueError(
             f"{what} name {name!r} is not valid; use letters, digits and '_' (not first), up to 128 chars"
         )
     return name
+
+
+def check_new_properties(schema: Schema) -> None:
+    """Refuse property names that start with ``_``: those are the system's (``_id`` is the uuid).
+
+    Checked when a collection is created, so databases that already have such names still open.
+    """
+    for name in schema.properties:
+        if name.startswith("_"):
+            raise ValueError(
+                f"property name {name!r} starts with '_', which is reserved for the system (the filter "
+                f"path '_id' is the uuid); rename it, e.g. to {name.lstrip('_') or 'value'!r}"
+            )
 
 
 def clean_value(name: str, kind: str, value: Any) -> Any:
@@ -119,8 +133,13 @@ def _clean_scalar(name: str, kind: str, value: Any) -> Any:
             check_text(value, f"property {name!r}")
     elif kind == "int":
         ok = isinstance(value, int) and not isinstance(value, bool)
+        if ok and not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError(
+                f"property {name!r} is int and {value!r:.60} is outside the 64-bit range "
+                f"({INT64_MIN} to {INT64_MAX}); store it as a number or as text"
+            )
     elif kind == "number":
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and _finite(value)
         value = float(value) if ok else value
     elif kind == "bool":
         ok = isinstance(value, bool)
@@ -133,6 +152,14 @@ def _clean_scalar(name: str, kind: str, value: Any) -> Any:
     if not ok:
         raise ValueError(f"property {name!r} is {kind}, got {type(value).__name__} {value!r:.60}")
     return value
+
+
+def _finite(number: float) -> bool:
+    """Whether a number is a finite 64-bit float (a huge int does not fit one)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
 
 
 def to_date_string(name: str, value: Any) -> str:

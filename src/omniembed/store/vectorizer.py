@@ -22,6 +22,9 @@ _LOADERS = {
     "VisionMultiVectorEncoder": "omniembed.late_interaction.vision",
 }
 _METRICS = {"cosine": "cosine", "dot": "dot", "euclidean": "l2"}
+# Loading options that run code from a model's folder or the hub (or read pickle files): a stored
+# vectorizer may not switch them on, since a database folder may come from someone else.
+_CODE_OPTIONS = ("trust_remote_code", "use_kernels", "allow_all_kernels", "kernel_config")
 
 
 class EmbeddingCache(Protocol):
@@ -99,11 +102,14 @@ class Vectorizer:
         self.document_prompt_name = document_prompt_name
         self.batch_size = batch_size
         self.model_kwargs = dict(model_kwargs or {})
+        self._refusal: str | None = None  # why a stored vectorizer may not load its model by name
 
     @property
     def model(self) -> Any:
         """The model, loaded on first use when given by name."""
         if self._model is None:
+            if self._refusal is not None:
+                raise ValueError(self._refusal)
             loader = getattr(import_module(_LOADERS[self.model_class]), self.model_class)
             self._model = loader(self.model_name, **self.model_kwargs)
         return self._model
@@ -147,14 +153,27 @@ class Vectorizer:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], model: Any = None) -> Vectorizer:
-        """Rebuild a vectorizer from :meth:`to_json` (optionally with an already loaded model)."""
+        """Rebuild a vectorizer from :meth:`to_json` (optionally with an already loaded model).
+
+        Without a model, stored loading options that run code or read pickle files are not applied:
+        loading the model raises ``ValueError`` that says to pass the model instead.
+        """
         options = {key: value for key, value in data.items() if key != "model"}
         if model is None and data["model"] is None:
             raise ValueError(
                 "this vectorizer's model had no name or path when the collection was made; pass it with "
                 "db.collections.get(name, vectorizers={vector_name: model})"
             )
-        return cls(model if model is not None else data["model"], **options)
+        vectorizer = cls(model if model is not None else data["model"], **options)
+        unsafe = _unsafe_option(data.get("model_kwargs"), "model_kwargs") if model is None else None
+        if unsafe is not None:  # refused when the model would load, so the rest of the collection works
+            vectorizer._refusal = (
+                f"the stored vectorizer loads its model with {unsafe}, which can run code or read pickle "
+                "files from the model's folder, and a database folder may come from someone else; if you "
+                "trust the model, load it yourself and pass it: "
+                "db.collections.get(name, vectorizers={vector_name: model})"
+            )
+        return vectorizer
 
     def bind(self, schema: Schema) -> None:
         """Check the properties against the schema; default to every text and media property."""
@@ -298,6 +317,32 @@ class Vectorizer:
 
 
 _READABLE = ("text", "text[]", "image", "audio", "video")
+
+
+def _unsafe_option(options: Any, where: str) -> str | None:
+    """The first loading option, at any depth of ``options``, that runs code or reads pickle files.
+
+    >>> _unsafe_option({"model_kwargs": {"use_safetensors": False}}, "model_kwargs")
+    'model_kwargs.model_kwargs.use_safetensors=False'
+    """
+    todo = [(where, options)]
+    while todo:
+        path, value = todo.pop()
+        if isinstance(value, list):
+            value = dict(enumerate(value))
+        for key, item in value.items() if isinstance(value, Mapping) else ():
+            if _runs_code(key, item):
+                return f"{path}.{key}={item!r}"
+            todo.append((f"{path}.{key}", item))
+    return None
+
+
+def _runs_code(key: Any, value: Any) -> bool:
+    if key in _CODE_OPTIONS:
+        return value not in (False, None)
+    if key == "attn_implementation":  # "org/repo" names a kernel fetched from the hub
+        return isinstance(value, str) and "/" in value
+    return key == "use_safetensors" and value is False  # the opt-in to pickle-based weights
 
 
 def _digest_value(digest: Any, item: Any) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from omniembed.store.filters import And, Condition, Filter, Not, Or, _param
+from omniembed.store.filters import And, Condition, Filter, Not, Or, _param, check_size
 from omniembed.store.schema import Schema
 
 _COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
@@ -29,6 +29,7 @@ _COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
 
 def to_expr(flt: Filter, schema: Schema) -> str:
     """Compile ``flt`` into a Milvus filter expression."""
+    check_size(flt)
     return _compile(flt, schema, negate=False)
 
 
