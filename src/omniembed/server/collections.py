@@ -68,7 +68,7 @@ class UpdateObject(BaseModel):
     vectors: dict[str, list[float]] | None = None
 
 
-class RerankRequest(BaseModel):
+class QueryRerank(BaseModel):
     """Rerank a query's results with the server's cross-encoder (mirrors the Python ``Rerank``)."""
 
     property: str = Field(description="the text property scored against the query")
@@ -95,7 +95,7 @@ class QueryRequest(BaseModel):
     filters: dict[str, Any] | None = None
     include_vector: bool = False
     explain: bool = False
-    rerank: RerankRequest | None = None
+    rerank: QueryRerank | None = None
 
 
 def _describe(state: ServerState, collection: Any) -> dict[str, Any]:
