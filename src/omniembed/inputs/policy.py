@@ -112,26 +112,31 @@ class InputPolicy:
     def allows_file(self, value: str | os.PathLike[str]) -> bool:
         """Whether ``value`` names a file this policy lets inputs read (an existing regular file, inside
         ``file_root`` after resolving links)."""
-        if not self.refers_to_files:
-            return False
-        try:
-            path = Path(value).resolve()
-        except (OSError, ValueError, RuntimeError):
-            return False
-        if self.file_root is not None and not path.is_relative_to(self.file_root):
-            return False
-        return path.is_file()
+        return self._allowed_file(value) is not None
 
     def local_file(self, value: str | os.PathLike[str], kind: str, where: str) -> Path:
-        """The file ``value`` names, or ``InvalidInputError`` naming the ``kind`` of input and ``where``
-        it is (``"input at index 3"``); remote callers learn nothing about which paths exist."""
-        if self.allows_file(value):
-            return Path(value)
+        """The file ``value`` names, resolved (the path that was checked is the one read), or
+        ``InvalidInputError`` naming the ``kind`` of input and ``where`` it is (``"input at index 3"``);
+        remote callers learn nothing about which paths exist."""
+        path = self._allowed_file(value)
+        if path is not None:
+            return path
         if self.remote:
             raise InvalidInputError(
                 f"{kind} ({where}): send the file's bytes as base64 or a data URL ({REMOTE_HINT})"
             )
         raise InvalidInputError(f"{kind} file {os.fspath(value)!r} ({where}) does not exist; check the path")
+
+    def _allowed_file(self, value: str | os.PathLike[str]) -> Path | None:
+        if not self.refers_to_files:
+            return None
+        try:
+            path = Path(value).resolve()
+        except (OSError, ValueError, RuntimeError):
+            return None
+        if self.file_root is not None and not path.is_relative_to(self.file_root):
+            return None
+        return path if path.is_file() else None
 
     def allows_url(self, value: str) -> bool:
         """Whether ``value`` is an http(s) URL this policy lets inputs fetch."""
