@@ -6,13 +6,12 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 # Tests never reach the network; set before huggingface_hub is first imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import model_factory as mf
+from helpers import models as mf
 
 
 @pytest.fixture(scope="session")
@@ -59,26 +58,19 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..
     return build
 
 
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-row cosine similarity of two float matrices."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-
-
 # --- images and multimodal models ---------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     """Build a tiny random CLIP folder once per layout: ``tiny_clip("plain" | "legacy" | "v6")``."""
-    import image_factory
+    from helpers import images
 
     built: dict[str, Path] = {}
 
     def build(layout: str = "plain") -> Path:
         if layout not in built:
-            built[layout] = image_factory.build_clip(tmp_path_factory.mktemp(f"clip-{layout}"), layout=layout)
+            built[layout] = images.build_clip(tmp_path_factory.mktemp(f"clip-{layout}"), layout=layout)
         return built[layout]
 
     return build
@@ -87,37 +79,37 @@ def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
 @pytest.fixture(scope="session")
 def multilingual_text_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The text half of a tiny multilingual CLIP pairing (DistilBERT + mean + Dense, no Normalize)."""
-    import image_factory
+    from helpers import images
 
-    return image_factory.build_multilingual_text(tmp_path_factory.mktemp("multilingual-text"))
+    return images.build_multilingual_text(tmp_path_factory.mktemp("multilingual-text"))
 
 
 @pytest.fixture(scope="session")
 def cifar() -> list[tuple[Path, str]]:
     """The 500 real CIFAR-10 test images as ``(path, label)`` pairs."""
-    import image_factory
+    from helpers import images
 
-    return image_factory.cifar_images()
+    return images.cifar_images()
 
 
 @pytest.fixture(scope="session")
 def tiny_qwen3_vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Qwen3-VL embedder folder (Transformer + last-token Pooling + Normalize)."""
-    import image_factory
+    from helpers import images
 
-    return image_factory.build_qwen3_vl(tmp_path_factory.mktemp("qwen3-vl"))
+    return images.build_qwen3_vl(tmp_path_factory.mktemp("qwen3-vl"))
 
 
 @pytest.fixture(scope="session")
 def tiny_clap(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     """Build a tiny random CLAP (text + audio) once per layout (``plain`` or ``v6``)."""
-    import audio_factory
+    from helpers import audio
 
     built: dict[str, Path] = {}
 
     def build(layout: str = "plain") -> Path:
         if layout not in built:
-            built[layout] = audio_factory.build_clap(tmp_path_factory.mktemp(f"clap-{layout}"), layout=layout)
+            built[layout] = audio.build_clap(tmp_path_factory.mktemp(f"clap-{layout}"), layout=layout)
         return built[layout]
 
     return build

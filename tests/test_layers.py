@@ -120,3 +120,25 @@ def test_no_import_cycles() -> None:
         if node not in state:
             walk(node)
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+TESTS = Path(__file__).resolve().parent
+REPOSITORY_TESTS = {
+    "test_examples.py",
+    "test_helpers.py",
+    "test_layers.py",
+    "test_package.py",
+    "test_repository.py",
+}
+"""Tests of the repository as a whole, the only test files at the top of ``tests/``."""
+
+
+def test_tests_mirror_the_packages() -> None:
+    packages = {path.name for path in PACKAGE.iterdir() if (path / "__init__.py").exists()}
+    folders = {
+        path.name for path in TESTS.iterdir() if path.is_dir() and not path.name.startswith((".", "_"))
+    }
+    orphans = folders - packages - {"helpers"}
+    assert not orphans, f"test folders without a package of that name: {sorted(orphans)}"
+    stray = {path.name for path in TESTS.glob("test_*.py")} - REPOSITORY_TESTS
+    assert not stray, f"move {sorted(stray)} into tests/<package>/ (the package they test)"

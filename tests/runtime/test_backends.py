@@ -15,8 +15,7 @@ from omniembed import MissingExtraError, SentenceTransformer
 from omniembed.runtime import onnx as onnx_runtime
 from omniembed.runtime.cache import model_digest
 
-from conftest import cosines
-from test_parity import assert_same
+from helpers.numbers import assert_same, cosines
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ from omniembed.runtime import fused_encoder
 from omniembed.runtime.fused_encoder import FusedClassifier, FusedEncoder, padded_rows, use_fused_encoder
 from omniembed.runtime.onednn import onednn_available, use_onednn_linear
 
-import model_factory as mf
-from conftest import cosines
+from helpers import models as mf
+from helpers.numbers import cosines
 
 TINY = {
     "vocab_size": 120,

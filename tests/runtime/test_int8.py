@@ -17,7 +17,7 @@ from omniembed import SentenceTransformer
 from omniembed.runtime.int8 import Int8Linear, int8_available, quantize_input, quantize_linear_layers
 from omniembed.runtime.onednn import use_onednn_linear
 
-from conftest import cosines
+from helpers.numbers import cosines
 
 pytestmark = pytest.mark.skipif(not int8_available(), reason="this torch build has no oneDNN int8 linear")
 

@@ -12,8 +12,7 @@ from sentence_transformers import SentenceTransformer as Reference
 
 from omniembed import MissingExtraError, SentenceTransformer
 
-from conftest import cosines
-from test_parity import assert_same
+from helpers.numbers import assert_same, cosines
 
 pytest.importorskip("openvino")
 

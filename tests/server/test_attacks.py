@@ -19,12 +19,12 @@ from typing import Any
 
 import httpx
 import pytest
-from server_live import free_port, serve
 
 import omniembed as oe
 from omniembed.server import ServerSettings, create_app
 
-import model_factory as mf
+from helpers import models as mf
+from helpers.server import free_port, serve
 
 pytestmark = pytest.mark.server
 

@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from server_live import serve
 
 import omniembed as oe
 from omniembed.errors import InvalidAudioError
@@ -28,7 +27,8 @@ from omniembed.inputs.policy import InputPolicy, using
 from omniembed.server import ServerSettings, create_app
 from omniembed.store.backend import StoredObject
 
-from audio_factory import sine_sweep, write_video
+from helpers.audio import sine_sweep, write_video
+from helpers.server import serve
 
 pytestmark = pytest.mark.server
 

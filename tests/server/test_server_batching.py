@@ -9,10 +9,11 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from server_live import serve
 
 from omniembed.server import ServerSettings, create_app
 from omniembed.server.batcher import DynamicBatcher
+
+from helpers.server import serve
 
 pytestmark = pytest.mark.server
 

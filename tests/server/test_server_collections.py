@@ -11,10 +11,11 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from server_live import serve
 
 import omniembed as oe
 from omniembed.server import create_app
+
+from helpers.server import serve
 
 pytestmark = pytest.mark.server
 

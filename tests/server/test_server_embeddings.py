@@ -9,9 +9,10 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from server_live import serve
 
 from omniembed.server import ServerSettings, create_app
+
+from helpers.server import serve
 
 pytestmark = pytest.mark.server
 

@@ -16,10 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
-from server_live import free_port, serve
 
 import omniembed as oe
 from omniembed.server import ServerSettings, create_app
+
+from helpers.server import free_port, serve
 
 pytestmark = pytest.mark.server
 

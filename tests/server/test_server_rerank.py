@@ -9,12 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from server_live import serve
 
 import omniembed as oe
 from omniembed.server import create_app
 
-import model_factory as mf
+from helpers import models as mf
+from helpers.server import serve
 
 pytestmark = pytest.mark.server
 

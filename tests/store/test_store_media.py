@@ -12,8 +12,8 @@ import soundfile
 
 import omniembed as oe
 
-import audio_factory as af
-from audio_factory import write_video
+from helpers import audio as af
+from helpers.audio import write_video
 
 RATE = af.CLAP_RATE
 

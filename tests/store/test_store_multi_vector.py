@@ -9,7 +9,7 @@ import pytest
 
 import omniembed as oe
 
-import model_factory as mf
+from helpers import models as mf
 
 DOCUMENTS = [
     "The boundary layer thickens downstream.",

@@ -9,7 +9,7 @@ import pytest
 
 import omniembed as oe
 
-import image_factory as imf
+from helpers import images as imf
 
 QUERY = "a photo of an airplane in the sky"
 

@@ -9,7 +9,7 @@ import pytest
 
 import omniembed as oe
 
-import model_factory as mf
+from helpers import models as mf
 
 BODIES = [f"document number {i} about flow and heat and shells" for i in range(12)]
 

@@ -14,7 +14,7 @@ from sentence_transformers import SentenceTransformer as Reference
 from omniembed import EmbeddingModel, PairedEncoder, SentenceTransformer, zero_shot_classify
 from omniembed.errors import UnsupportedModalityError
 
-from test_parity import assert_same
+from helpers.numbers import assert_same
 
 
 @pytest.fixture(scope="module")

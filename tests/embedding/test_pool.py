@@ -17,7 +17,7 @@ import torch
 from omniembed import PoolWorkerError, SentenceTransformer
 from omniembed.embedding.pool import EncodePool, default_chunk_size
 
-from conftest import cosines
+from helpers.numbers import cosines
 
 ATOL = 1e-6
 PROMPTS = {"query": "query: ", "document": "passage: "}

@@ -1,4 +1,4 @@
-"""Check that the tiny models from ``model_factory`` load in the reference sentence-transformers library."""
+"""Check that the tiny models from ``helpers.models`` load in the reference sentence-transformers library."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import safetensors.torch
 import sentence_transformers
 import torch
 
-import model_factory as mf
+from helpers import models as mf
 
 SENTENCES = ["A man is playing a guitar.", "The cat sleeps.", "Paris is the capital of France."]
 

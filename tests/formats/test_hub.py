@@ -11,7 +11,7 @@ import pytest
 from omniembed import ModelNotFoundError, SentenceTransformer
 from omniembed.formats.hub import resolve_model_folder
 
-from model_factory import build_hub_cache
+from helpers.models import build_hub_cache
 
 
 def test_local_folder(tiny_model: Callable[..., Path]) -> None:

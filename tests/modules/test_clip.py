@@ -16,7 +16,7 @@ from omniembed.errors import ModelFormatError
 from omniembed.modules import load_modules
 from omniembed.modules.module import LoadOptions, read_json, write_json
 
-from test_parity import assert_same
+from helpers.numbers import assert_same
 
 
 @pytest.fixture(scope="module")

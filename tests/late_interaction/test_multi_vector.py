@@ -16,7 +16,7 @@ from omniembed.errors import ModelFormatError
 from omniembed.late_interaction.encoder import MultiVectorEncoder
 from omniembed.late_interaction.maxsim import maxsim, maxsim_pairwise
 
-import model_factory as mf
+from helpers import models as mf
 
 LONG = (
     "a much longer query about many different things, really long, with more words than sixteen tokens allow"

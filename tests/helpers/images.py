@@ -17,9 +17,9 @@ import torch
 import transformers
 from tokenizers import Regex, normalizers, pre_tokenizers, trainers
 
-import model_factory as mf
+from helpers import models as mf
 
-CIFAR_DIR = Path(__file__).resolve().parents[1] / "data" / "cifar10-test-500"
+CIFAR_DIR = Path(__file__).resolve().parents[2] / "data" / "cifar10-test-500"
 CLIP_DIM = 16
 _CLIP_SPLIT = (
     r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|"""

@@ -11,16 +11,9 @@ from sentence_transformers import SentenceTransformer as Reference
 
 from omniembed import SentenceTransformer
 
-from conftest import cosines
+from helpers.numbers import PARITY, assert_same, cosines
 
-PARITY = 0.99999
 POOLING_MODES = ["cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"]
-
-
-def assert_same(ours: np.ndarray, theirs: np.ndarray) -> None:
-    assert ours.shape == theirs.shape
-    assert cosines(ours, theirs).min() >= PARITY
-    np.testing.assert_allclose(ours, theirs, atol=1e-5, rtol=1e-4)
 
 
 def both(folder: Path, **options: object) -> tuple[SentenceTransformer, Reference]:

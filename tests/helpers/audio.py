@@ -19,7 +19,7 @@ import torch
 import transformers
 from tokenizers import pre_tokenizers, trainers
 
-import model_factory as mf
+from helpers import models as mf
 
 CLAP_DIM = 16
 CLAP_RATE = 48000

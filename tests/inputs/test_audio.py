@@ -18,7 +18,7 @@ from omniembed.errors import InvalidAudioError, InvalidInputError, UnsupportedMo
 from omniembed.inputs.audio import load_audio
 from omniembed.inputs.modality import detect_modality
 
-import audio_factory as af
+from helpers import audio as af
 
 RATE = 16000
 

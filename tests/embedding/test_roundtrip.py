@@ -12,7 +12,7 @@ from sentence_transformers import SentenceTransformer as Reference
 
 from omniembed import SentenceTransformer
 
-from test_parity import assert_same
+from helpers.numbers import assert_same
 
 
 @pytest.mark.parametrize(

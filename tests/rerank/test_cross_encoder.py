@@ -15,7 +15,7 @@ from omniembed import CrossEncoder
 from omniembed.errors import InvalidInputError, ModelFormatError
 from omniembed.modules.scorers import QWEN3_CONTENT, QWEN3_INSTRUCTION, QWEN3_PREFIX, QWEN3_SUFFIX
 
-import model_factory as mf
+from helpers import models as mf
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from PIL import Image
 from omniembed import SentenceTransformer
 from omniembed.errors import UnsupportedModalityError
 
-from image_factory import VL_PROMPTS
+from helpers.images import VL_PROMPTS
 
 IMAGE_TOKENS = 4  # a 32x32 image: 4x4 patches of 8 pixels, merged 2x2
 

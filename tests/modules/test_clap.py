@@ -13,9 +13,8 @@ from sentence_transformers import SentenceTransformer as Reference
 
 from omniembed import SentenceTransformer
 
-import audio_factory as af
-from conftest import cosines
-from test_parity import assert_same
+from helpers import audio as af
+from helpers.numbers import assert_same, cosines
 
 RATE = af.CLAP_RATE
 RESAMPLED_COSINE = (0.9999, 0.99)

@@ -11,7 +11,7 @@ from omniembed import CrossEncoder, SentenceTransformer
 from omniembed.embedding.similarity import dot_score
 from omniembed.retrieval.search import retrieve_and_rerank, semantic_search
 
-import model_factory as mf
+from helpers import models as mf
 
 
 def test_semantic_search_matches_reference() -> None:
