@@ -27,7 +27,7 @@ class StoredObject:
 
 
 @dataclass(frozen=True)
-class Hit:
+class Match:
     """One search result from a backend: the object's uuid, a score (higher is better) and a distance."""
 
     uuid: str
@@ -35,7 +35,7 @@ class Hit:
     distance: float | None = None
 
 
-class Backend(Protocol):
+class StorageBackend(Protocol):
     """What a storage engine does for collections. Methods take the collection name first."""
 
     def create(self, config: CollectionConfig) -> None:
@@ -67,12 +67,12 @@ class Backend(Protocol):
 
     def vector_search(
         self, name: str, vector: str, query: np.ndarray, limit: int, where: Filter | None
-    ) -> list[Hit]:
+    ) -> list[Match]:
         """Return the ``limit`` nearest objects by the named vector's metric, among those matching."""
 
     def keyword_search(
         self, name: str, query: str, boosts: dict[str, float], limit: int, where: Filter | None
-    ) -> list[Hit]:
+    ) -> list[Match]:
         """Return the ``limit`` best BM25 matches over the boosted text properties."""
 
     def close(self) -> None:

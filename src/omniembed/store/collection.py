@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from omniembed.errors import CollectionNotFoundError
-from omniembed.store.backend import Backend, Hit, StoredObject
+from omniembed.store.backend import Match, StorageBackend, StoredObject
 from omniembed.store.config import CollectionConfig
 from omniembed.store.data import DataAPI
 from omniembed.store.engines.keyword import text_of
@@ -51,7 +51,7 @@ class Collection:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: StorageBackend,
         config: CollectionConfig,
         vectorizers: dict[str, Vectorizer],
         cache: EmbeddingCache | None = None,
@@ -143,7 +143,7 @@ class Collection:
             out.append(obj)
         return QueryResult(out)
 
-    def results(self, hits: Sequence[Hit], include_vector: bool, *, scored: bool = True) -> QueryResult:
+    def results(self, hits: Sequence[Match], include_vector: bool, *, scored: bool = True) -> QueryResult:
         """Turn backend hits into result objects with properties."""
         found = self.backend.get(self.name, [hit.uuid for hit in hits], with_vectors=include_vector)
         objects = {obj.uuid: obj for obj in self.to_objects(found)}

@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Any
 
 from omniembed.errors import CollectionNotFoundError
-from omniembed.store.backend import Backend
+from omniembed.store.backend import StorageBackend
 from omniembed.store.collection import Collection
 from omniembed.store.config import CollectionConfig, IndexConfig, Metric, VectorConfig
 from omniembed.store.schema import BM25Config, Schema, check_new_properties
@@ -60,7 +60,7 @@ def connect(path: str | os.PathLike[str] = ":memory:", **options: Any) -> Databa
 class Database:
     """A set of collections over one backend; close it (or use ``with``) to save indexes."""
 
-    def __init__(self, backend: Backend, cache: EmbeddingCache | None = None) -> None:
+    def __init__(self, backend: StorageBackend, cache: EmbeddingCache | None = None) -> None:
         self.backend = backend
         self.collections = Collections(backend, cache)
         self._closed = False
@@ -83,7 +83,7 @@ class Database:
 class Collections:
     """``db.collections``: create, get, list and delete collections."""
 
-    def __init__(self, backend: Backend, cache: EmbeddingCache | None) -> None:
+    def __init__(self, backend: StorageBackend, cache: EmbeddingCache | None) -> None:
         self._backend, self._cache = backend, cache
         self._open: dict[str, Collection] = {}
 

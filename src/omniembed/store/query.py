@@ -11,7 +11,7 @@ import numpy as np
 
 from omniembed.errors import ObjectNotFoundError
 from omniembed.retrieval.fusion import Fusion, fuse
-from omniembed.store.backend import Hit
+from omniembed.store.backend import Match
 from omniembed.store.filters import Filter
 from omniembed.store.results import QueryResult
 
@@ -38,16 +38,7 @@ class QueryAPI:
         rerank: Rerank | None = None,
     ) -> QueryResult:
         """Objects nearest to a text, embedded by the named vector's model with its query prompt."""
-        name = self._collection.target(target_vector, needs_vectorizer=True)
-        vector = self._collection.vectorizers[name].embed_query(query)
-        found = self.near_vector(
-            vector,
-            limit=_depth(rerank, limit),
-            target_vector=name,
-            filters=filters,
-            include_vector=include_vector,
-        )
-        return self._reranked(found, rerank, query, limit)
+        return self._near_input(query, query, limit, target_vector, filters, include_vector, rerank)
 
     def near_image(
         self,
@@ -60,16 +51,7 @@ class QueryAPI:
         rerank: Rerank | None = None,
     ) -> QueryResult:
         """Objects nearest to an image (a PIL image, a path or bytes), embedded by the vector's model."""
-        name = self._collection.target(target_vector, needs_vectorizer=True)
-        vector = self._collection.vectorizers[name].embed_query(image)
-        found = self.near_vector(
-            vector,
-            limit=_depth(rerank, limit),
-            target_vector=name,
-            filters=filters,
-            include_vector=include_vector,
-        )
-        return self._reranked(found, rerank, None, limit)
+        return self._near_input(image, None, limit, target_vector, filters, include_vector, rerank)
 
     def near_audio(
         self,
@@ -83,8 +65,8 @@ class QueryAPI:
     ) -> QueryResult:
         """Objects nearest to audio (a path, the file's bytes, an array at the model's rate, or
         ``{"array": ..., "sampling_rate": ...}``), embedded by the vector's model (CLAP)."""
-        options = {"target_vector": target_vector, "filters": filters, "include_vector": include_vector}
-        return self._near_media("audio", audio, limit, rerank, options)
+        query = audio if isinstance(audio, dict) and "array" in audio else {"audio": audio}
+        return self._near_input(query, None, limit, target_vector, filters, include_vector, rerank)
 
     def near_video(
         self,
@@ -98,26 +80,7 @@ class QueryAPI:
     ) -> QueryResult:
         """Objects nearest to a video (a path, the file's bytes or a frames array), embedded by the
         vector's model (for CLIP, the normalised mean of its sampled frames)."""
-        options = {"target_vector": target_vector, "filters": filters, "include_vector": include_vector}
-        return self._near_media("video", video, limit, rerank, options)
-
-    def _near_media(
-        self, kind: str, value: Any, limit: int, rerank: Rerank | None, options: dict[str, Any]
-    ) -> QueryResult:
-        name = self._collection.target(options["target_vector"], needs_vectorizer=True)
-        if kind == "audio" and isinstance(value, dict) and "array" in value:
-            query: Any = value  # already {"array", "sampling_rate"}
-        else:
-            query = {kind: value}
-        vector = self._collection.vectorizers[name].embed_query(query)
-        found = self.near_vector(
-            vector,
-            limit=_depth(rerank, limit),
-            target_vector=name,
-            filters=options["filters"],
-            include_vector=options["include_vector"],
-        )
-        return self._reranked(found, rerank, None, limit)
+        return self._near_input({"video": video}, None, limit, target_vector, filters, include_vector, rerank)
 
     def near_object(
         self,
@@ -136,15 +99,7 @@ class QueryAPI:
             raise ObjectNotFoundError(
                 f"no object with uuid {uuid!r} and a {name!r} vector in {self._collection.name!r}"
             )
-        vector = found[0].vectors[name]
-        nearest = self.near_vector(
-            vector,
-            limit=_depth(rerank, limit),
-            target_vector=name,
-            filters=filters,
-            include_vector=include_vector,
-        )
-        return self._reranked(nearest, rerank, None, limit)
+        return self._nearest(found[0].vectors[name], name, None, limit, filters, include_vector, rerank)
 
     def near_vector(
         self,
@@ -158,11 +113,39 @@ class QueryAPI:
     ) -> QueryResult:
         """Objects nearest to a vector by the named vector's metric."""
         name = self._collection.target(target_vector)
+        return self._nearest(vector, name, None, limit, filters, include_vector, rerank)
+
+    def _near_input(
+        self,
+        value: Any,
+        rerank_query: Any,
+        limit: int,
+        target_vector: str | None,
+        filters: Filter | None,
+        include_vector: bool,
+        rerank: Rerank | None,
+    ) -> QueryResult:
+        """Embed ``value`` with the target vector's model (query side), then search near it."""
+        name = self._collection.target(target_vector, needs_vectorizer=True)
+        vector = self._collection.vectorizers[name].embed_query(value)
+        return self._nearest(vector, name, rerank_query, limit, filters, include_vector, rerank)
+
+    def _nearest(
+        self,
+        vector: Sequence[float] | np.ndarray,
+        name: str,
+        rerank_query: Any,
+        limit: int,
+        filters: Filter | None,
+        include_vector: bool,
+        rerank: Rerank | None,
+    ) -> QueryResult:
+        """The one vector search every ``near_*`` ends in: fetch, then rerank if asked."""
         _check_limit(limit)
         hits = self._collection.backend.vector_search(
             self._collection.name, name, np.asarray(vector, dtype=np.float32), _depth(rerank, limit), filters
         )
-        return self._reranked(self._collection.results(hits, include_vector), rerank, None, limit)
+        return self._reranked(self._collection.results(hits, include_vector), rerank, rerank_query, limit)
 
     def bm25(
         self,
@@ -216,7 +199,7 @@ class QueryAPI:
         _check_limit(limit)
         fetch = _depth(rerank, limit)
         depth = candidates or max(100, 4 * fetch)
-        vector_hits: list[Hit] = []
+        vector_hits: list[Match] = []
         if alpha > 0:
             name = self._collection.target(target_vector, needs_vectorizer=vector is None)
             query_vector = (
@@ -233,7 +216,7 @@ class QueryAPI:
             fusion=fusion,
             rrf_k=rrf_k,
         )[:fetch]
-        result = self._collection.results([Hit(uuid, score) for uuid, score, _, _ in fused], include_vector)
+        result = self._collection.results([Match(uuid, score) for uuid, score, _, _ in fused], include_vector)
         if explain:
             vector_rank = {h.uuid: (rank, h.score) for rank, h in enumerate(vector_hits, start=1)}
             keyword_rank = {h.uuid: (rank, h.score) for rank, h in enumerate(keyword_hits, start=1)}
@@ -265,7 +248,7 @@ class QueryAPI:
         if not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
             raise ValueError(f"offset must be an integer from 0 to {MAX_OFFSET}, got {offset!r:.60}")
         uuids = self._collection.backend.find(self._collection.name, filters, limit, offset)
-        return self._collection.results([Hit(uuid, 0.0) for uuid in uuids], include_vector, scored=False)
+        return self._collection.results([Match(uuid, 0.0) for uuid in uuids], include_vector, scored=False)
 
     def _reranked(self, result: QueryResult, rerank: Rerank | None, query: Any, limit: int) -> QueryResult:
         """Reorder ``result`` with the reranker, if the query asked for one."""
@@ -273,7 +256,7 @@ class QueryAPI:
 
     def _keyword(
         self, query: str, properties: Sequence[str] | None, limit: int, filters: Filter | None
-    ) -> list[Hit]:
+    ) -> list[Match]:
         if not isinstance(query, str):
             raise TypeError(f"a keyword query is text, got {type(query).__name__}")
         boosts = parse_boosts(properties, self._collection.config.schema.text_properties)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from omniembed.errors import CollectionExistsError, CollectionNotFoundError, DatabaseLockedError
-from omniembed.store.backend import Hit, StoredObject
+from omniembed.store.backend import Match, StoredObject
 from omniembed.store.config import CollectionConfig, VectorConfig
 from omniembed.store.engines.embedded.multi_vector_index import MultiVectorIndex
 from omniembed.store.engines.embedded.vector_index import VectorIndex
@@ -243,7 +243,7 @@ class EmbeddedBackend:
 
     def vector_search(
         self, name: str, vector: str, query: np.ndarray, limit: int, where: Filter | None
-    ) -> list[Hit]:
+    ) -> list[Match]:
         """Nearest objects by the named vector, exact when filtered to few objects."""
         with self.lock:
             tables = self._tables(name)
@@ -261,7 +261,7 @@ class EmbeddedBackend:
 
     def keyword_search(
         self, name: str, query: str, boosts: dict[str, float], limit: int, where: Filter | None
-    ) -> list[Hit]:
+    ) -> list[Match]:
         """Best BM25 matches over the boosted text properties."""
         with self.lock:
             tables = self._tables(name)
@@ -373,7 +373,7 @@ class EmbeddedBackend:
 
     def _hits(
         self, tables: _Tables, slots: np.ndarray, scores: np.ndarray, distances: np.ndarray | None
-    ) -> list[Hit]:
+    ) -> list[Match]:
         seqs = slots.tolist()
         uuids: dict[int, str] = {}
         for chunk in _chunks(seqs):
@@ -382,7 +382,7 @@ class EmbeddedBackend:
                 self.conn.execute(f"SELECT seq, uuid FROM {tables.objects} WHERE seq IN ({marks})", chunk)
             )
         return [
-            Hit(uuids[seq], float(scores[i]), None if distances is None else float(distances[i]))
+            Match(uuids[seq], float(scores[i]), None if distances is None else float(distances[i]))
             for i, seq in enumerate(seqs)
             if seq in uuids
         ]

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from omniembed.errors import CollectionExistsError, CollectionNotFoundError, MissingExtraError
-from omniembed.store.backend import Hit, StoredObject
+from omniembed.store.backend import Match, StoredObject
 from omniembed.store.config import CollectionConfig, IndexConfig
 from omniembed.store.engines.keyword import tokenize
 from omniembed.store.engines.milvus.filters import literal, to_expr
@@ -266,7 +266,7 @@ class MilvusBackend:
 
     def vector_search(
         self, name: str, vector: str, query: np.ndarray, limit: int, where: Filter | None
-    ) -> list[Hit]:
+    ) -> list[Match]:
         """Nearest objects by the named vector; scores and distances follow the embedded backend."""
         with self.lock:
             config = self._config(name)
@@ -292,16 +292,16 @@ class MilvusBackend:
             for hit in results[0]:
                 value = float(hit["distance"])
                 if settings.metric == "cosine":  # Milvus gives cosine similarity
-                    hits.append(Hit(hit["entity"]["uuid"], value, 1.0 - value))
+                    hits.append(Match(hit["entity"]["uuid"], value, 1.0 - value))
                 elif settings.metric == "dot":  # the inner product
-                    hits.append(Hit(hit["entity"]["uuid"], value, -value))
+                    hits.append(Match(hit["entity"]["uuid"], value, -value))
                 else:  # the squared L2 distance
-                    hits.append(Hit(hit["entity"]["uuid"], -value, value))
+                    hits.append(Match(hit["entity"]["uuid"], -value, value))
             return hits
 
     def keyword_search(
         self, name: str, query: str, boosts: dict[str, float], limit: int, where: Filter | None
-    ) -> list[Hit]:
+    ) -> list[Match]:
         """Best BM25 matches: each boosted property's field searched, boosted scores summed."""
         with self.lock:
             config = self._config(name)
@@ -333,7 +333,7 @@ class MilvusBackend:
                     uuid = hit["entity"]["uuid"]
                     scores[uuid] = scores.get(uuid, 0.0) + boost * abs(float(hit["distance"]))
             best = sorted(scores.items(), key=lambda item: -item[1])[:limit]
-            return [Hit(uuid, score) for uuid, score in best if score > 0]
+            return [Match(uuid, score) for uuid, score in best if score > 0]
 
     def close(self) -> None:
         """Close the Milvus client."""
