@@ -18,6 +18,8 @@ import omniembed as oe
 IMPORT_UNTIL_KILLED = textwrap.dedent(
     """
     import sys, numpy as np, omniembed as oe
+    from omniembed.store.engines.embedded import engine
+    engine.SAVE_AFTER = int(sys.argv[2])  # indexes saved with a watermark every this many objects
     db = oe.connect(sys.argv[1])
     docs = db.collections.create("Doc", {"body": "text", "n": "int"}, {"v": oe.SelfProvided(16)},
                                  index=oe.IndexConfig(flat_threshold=200))
@@ -32,10 +34,13 @@ IMPORT_UNTIL_KILLED = textwrap.dedent(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_after", [0, 5, 14])
-def test_sigkill_mid_import_keeps_every_acknowledged_object(tmp_path: Path, kill_after: int) -> None:
+@pytest.mark.parametrize(("kill_after", "save_after"), [(0, 10**9), (5, 10**9), (14, 10**9), (14, 120)])
+def test_sigkill_mid_import_keeps_every_acknowledged_object(
+    tmp_path: Path, kill_after: int, save_after: int
+) -> None:
+    """Killed mid-import, with indexes never saved or saved (and so caught up) every few batches."""
     folder = tmp_path / "db"
-    command = [sys.executable, "-c", IMPORT_UNTIL_KILLED, str(folder)]
+    command = [sys.executable, "-c", IMPORT_UNTIL_KILLED, str(folder), str(save_after)]
     acknowledged = -1
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
         assert process.stdout is not None
@@ -57,6 +62,7 @@ def test_sigkill_mid_import_keeps_every_acknowledged_object(tmp_path: Path, kill
         probe = stored.objects[count // 2]
         assert docs.query.near_vector(probe.vectors["v"], limit=1).uuids == [probe.uuid]
         assert docs.query.bm25(f"word{acknowledged}").objects
+        assert len(docs.query.bm25("item7", limit=10_000).objects) == count // 50
 
 
 def test_a_second_process_gets_a_clear_error(tmp_path: Path) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import uuid as uuid_module
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -57,18 +59,36 @@ class DataAPI:
     ) -> BatchResult:
         """Insert objects in batches; a refused object is reported in ``errors`` and the rest are kept.
 
+        ``objects`` is read batch by batch, so a generator of any length streams through in bounded
+        memory. Errors and uuids are keyed by each object's position in ``objects``.
+
         Args:
             objects: property dicts, or ``DataObject`` with a uuid and/or vectors of your own.
             batch_size: objects embedded and committed together (each batch is one transaction).
-            show_progress: show a progress bar (by default when there are over 1,000 objects).
+            show_progress: show a progress bar (by default when there are over 1,000 objects, or for
+                an iterable of unknown length once a first full batch has come); ``TQDM_DISABLE=1``
+                in the environment hides it.
         """
-        items = [obj if isinstance(obj, DataObject) else DataObject(_as_dict(obj)) for obj in objects]
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        total = len(objects) if isinstance(objects, Sized) else None
         result = BatchResult()
-        show = len(items) > 1000 if show_progress is None else show_progress
-        with tqdm(total=len(items), desc=f"importing into {self._collection.name}", disable=not show) as bar:
-            for start in range(0, len(items), batch_size):
-                self._insert_batch(items[start : start + batch_size], start, result)
-                bar.update(min(batch_size, len(items) - start))
+        bar: Any = None
+        offset = 0
+        stream = iter(objects)
+        while batch := list(itertools.islice(stream, batch_size)):
+            if bar is None:
+                bar = tqdm(
+                    total=total,
+                    desc=f"importing into {self._collection.name}",
+                    unit="object",
+                    disable=not _shows_progress(show_progress, total, len(batch) == batch_size),
+                )
+            self._insert_batch(batch, offset, result)
+            offset += len(batch)
+            bar.update(len(batch))
+        if bar is not None:
+            bar.close()
         logger.info(
             "inserted %d objects into %s (%d refused, %d embedded, %d truncated)",
             len(result.uuids),
@@ -79,11 +99,14 @@ class DataAPI:
         )
         return result
 
-    def _insert_batch(self, items: Sequence[DataObject], offset: int, result: BatchResult) -> None:
+    def _insert_batch(
+        self, batch: Sequence[Mapping[str, Any] | DataObject], offset: int, result: BatchResult
+    ) -> None:
         collection = self._collection
         ready: list[tuple[int, StoredObject]] = []
-        for i, item in enumerate(items):
+        for i, given in enumerate(batch):
             try:
+                item = given if isinstance(given, DataObject) else DataObject(_as_dict(given))
                 properties = collection.config.schema.clean(item.properties)
                 ident = _check_uuid(item.uuid) if item.uuid is not None else str(uuid_module.uuid4())
                 vectors = {name: np.asarray(v, dtype=np.float32) for name, v in item.vectors.items()}
@@ -160,6 +183,15 @@ class DataAPI:
         if not found:
             raise ObjectNotFoundError(f"no object with uuid {uuid!r} in collection {self._collection.name!r}")
         return found[0]
+
+
+def _shows_progress(asked: bool | None, total: int | None, full_batch: bool) -> bool:
+    """Whether an import shows its progress bar (``TQDM_DISABLE`` in the environment always hides it)."""
+    if os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false"):
+        return False
+    if asked is not None:
+        return asked
+    return total > 1000 if total is not None else full_batch
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:

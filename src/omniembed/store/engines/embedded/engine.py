@@ -1,9 +1,14 @@
-"""The embedded backend: one folder, SQLite (WAL) for objects and vectors, indexes in memory.
+"""The embedded backend: one folder, SQLite (WAL) for objects and vectors, indexes beside it.
 
-SQLite is the only source of truth. Objects and their vectors commit in one transaction; the BM25
-index and the vector matrix are rebuilt from it on open and the HNSW graph is a saved shortcut that is
-caught up with it, so a crash at any moment loses nothing that was acknowledged. Each object row has
-a ``seq`` that is never reused (an update writes a new row), which is the slot the indexes use.
+SQLite is the only source of truth. Objects and their vectors commit in one transaction. Each object
+row has a ``seq`` that is never reused (an update writes a new row), which is the slot the indexes
+use, and every deletion is logged with an increasing id. The keyword and vector indexes are derived
+data: saved now and then with a watermark (the last ``seq`` and deletion id they hold), loaded on open
+and caught up with what SQLite committed after the watermark, or rebuilt whole when their files are
+missing, stale or corrupt. A crash at any moment loses nothing that was acknowledged, and opening
+costs what changed since the last save, not the size of the collection.
+
+Scalar properties get SQLite indexes on their JSON values, so filters on them read only the matches.
 """
 
 from __future__ import annotations
@@ -30,7 +35,12 @@ from omniembed.store.engines.keyword import KeywordIndex
 from omniembed.store.filters import Filter, to_sql
 
 logger = logging.getLogger(__name__)
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version 2 added the deletion log and the property indexes; version 1 folders migrate on open."""
+SAVE_AFTER = 50_000
+"""Indexes are saved once this many changes, or a quarter of the collection, came since the last save."""
+FILTER_INDEXED = ("int", "number", "bool", "date", "text", "uuid")
+"""Property types whose values get a SQLite index for filters (arrays and media do not)."""
 
 
 class _Tables:
@@ -38,8 +48,11 @@ class _Tables:
 
     def __init__(self, ident: int, config: CollectionConfig, folder: Path | None) -> None:
         self.ident, self.config, self.folder = ident, config, folder
-        self.objects, self.vectors = f"objects_{ident}", f"vectors_{ident}"
+        self.objects, self.vectors, self.deleted = f"objects_{ident}", f"vectors_{ident}", f"deleted_{ident}"
         self.keyword = KeywordIndex(config.schema.text_properties, config.bm25)
+        self.last_seq = 0  # the highest seq ever written (seqs are never reused)
+        self.last_deleted = 0  # the highest id in the deletion log
+        self.unsaved = 0  # changes since the indexes were last saved
         self.indexes: dict[str, VectorIndex | MultiVectorIndex] = {}
         for name, vector in config.vectors.items():
             if vector.dims is not None:
@@ -70,13 +83,17 @@ class EmbeddedBackend:
             self._lock_file = _lock_folder(self.folder)
             target = str(self.folder / "omniembed.sqlite")
         self.conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self._init_schema()
         self.tables: dict[str, _Tables] = {}
-        for ident, text in self.conn.execute("SELECT id, config FROM collections ORDER BY id"):
-            config = CollectionConfig.from_json(json.loads(text))
-            self.tables[config.name] = self._load(ident, config)
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self._init_schema()
+            for ident, text in self.conn.execute("SELECT id, config FROM collections ORDER BY id").fetchall():
+                config = CollectionConfig.from_json(json.loads(text))
+                self.tables[config.name] = self._load(ident, config)
+        except BaseException:
+            self._release()
+            raise
         self.embedding_cache = SQLiteEmbeddingCache(self.conn, self.lock)
 
     def _init_schema(self) -> None:
@@ -89,15 +106,44 @@ class EmbeddedBackend:
             self.conn.execute("CREATE TABLE IF NOT EXISTS embedding_cache (key TEXT PRIMARY KEY, data BLOB)")
             self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(FORMAT_VERSION),))
         (version,) = self.conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-        if int(version) != FORMAT_VERSION:
+        if int(version) > FORMAT_VERSION:
             raise ValueError(
-                f"database format {version} is not {FORMAT_VERSION}; open it with a matching omniembed"
+                f"database format {version} is newer than this omniembed reads ({FORMAT_VERSION}); "
+                "upgrade omniembed to open it"
+            )
+        if int(version) < FORMAT_VERSION:
+            self._migrate(int(version))
+
+    def _migrate(self, version: int) -> None:
+        """Bring a folder written by an older release to this format (the deletion log, property indexes)."""
+        logger.info("migrating database format %d to %d", version, FORMAT_VERSION)
+        with transaction(self.conn):
+            for ident, text in self.conn.execute("SELECT id, config FROM collections").fetchall():
+                self._ensure_tables(ident, CollectionConfig.from_json(json.loads(text)))
+            self.conn.execute("UPDATE meta SET value = ? WHERE key = 'format'", (str(FORMAT_VERSION),))
+
+    def _ensure_tables(self, ident: int, config: CollectionConfig) -> None:
+        """Create what a collection's tables need beside the objects and vectors (idempotent)."""
+        self.conn.execute(
+            f"CREATE TABLE IF NOT EXISTS deleted_{ident} "
+            "(id INTEGER PRIMARY KEY AUTOINCREMENT, seq INTEGER NOT NULL)"
+        )
+        for name in filter_indexed(config):
+            self.conn.execute(
+                f"CREATE INDEX IF NOT EXISTS objects_{ident}_{name} "
+                f"ON objects_{ident} (json_extract(properties, '$.{name}'))"
             )
 
     def _load(self, ident: int, config: CollectionConfig) -> _Tables:
+        """Open a collection's indexes: load what was saved and catch it up, or rebuild it from SQLite."""
         tables = _Tables(ident, config, self.folder)
-        for seq, properties in self.conn.execute(f"SELECT seq, properties FROM {tables.objects}"):
-            tables.keyword.add(seq, json.loads(properties))
+        (last_seq,) = self.conn.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name = ?", (tables.objects,)
+        ).fetchone() or (0,)
+        (last_deleted,) = self.conn.execute(f"SELECT MAX(id) FROM {tables.deleted}").fetchone()
+        tables.last_seq, tables.last_deleted = int(last_seq), int(last_deleted or 0)
+        loaded = self._load_keyword(tables)
+        behind = self._catch_up_keyword(tables, loaded)
         for name, index in tables.indexes.items():
             rows = self.conn.execute(
                 f"SELECT seq, data FROM {tables.vectors} WHERE name = ? ORDER BY seq", (name,)
@@ -111,7 +157,63 @@ class EmbeddedBackend:
                     vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(slots), index.dims)
                     index.add(np.array(slots, dtype=np.int64), vectors, grow_graph=False)
             index.load_graph()
+        tables.unsaved = behind
         return tables
+
+    def _load_keyword(self, tables: _Tables) -> dict[str, int]:
+        """Load the saved keyword index into ``tables``; return its watermark (zeros when rebuilt)."""
+        if self.folder is not None:
+            found = KeywordIndex.load(
+                self._keyword_path(tables), tables.config.schema.text_properties, tables.config.bm25
+            )
+            if found is not None:
+                tables.keyword, watermark = found
+                return watermark
+        return {"seq": 0, "deleted": 0}
+
+    def _catch_up_keyword(self, tables: _Tables, watermark: dict[str, int]) -> int:
+        """Index what SQLite holds past the watermark; return how many changes that was."""
+        rows = self.conn.execute(
+            f"SELECT seq, properties FROM {tables.objects} WHERE seq > ? ORDER BY seq", (watermark["seq"],)
+        )
+        added = 0
+        while chunk := rows.fetchmany(10_000):
+            tables.keyword.add_many([seq for seq, _ in chunk], [json.loads(text) for _, text in chunk])
+            added += len(chunk)
+        gone = [
+            seq
+            for (seq,) in self.conn.execute(
+                f"SELECT seq FROM {tables.deleted} WHERE id > ? AND seq <= ?",
+                (watermark["deleted"], watermark["seq"]),
+            )
+        ]
+        for seq in gone:
+            tables.keyword.remove(seq)
+        if added or gone:
+            logger.info(
+                "keyword index of %s: %d objects added, %d removed", tables.config.name, added, len(gone)
+            )
+        return added + len(gone)
+
+    def _keyword_path(self, tables: _Tables) -> Path:
+        assert self.folder is not None
+        return self.folder / f"{tables.ident}.keyword"
+
+    def _save(self, tables: _Tables) -> None:
+        """Save the indexes of one collection with the watermark of what they hold."""
+        if self.folder is None:
+            return
+        watermark = {"seq": tables.last_seq, "deleted": tables.last_deleted}
+        tables.keyword.save(self._keyword_path(tables), watermark)
+        for index in tables.indexes.values():
+            index.save()
+        tables.unsaved = 0
+
+    def _changed(self, tables: _Tables, count: int) -> None:
+        """Count changes; save the indexes once enough came that a reopen would feel them."""
+        tables.unsaved += count
+        if tables.unsaved >= max(SAVE_AFTER, tables.keyword.count // 4):
+            self._save(tables)
 
     def _tables(self, name: str) -> _Tables:
         try:
@@ -140,6 +242,7 @@ class EmbeddedBackend:
                     f"CREATE TABLE vectors_{ident} (seq INTEGER NOT NULL, name TEXT NOT NULL, "
                     "data BLOB NOT NULL, PRIMARY KEY (seq, name)) WITHOUT ROWID"
                 )
+                self._ensure_tables(ident, config)
             self.tables[config.name] = _Tables(ident, config, self.folder)
 
     def drop(self, name: str) -> None:
@@ -149,10 +252,14 @@ class EmbeddedBackend:
             with transaction(self.conn):
                 self.conn.execute(f"DROP TABLE {tables.objects}")
                 self.conn.execute(f"DROP TABLE {tables.vectors}")
+                self.conn.execute(f"DROP TABLE {tables.deleted}")
                 self.conn.execute("DELETE FROM collections WHERE id = ?", (tables.ident,))
             for index in tables.indexes.values():
                 if index.path is not None:
                     index.path.unlink(missing_ok=True)
+            if self.folder is not None:
+                for path in self.folder.glob(f"{tables.ident}.keyword*"):
+                    path.unlink(missing_ok=True)
             del self.tables[name]
 
     def configs(self) -> dict[str, CollectionConfig]:
@@ -166,16 +273,19 @@ class EmbeddedBackend:
             tables = self._tables(name)
             errors: dict[int, str] = {}
             prepared = self._prepare(tables, objects, errors)
-            added: list[tuple[int, StoredObject]] = []
+            taken = self._existing(tables, [obj.uuid for _, obj in prepared])
+            fresh: list[StoredObject] = []
+            for position, obj in prepared:
+                if obj.uuid in taken:
+                    errors[position] = f"an object with uuid {obj.uuid} exists; update or replace it instead"
+                else:
+                    taken.add(obj.uuid)
+                    fresh.append(obj)
             with transaction(self.conn):
-                for position, obj in prepared:
-                    try:
-                        added.append((self._write(tables, obj), obj))
-                    except sqlite3.IntegrityError:
-                        errors[position] = (
-                            f"an object with uuid {obj.uuid} exists; update or replace it instead"
-                        )
-            self._index(tables, added)
+                seqs = self._write(tables, fresh)
+            self._committed(tables, seqs, deleted=0)
+            self._index(tables, zip(seqs, fresh, strict=True))
+            self._changed(tables, len(fresh))
             return errors
 
     def replace(self, name: str, obj: StoredObject) -> None:
@@ -188,9 +298,11 @@ class EmbeddedBackend:
                 raise ValueError(errors[0])
             with transaction(self.conn):
                 old = self._delete_rows(tables, [obj.uuid])
-                seq = self._write(tables, obj)
+                seqs = self._write(tables, [obj])
+            self._committed(tables, seqs, deleted=len(old))
             self._unindex(tables, old)
-            self._index(tables, [(seq, obj)])
+            self._index(tables, [(seqs[0], obj)])
+            self._changed(tables, 1 + len(old))
 
     def delete(self, name: str, uuids: Sequence[str]) -> int:
         """Delete objects by uuid."""
@@ -198,7 +310,9 @@ class EmbeddedBackend:
             tables = self._tables(name)
             with transaction(self.conn):
                 seqs = self._delete_rows(tables, uuids)
+            self._committed(tables, [], deleted=len(seqs))
             self._unindex(tables, seqs)
+            self._changed(tables, len(seqs))
             return len(seqs)
 
     def get(self, name: str, uuids: Sequence[str], *, with_vectors: bool = False) -> list[StoredObject]:
@@ -274,15 +388,18 @@ class EmbeddedBackend:
             return self._hits(tables, slots, scores, None)
 
     def close(self) -> None:
-        """Save HNSW graphs, close SQLite and release the folder lock."""
+        """Save the indexes, close SQLite and release the folder lock."""
         with self.lock:
             for tables in self.tables.values():
-                for index in tables.indexes.values():
-                    index.save()
-            self.conn.close()
-            if self._lock_file is not None:
-                self._lock_file.close()
-                self._lock_file = None
+                self._save(tables)
+            self._release()
+
+    def _release(self) -> None:
+        """Close SQLite and give up the folder lock."""
+        self.conn.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
 
     def _prepare(
         self, tables: _Tables, objects: Sequence[StoredObject], errors: dict[int, str]
@@ -320,19 +437,41 @@ class EmbeddedBackend:
             raise ValueError(f"vector {name!r}: {error}") from None
         return prepared
 
-    def _write(self, tables: _Tables, obj: StoredObject) -> int:
-        cursor = self.conn.execute(
-            f"INSERT INTO {tables.objects} (uuid, properties) VALUES (?, ?)",
-            (obj.uuid, json.dumps(obj.properties)),
+    def _committed(self, tables: _Tables, seqs: list[int], deleted: int) -> None:
+        """Move the marks of what SQLite holds past a committed transaction (never past a rolled-back one)."""
+        if seqs:
+            tables.last_seq = seqs[-1]
+        tables.last_deleted += deleted  # one log row per deleted object, ids counting up from the last
+
+    def _existing(self, tables: _Tables, uuids: list[str]) -> set[str]:
+        """The uuids among ``uuids`` that the collection holds already."""
+        found: set[str] = set()
+        for chunk in _chunks(uuids):
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(f"SELECT uuid FROM {tables.objects} WHERE uuid IN ({marks})", chunk)
+            found.update(uuid for (uuid,) in rows)
+        return found
+
+    def _write(self, tables: _Tables, objects: Sequence[StoredObject]) -> list[int]:
+        """Insert rows for new objects (inside the caller's transaction); return their seqs."""
+        first = tables.last_seq + 1
+        seqs = list(range(first, first + len(objects)))
+        self.conn.executemany(
+            f"INSERT INTO {tables.objects} (seq, uuid, properties) VALUES (?, ?, ?)",
+            [(seq, obj.uuid, json.dumps(obj.properties)) for seq, obj in zip(seqs, objects, strict=True)],
         )
-        seq = int(cursor.lastrowid or 0)
         self.conn.executemany(
             f"INSERT INTO {tables.vectors} VALUES (?, ?, ?)",
-            [(seq, name, vector.astype(np.float32).tobytes()) for name, vector in obj.vectors.items()],
+            [
+                (seq, name, vector.astype(np.float32).tobytes())
+                for seq, obj in zip(seqs, objects, strict=True)
+                for name, vector in obj.vectors.items()
+            ],
         )
-        return seq
+        return seqs
 
     def _delete_rows(self, tables: _Tables, uuids: Sequence[str]) -> list[int]:
+        """Delete objects' rows and log their seqs (inside the caller's transaction)."""
         seqs: list[int] = []
         for chunk in _chunks(list(uuids)):
             marks = ",".join("?" * len(chunk))
@@ -343,12 +482,14 @@ class EmbeddedBackend:
         for chunk in _chunks(seqs):
             marks = ",".join("?" * len(chunk))
             self.conn.execute(f"DELETE FROM {tables.vectors} WHERE seq IN ({marks})", chunk)
+        self.conn.executemany(f"INSERT INTO {tables.deleted} (seq) VALUES (?)", [(seq,) for seq in seqs])
         return seqs
 
     def _index(self, tables: _Tables, added: Iterable[tuple[int, StoredObject]]) -> None:
+        added = list(added)
+        tables.keyword.add_many([seq for seq, _ in added], [obj.properties for _, obj in added])
         by_vector: dict[str, tuple[list[int], list[np.ndarray]]] = {}
         for seq, obj in added:
-            tables.keyword.add(seq, obj.properties)
             for name, vector in obj.vectors.items():
                 slots, vectors = by_vector.setdefault(name, ([], []))
                 slots.append(seq)
@@ -425,6 +566,11 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def filter_indexed(config: CollectionConfig) -> list[str]:
+    """The properties whose values get a SQLite index for filters."""
+    return [name for name, kind in config.schema.properties.items() if kind in FILTER_INDEXED]
 
 
 def _lock_folder(folder: Path) -> Any:
