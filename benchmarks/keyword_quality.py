@@ -15,16 +15,46 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from store import load_cranfield, ndcg_at_10
-
 from omniembed.store.engines.keyword import KeywordIndex
 from omniembed.store.schema import BM25Config
+from store import load_cranfield, ndcg_at_10
 
 # the classic 33-word English stop set of Lucene-based engines
-SHORT_ENGLISH = (
-    "a an and are as at be but by for if in into is it no not of on or such that the their then there these "
-    "they this to was will with"
-).split()
+SHORT_ENGLISH = [
+    "a",
+    "an",
+    "and",
+    "are",
+    "as",
+    "at",
+    "be",
+    "but",
+    "by",
+    "for",
+    "if",
+    "in",
+    "into",
+    "is",
+    "it",
+    "no",
+    "not",
+    "of",
+    "on",
+    "or",
+    "such",
+    "that",
+    "the",
+    "their",
+    "then",
+    "there",
+    "these",
+    "they",
+    "this",
+    "to",
+    "was",
+    "will",
+    "with",
+]
 
 CONFIGS: dict[str, tuple[str, str | None, str | tuple[str, ...] | None]] = {
     "word (before this change)": ("word", None, None),

@@ -102,7 +102,7 @@ class Schema:
     """The typed properties of a collection and the tokenization of its text properties.
 
     A property may be given as a type string or as a :class:`Property`; ``tokenization`` then holds
-    the text properties' tokenizations (``word`` for those not named).
+    every text property's tokenization (``word`` where none was chosen).
     """
 
     properties: dict[str, Any] = field(default_factory=dict)
@@ -128,6 +128,8 @@ class Schema:
             if self.properties.get(name) not in ("text", "text[]"):
                 raise ValueError(f"tokenization is set for {name!r}, which is not a text property")
             _check_tokenization(chosen)
+        for name in self.text_properties:
+            tokenization.setdefault(name, "word")
 
     def tokenization_of(self, name: str) -> str:
         """The tokenization of text property ``name``."""

@@ -127,7 +127,10 @@ class Analyzer:
     """
 
     def __init__(
-        self, tokenization: str = "word", stemmer: str | None = None, stopwords: str | Sequence[str] | None = None
+        self,
+        tokenization: str = "word",
+        stemmer: str | None = None,
+        stopwords: str | Sequence[str] | None = None,
     ) -> None:
         self.tokenization = check_tokenization(tokenization)
         whole = tokenization == "field"
@@ -136,7 +139,9 @@ class Analyzer:
         self.stopwords: frozenset[str] = (
             stopword_list(chosen) if isinstance(chosen, str) else frozenset(chosen or ())
         )
-        self._stem = _stemmer_module().Stemmer(self.stemmer_language).stemWords if self.stemmer_language else None
+        self._stem = (
+            _stemmer_module().Stemmer(self.stemmer_language).stemWords if self.stemmer_language else None
+        )
         self._fold = tokenization == "whitespace"  # only there can a token hold capitals
 
     def fingerprint(self) -> dict[str, Any]:
@@ -158,7 +163,11 @@ class Analyzer:
         tokens = split(text, self.tokenization)
         if self.stopwords:
             stop = self.stopwords
-            tokens = [t for t in tokens if t.lower() not in stop] if self._fold else [t for t in tokens if t not in stop]
+            tokens = (
+                [t for t in tokens if t.lower() not in stop]
+                if self._fold
+                else [t for t in tokens if t not in stop]
+            )
         if self._stem is not None:
             tokens = self._stem(tokens)
         return tokens

@@ -1,4 +1,4 @@
-"""One text property's postings: a saved segment (possibly memory-mapped) plus in-memory chunks of new ones."""
+"""One text property's postings: a saved segment (perhaps memory-mapped) plus in-memory chunks of new ones."""
 
 from __future__ import annotations
 
@@ -26,7 +26,11 @@ class Field:
     """Postings, term counts per object (``lengths``, by slot) and their total for one property."""
 
     def __init__(
-        self, analyzer: Analyzer, base: Segment | None = None, lengths: np.ndarray | None = None, total: int = 0
+        self,
+        analyzer: Analyzer,
+        base: Segment | None = None,
+        lengths: np.ndarray | None = None,
+        total: int = 0,
     ) -> None:
         self.analyzer = analyzer
         self.base = base
@@ -60,7 +64,9 @@ class Field:
         if not self._slots:
             return
         docs = np.repeat(np.arange(len(self._slots)), self._counts)
-        term_ids, rows, tfs = count_terms(docs, np.asarray(self._ids, dtype=np.int64), max(len(self.vocabulary), 1))
+        term_ids, rows, tfs = count_terms(
+            docs, np.asarray(self._ids, dtype=np.int64), max(len(self.vocabulary), 1)
+        )
         slots = np.asarray(self._slots, dtype=np.int64)[rows]
         self.chunks.append(Chunk.build(term_ids, slots, tfs))
         self._slots, self._counts, self._ids = [], [], []

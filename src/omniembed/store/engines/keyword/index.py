@@ -24,11 +24,10 @@ from omniembed.store.schema import BM25Config
 def analyzers(
     properties: Iterable[str], config: BM25Config, tokenization: Mapping[str, str] | None = None
 ) -> dict[str, Analyzer]:
-    """One analyzer per property: its tokenization (``word`` if not given) and the config's stemmer and stop words."""
+    """One analyzer per property: its tokenization (``word`` if not given), the config's stemmer and
+    stop words."""
     chosen = tokenization or {}
-    return {
-        name: Analyzer(chosen.get(name, "word"), config.stemmer, config.stopwords) for name in properties
-    }
+    return {name: Analyzer(chosen.get(name, "word"), config.stemmer, config.stopwords) for name in properties}
 
 
 class KeywordIndex:
@@ -119,12 +118,14 @@ class KeywordIndex:
         return scores
 
     def save(self, prefix: Path, watermark: Mapping[str, int]) -> None:
-        """Write the index beside ``prefix`` (atomically; see :mod:`.persist`), then serve from those files."""
+        """Write the index beside ``prefix`` atomically (see :mod:`.persist`); then serve from those files."""
         segments = {name: field.compacted(self.alive) for name, field in self.fields.items()}
         end = self.end
         lengths = {name: field.lengths[:end] for name, field in self.fields.items()}
         totals = {name: field.total_length for name, field in self.fields.items()}
-        persist.save(prefix, self.fingerprint(), segments, lengths, totals, self.alive[:end], self.count, watermark)
+        persist.save(
+            prefix, self.fingerprint(), segments, lengths, totals, self.alive[:end], self.count, watermark
+        )
         loaded = persist.load(prefix, self.fingerprint())
         if loaded is not None:  # serve from the memory-mapped files: the in-memory postings are freed
             self._adopt(loaded)

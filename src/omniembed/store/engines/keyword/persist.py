@@ -80,7 +80,14 @@ def save(
     generation = uuid.uuid4().hex[:12]
     arrays: dict[str, np.ndarray] = {"alive": alive}
     for name, segment in segments.items():
-        parts = (segment.blob, segment.term_offsets, segment.offsets, segment.slots, segment.tfs, lengths[name])
+        parts = (
+            segment.blob,
+            segment.term_offsets,
+            segment.offsets,
+            segment.slots,
+            segment.tfs,
+            lengths[name],
+        )
         arrays.update({f"{name}.{part}": array for part, array in zip(_PARTS, parts, strict=True)})
     files = {}
     for key, array in arrays.items():
@@ -156,7 +163,7 @@ def _write_array(path: Path, array: np.ndarray) -> dict[str, int]:
     temporary = path.with_name(path.name + ".tmp")
     with temporary.open("wb") as handle:
         sink = _Checksummed(handle)
-        np.lib.format.write_array(sink, array, allow_pickle=False)  # type: ignore[arg-type]
+        np.lib.format.write_array(sink, array, allow_pickle=False)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)

@@ -71,9 +71,20 @@ class Segment:
     """Postings keyed by term strings, possibly memory-mapped from a saved index."""
 
     def __init__(
-        self, blob: np.ndarray, term_offsets: np.ndarray, offsets: np.ndarray, slots: np.ndarray, tfs: np.ndarray
+        self,
+        blob: np.ndarray,
+        term_offsets: np.ndarray,
+        offsets: np.ndarray,
+        slots: np.ndarray,
+        tfs: np.ndarray,
     ) -> None:
-        self.blob, self.term_offsets, self.offsets, self.slots, self.tfs = blob, term_offsets, offsets, slots, tfs
+        self.blob, self.term_offsets, self.offsets, self.slots, self.tfs = (
+            blob,
+            term_offsets,
+            offsets,
+            slots,
+            tfs,
+        )
         self.size = len(term_offsets) - 1
 
     @classmethod
@@ -115,4 +126,8 @@ class Segment:
     def flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One row per posting: ``term index, slots, tfs``."""
         counts = np.diff(np.asarray(self.offsets))
-        return np.repeat(np.arange(self.size, dtype=np.int64), counts), np.asarray(self.slots), np.asarray(self.tfs)
+        return (
+            np.repeat(np.arange(self.size, dtype=np.int64), counts),
+            np.asarray(self.slots),
+            np.asarray(self.tfs),
+        )
