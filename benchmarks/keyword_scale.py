@@ -75,9 +75,8 @@ def main() -> None:
         prefix = Path(folder) / "docs"
         began = time.perf_counter()
         index.save(prefix, {"seq": args.objects})
-        print(
-            f"save: {time.perf_counter() - began:.1f} s, {sum(f.stat().st_size for f in Path(folder).iterdir()) / 1e6:.0f} MB"
-        )
+        size = sum(f.stat().st_size for f in Path(folder).iterdir()) / 1e6
+        print(f"save: {time.perf_counter() - began:.1f} s, {size:.0f} MB")
         del index
         gc.collect()
         before = rss_mb()
