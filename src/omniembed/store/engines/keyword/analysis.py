@@ -22,6 +22,7 @@ from typing import Any
 
 TOKENIZATIONS = ("word", "lowercase", "whitespace", "field")
 _WORD = re.compile(r"[^\W_]+")
+_MEMO_WORDS = 1_000_000  # stems remembered per analyzer before the memo starts over
 
 
 def tokenize(text: str) -> list[str]:
@@ -142,6 +143,7 @@ class Analyzer:
         self._stem = (
             _stemmer_module().Stemmer(self.stemmer_language).stemWords if self.stemmer_language else None
         )
+        self._memo: dict[str, str] = {}
         self._fold = tokenization == "whitespace"  # only there can a token hold capitals
 
     def fingerprint(self) -> dict[str, Any]:
@@ -168,6 +170,17 @@ class Analyzer:
                 if self._fold
                 else [t for t in tokens if t not in stop]
             )
-        if self._stem is not None:
-            tokens = self._stem(tokens)
-        return tokens
+        return self._stemmed(tokens) if self._stem is not None else tokens
+
+    def _stemmed(self, tokens: list[str]) -> list[str]:
+        """Stem through a memo of seen words: a dict lookup costs far less than the stemmer."""
+        memo, stem = self._memo, self._stem
+        assert stem is not None
+        try:
+            return [memo[token] for token in tokens]
+        except KeyError:
+            if len(memo) > _MEMO_WORDS:
+                memo.clear()
+            new = list({token for token in tokens if token not in memo})
+            memo.update(zip(new, stem(new), strict=True))
+            return [memo.get(token) or stem([token])[0] for token in tokens]

@@ -16,7 +16,7 @@ def idf(n_docs: int, n_match: int) -> float:
     """Inverse document frequency of a term found in ``n_match`` of ``n_docs`` objects.
 
     >>> round(idf(10, 1), 4)
-    1.8718
+    1.9924
     """
     return float(np.log1p((n_docs - n_match + 0.5) / (n_match + 0.5)))
 
