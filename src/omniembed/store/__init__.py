@@ -8,7 +8,7 @@ from omniembed.store.data import DataObject
 from omniembed.store.database import Collections, Database, SelfProvided, connect
 from omniembed.store.filters import Filter
 from omniembed.store.results import BatchResult, Object, QueryResult
-from omniembed.store.schema import BM25Config
+from omniembed.store.schema import BM25Config, Property
 from omniembed.store.vectorizer import Vectorizer
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Filter",
     "IndexConfig",
     "Object",
+    "Property",
     "QueryResult",
     "Rerank",
     "SelfProvided",

@@ -68,18 +68,20 @@ class CollectionConfig:
         return {
             "name": self.name,
             "properties": dict(self.schema.properties),
+            "tokenization": {name: self.schema.tokenization_of(name) for name in self.schema.text_properties},
             "vectors": {name: asdict(vector) for name, vector in self.vectors.items()},
-            "bm25": asdict(self.bm25),
+            "bm25": self.bm25.to_json(),
             "index": asdict(self.index),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CollectionConfig:
-        """Read what :meth:`to_json` wrote."""
+        """Read what :meth:`to_json` wrote; a config written before tokenization, stemming and stop
+        words existed reads as ``word`` tokenization with neither, as it was indexed."""
         return cls(
             name=data["name"],
-            schema=Schema(data["properties"]),
+            schema=Schema(data["properties"], data.get("tokenization", {})),
             vectors={name: VectorConfig(**vector) for name, vector in data["vectors"].items()},
-            bm25=BM25Config(**data["bm25"]),
+            bm25=BM25Config.from_json(data["bm25"]),
             index=IndexConfig(**data["index"]),
         )

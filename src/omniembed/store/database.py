@@ -13,7 +13,7 @@ from omniembed.errors import CollectionNotFoundError
 from omniembed.store.backend import StorageBackend
 from omniembed.store.collection import Collection
 from omniembed.store.config import CollectionConfig, IndexConfig, Metric, VectorConfig
-from omniembed.store.schema import BM25Config, Schema, check_new_properties
+from omniembed.store.schema import BM25Config, Property, Schema, check_new_properties
 from omniembed.store.vectorizer import EmbeddingCache, Vectorizer
 
 logger = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class Collections:
     def create(
         self,
         name: str,
-        properties: Mapping[str, str] | None = None,
+        properties: Mapping[str, str | Property] | None = None,
         vectors: Mapping[str, Vectorizer | SelfProvided | None] | Vectorizer | None = None,
         *,
         bm25: BM25Config | None = None,
@@ -101,10 +101,11 @@ class Collections:
         Args:
             name: the collection's name.
             properties: property name to type (``text``, ``text[]``, ``int``, ``number``, ``bool``,
-                ``date``, ``uuid``, their ``[]`` arrays, ``image``, ``audio``, ``video``).
+                ``date``, ``uuid``, their ``[]`` arrays, ``image``, ``audio``, ``video``), or a
+                :class:`Property` such as ``Property("text", tokenization="field")``.
             vectors: named vectors: a ``Vectorizer`` to embed properties, or ``SelfProvided()`` /
                 ``None`` for vectors you bring. A single ``Vectorizer`` is named ``"default"``.
-            bm25: BM25 ``k1`` and ``b``.
+            bm25: BM25 ``k1``, ``b``, stemmer and stop words.
             index: when vector search switches from exact to HNSW, and the HNSW settings.
         """
         schema = Schema(dict(properties or {}))

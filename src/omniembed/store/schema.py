@@ -40,29 +40,100 @@ _DATE_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 @dataclass(frozen=True)
 class BM25Config:
-    """BM25 parameters of a collection's keyword index (Weaviate's defaults)."""
+    """BM25 parameters and text analysis of a collection's keyword index.
+
+    ``k1`` and ``b`` are Weaviate's defaults. ``stemmer`` is a Snowball language (``None``: no
+    stemming) and ``stopwords`` a shipped language list, your own list of words, or ``None``. The
+    defaults were chosen on Cranfield (see docs/store.md); collections created before these options
+    existed keep reading as no stemming and no stop words.
+    """
 
     k1: float = 1.2
     b: float = 0.75
+    stemmer: str | None = "english"
+    stopwords: str | tuple[str, ...] | None = "english"
 
     def __post_init__(self) -> None:
         if not (self.k1 >= 0 and 0 <= self.b <= 1):
             raise ValueError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={self.k1}, b={self.b}")
+        from omniembed.store.engines.keyword.analysis import check_stemmer, check_stopwords
+
+        check_stemmer(self.stemmer)
+        object.__setattr__(self, "stopwords", check_stopwords(self.stopwords))
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        stopwords = list(self.stopwords) if isinstance(self.stopwords, tuple) else self.stopwords
+        return {"k1": self.k1, "b": self.b, "stemmer": self.stemmer, "stopwords": stopwords}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BM25Config:
+        """Read what :meth:`to_json` wrote; a config from before stemming reads as none of it."""
+        return cls(**{"stemmer": None, "stopwords": None, **data})
+
+
+@dataclass(frozen=True)
+class Property:
+    """A property type with options, where a plain type string will not do.
+
+    >>> Property("text", tokenization="field")
+    Property(type='text', tokenization='field')
+    """
+
+    type: str
+    tokenization: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.tokenization is not None:
+            if self.type not in ("text", "text[]"):
+                raise ValueError(f"tokenization applies to text and text[] properties, not {self.type!r}")
+            _check_tokenization(self.tokenization)
+
+
+def _check_tokenization(tokenization: object) -> None:
+    """Refuse a tokenization other than ``word``, ``lowercase``, ``whitespace`` and ``field``."""
+    from omniembed.store.engines.keyword.analysis import check_tokenization
+
+    check_tokenization(tokenization)
 
 
 @dataclass(frozen=True)
 class Schema:
-    """The typed properties of a collection."""
+    """The typed properties of a collection and the tokenization of its text properties.
 
-    properties: dict[str, str] = field(default_factory=dict)
+    A property may be given as a type string or as a :class:`Property`; ``tokenization`` then holds
+    every text property's tokenization (``word`` where none was chosen).
+    """
+
+    properties: dict[str, Any] = field(default_factory=dict)
+    tokenization: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        types, tokenization = {}, dict(self.tokenization)
+        for name, kind in self.properties.items():
+            if isinstance(kind, Property):
+                if kind.tokenization is not None:
+                    tokenization[name] = kind.tokenization
+                kind = kind.type
+            types[name] = kind
+        object.__setattr__(self, "properties", types)
+        object.__setattr__(self, "tokenization", tokenization)
         for name, kind in self.properties.items():
             check_name(name, "property")
             if kind not in PROPERTY_TYPES:
                 raise ValueError(
                     f"property {name!r} has type {kind!r}; use one of {', '.join(PROPERTY_TYPES)}"
                 )
+        for name, chosen in tokenization.items():
+            if self.properties.get(name) not in ("text", "text[]"):
+                raise ValueError(f"tokenization is set for {name!r}, which is not a text property")
+            _check_tokenization(chosen)
+        for name in self.text_properties:
+            tokenization.setdefault(name, "word")
+
+    def tokenization_of(self, name: str) -> str:
+        """The tokenization of text property ``name``."""
+        return self.tokenization.get(name, "word")
 
     @property
     def text_properties(self) -> list[str]:
