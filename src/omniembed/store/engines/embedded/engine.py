@@ -49,7 +49,7 @@ class _Tables:
     def __init__(self, ident: int, config: CollectionConfig, folder: Path | None) -> None:
         self.ident, self.config, self.folder = ident, config, folder
         self.objects, self.vectors, self.deleted = f"objects_{ident}", f"vectors_{ident}", f"deleted_{ident}"
-        self.keyword = KeywordIndex(config.schema.text_properties, config.bm25)
+        self.keyword = KeywordIndex(config.schema.text_properties, config.bm25, config.schema.tokenization)
         self.last_seq = 0  # the highest seq ever written (seqs are never reused)
         self.last_deleted = 0  # the highest id in the deletion log
         self.unsaved = 0  # changes since the indexes were last saved
@@ -163,12 +163,13 @@ class EmbeddedBackend:
     def _load_keyword(self, tables: _Tables) -> dict[str, int]:
         """Load the saved keyword index into ``tables``; return its watermark (zeros when rebuilt)."""
         if self.folder is not None:
+            schema = tables.config.schema
             found = KeywordIndex.load(
-                self._keyword_path(tables), tables.config.schema.text_properties, tables.config.bm25
+                self._keyword_path(tables), schema.text_properties, tables.config.bm25, schema.tokenization
             )
             if found is not None:
                 tables.keyword, watermark = found
-                return watermark
+                return dict(watermark)
         return {"seq": 0, "deleted": 0}
 
     def _catch_up_keyword(self, tables: _Tables, watermark: dict[str, int]) -> int:

@@ -37,13 +37,14 @@ import numpy as np
 from omniembed.errors import CollectionExistsError, CollectionNotFoundError, MissingExtraError
 from omniembed.store.backend import Match, StoredObject
 from omniembed.store.config import CollectionConfig, IndexConfig
-from omniembed.store.engines.keyword import tokenize
 from omniembed.store.engines.milvus.filters import literal, to_expr
 from omniembed.store.engines.milvus.layout import (
     MAX_TEXT_BYTES,
     METRICS,
     collection_schema,
+    joined,
     prepare_vector,
+    text_analyzers,
     to_row,
 )
 from omniembed.store.filters import Filter
@@ -309,16 +310,16 @@ class MilvusBackend:
             unknown = sorted(set(boosts) - set(fields))
             if unknown:
                 raise ValueError(f"BM25 searches text properties; {unknown} are not among {sorted(fields)}")
-            words = list(dict.fromkeys(tokenize(query)))
-            if not words:
-                return []
-            # The embedded backend counts each query word once; Milvus weighs words by their count.
-            text = " ".join(words)
             expr = to_expr(where, config.schema) if where is not None else ""
             active = {prop: boost for prop, boost in boosts.items() if boost != 0}
             depth = min(MAX_RESULTS, limit if len(active) == 1 else max(1000, 10 * limit))
+            analyzers = text_analyzers(config)
             scores: dict[str, float] = {}
             for prop, boost in active.items():
+                # The embedded backend counts each query term once; Milvus weighs terms by their count.
+                text = joined(dict.fromkeys(analyzers[prop](query)))
+                if not text:
+                    continue
                 results = self.client.search(
                     self.prefix + name,
                     data=[text],

@@ -5,13 +5,16 @@
 - per named vector ``v_<name>`` (FLOAT_VECTOR with an HNSW index, COSINE / IP / L2 for cosine / dot /
   l2) and ``has_<name>`` (BOOL): Milvus needs a value in every vector field, so an object without that
   vector holds a filler and ``has_<name> == false`` keeps it out of searches;
-- per text property ``t_<name>`` (VARCHAR with the standard analyzer: lowercased words) feeding a BM25
-  function into ``s_<name>`` (SPARSE_FLOAT_VECTOR, BM25 index with the collection's k1 and b);
+- per text property ``t_<name>``: the property's terms as the embedded keyword index makes them
+  (``word`` tokenization, stop words, stemming), joined by spaces, in a VARCHAR with Milvus's standard
+  analyzer (which keeps each such term whole), feeding a BM25 function into ``s_<name>`` (SPARSE_FLOAT_VECTOR, BM25 index with the
+  collection's k1 and b), so both engines count the same terms;
 - ``_unused`` (a 2-dim FLOAT_VECTOR) only when there is neither, since Milvus needs a vector field.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -19,7 +22,8 @@ import numpy as np
 from omniembed.store.backend import StoredObject
 from omniembed.store.config import CollectionConfig
 from omniembed.store.engines.embedded.vector_index import VectorIndex
-from omniembed.store.engines.keyword import text_of
+from omniembed.store.engines.keyword.analysis import Analyzer
+from omniembed.store.engines.keyword.index import analyzers
 
 METRICS = {"cosine": "COSINE", "dot": "IP", "l2": "L2"}
 MAX_TEXT_BYTES = 65_535
@@ -42,6 +46,12 @@ def collection_schema(pymilvus: Any, client: Any, config: CollectionConfig) -> t
         schema.add_field(f"has_{name}", types.BOOL)
         index.add_index(f"v_{name}", index_type="HNSW", metric_type=METRICS[vector.metric], params=hnsw)
     bm25 = {"params": {"bm25_k1": config.bm25.k1, "bm25_b": config.bm25.b}}
+    other = {p: k for p, k in config.schema.tokenization.items() if k != "word"}
+    if other:
+        raise ValueError(
+            f"the Milvus backend splits text into words only; {other} need the embedded backend "
+            "(or tokenization='word')"
+        )
     for prop in config.schema.text_properties:
         schema.add_field(f"t_{prop}", types.VARCHAR, max_length=MAX_TEXT_BYTES, enable_analyzer=True)
         schema.add_field(f"s_{prop}", types.SPARSE_FLOAT_VECTOR)
@@ -74,9 +84,9 @@ def to_row(config: CollectionConfig, obj: StoredObject, seq: int) -> dict[str, A
         filler = np.eye(1, vector.dims, dtype=np.float32)[0]  # any valid vector; has_ hides it
         row[f"v_{name}"] = (filler if given is None else prepare_vector(config, name, given)).tolist()
         row[f"has_{name}"] = given is not None
-    for prop in config.schema.text_properties:
+    for prop, analyzer in text_analyzers(config).items():
         value = obj.properties.get(prop)
-        text = text_of(value) if value is not None else ""
+        text = joined(analyzer(value)) if value is not None else ""
         size = len(text.encode())
         if size > MAX_TEXT_BYTES:
             raise ValueError(
@@ -87,6 +97,16 @@ def to_row(config: CollectionConfig, obj: StoredObject, seq: int) -> dict[str, A
     if not config.vectors and not config.schema.text_properties:
         row["_unused"] = [0.0, 0.0]
     return row
+
+
+def text_analyzers(config: CollectionConfig) -> dict[str, Analyzer]:
+    """The analyzer of each text property, as the embedded keyword index builds them."""
+    return analyzers(config.schema.text_properties, config.bm25, config.schema.tokenization)
+
+
+def joined(terms: Iterable[str]) -> str:
+    """Terms joined by spaces."""
+    return " ".join(terms)
 
 
 def prepare_vector(config: CollectionConfig, name: str, vector: np.ndarray) -> np.ndarray:
