@@ -15,8 +15,8 @@ from omniembed.formats.hub import HUB_ARGUMENTS, HubOptions
 from omniembed.late_interaction.encoder import MultiVectorEncoder
 from omniembed.late_interaction.vision import VisionMultiVectorEncoder
 
-import image_factory as imf
-import model_factory as mf
+from helpers import images as imf
+from helpers import models as mf
 
 MODEL_CLASSES = [SentenceTransformer, CrossEncoder, MultiVectorEncoder, VisionMultiVectorEncoder]
 

@@ -20,8 +20,8 @@ from omniembed.errors import ModelFormatError
 from omniembed.formats.modules_json import read_modules_json
 from omniembed.late_interaction.encoder import MultiVectorEncoder
 
-import image_factory as imf
-import model_factory as mf
+from helpers import images as imf
+from helpers import models as mf
 
 LOGIT_SCORE = "sentence_transformers.cross_encoder.modules.logit_score.LogitScore"
 
