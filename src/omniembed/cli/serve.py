@@ -76,14 +76,14 @@ def serve_command(
     from omniembed.server import ServerSettings, create_app
 
     # The model runs in the batcher's thread while the event loop's thread waits. With OpenMP's
-    # default active waiting, the idle threads spin on the cores the forward pass needs: on a busy
-    # 2-core machine one-sentence requests took ~1.2 s instead of ~20 ms. Read by OpenMP when torch
-    # first runs a parallel region, so it is set here, before the model loads.
+    # default active waiting, the idle threads spin on the cores the forward pass needs (the cost:
+    # BENCHMARKS.md, "Figures behind the runtime choices"). Read by OpenMP when torch first runs a
+    # parallel region, so it is set here, before the model loads.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    # oneDNN caches a compiled primitive per input shape (up to 1024 by default, each ~0.5-2 MB).
-    # Merged batches have ever-new (batch, length) shapes, so the cache only grew: +300 MB of RSS
-    # per minute at 32 clients. A small cache bounds it; none at all would rebuild the linear
-    # layers' kernels (runtime/onednn.py) on every call, which tripled a one-sentence forward pass.
+    # oneDNN caches a compiled primitive per input shape (up to 1024 by default). Merged batches
+    # have ever-new (batch, length) shapes, so the default cache only grows. A small cache bounds
+    # it; none at all would rebuild the linear layers' kernels (runtime/onednn.py) on every call
+    # (both measured in BENCHMARKS.md, "Figures behind the runtime choices").
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
     if threads is not None:  # the whole process serves, so torch's process-wide setting is the right one
         import torch

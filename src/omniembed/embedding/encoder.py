@@ -17,7 +17,7 @@ from omniembed.embedding.pool import EncodePool, check_chunk_size, encode_with_p
 from omniembed.embedding.pool_worker import TRUNCATION_WARNING, EncodeJob
 from omniembed.embedding.quantize import PRECISIONS, Precision, quantize_embeddings
 from omniembed.embedding.similarity import ArrayLike, similarity_functions
-from omniembed.formats.hub import resolve_model_folder
+from omniembed.formats.hub import HubOptions
 from omniembed.inputs.images import load_images_in
 from omniembed.inputs.media import load_media
 from omniembed.inputs.modality import Modality, input_batch, unwrap
@@ -103,13 +103,9 @@ class SentenceTransformer(nn.Sequential):
     ) -> None:
         config = ModelConfig()
         if model_name_or_path is not None:
-            folder = resolve_model_folder(
-                model_name_or_path,
-                cache_folder=cache_folder,
-                revision=revision,
-                token=token,
-                local_files_only=local_files_only,
-            )
+            folder = HubOptions(
+                cache_folder=cache_folder, revision=revision, token=token, local_files_only=local_files_only
+            ).resolve(model_name_or_path)
             options = LoadOptions.from_arguments(trust_remote_code, model_kwargs, tokenizer_kwargs)
             modules = load_modules(folder, options)
             config = ModelConfig.read(folder)

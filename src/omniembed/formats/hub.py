@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from omniembed.errors import ModelNotFoundError
 
@@ -20,6 +22,46 @@ _NOT_NEEDED = [
     "tf_model*",
     "*.gguf",
 ]
+
+
+@dataclass(frozen=True)
+class HubOptions:
+    """Where and how to find a model on the Hugging Face hub: the arguments every model class takes.
+
+    Attributes:
+        cache_folder: the Hugging Face cache to look in and download to (default: the hub's own).
+        revision: the hub revision (branch, tag or commit).
+        token: the hub token for private models.
+        local_files_only: never contact the hub.
+    """
+
+    cache_folder: str | os.PathLike[str] | None = None
+    revision: str | None = None
+    token: bool | str | None = None
+    local_files_only: bool = False
+
+    @classmethod
+    def pick(cls, arguments: dict[str, Any]) -> HubOptions:
+        """Take the hub options out of a model class's keyword arguments (others are left alone).
+
+        >>> HubOptions.pick({"revision": "main", "device": "cpu"})
+        HubOptions(cache_folder=None, revision='main', token=None, local_files_only=False)
+        """
+        return cls(**{name: arguments[name] for name in HUB_ARGUMENTS if name in arguments})
+
+    def resolve(self, name_or_path: str | os.PathLike[str]) -> Path:
+        """Return the local folder holding the model's files (see :func:`resolve_model_folder`)."""
+        return resolve_model_folder(
+            name_or_path,
+            cache_folder=self.cache_folder,
+            revision=self.revision,
+            token=self.token,
+            local_files_only=self.local_files_only,
+        )
+
+
+HUB_ARGUMENTS = tuple(field.name for field in fields(HubOptions))
+"""The keyword arguments of a model class that say where to find the model."""
 
 
 def is_offline() -> bool:

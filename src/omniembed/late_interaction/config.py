@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from omniembed.errors import ModelFormatError
+from omniembed.formats.modules_json import MODULES_FILE, ModuleEntry, read_modules_json
 from omniembed.modules.module import read_json
 
 MODULE_NAMES = ("Transformer", "Dense", "MultiVectorMask", "Normalize")
@@ -107,32 +108,30 @@ def _expansion(sbert: dict[str, Any], st: dict[str, Any], pylate: bool) -> Query
     return QueryExpansion(length=int(st.get("query_length") or 32), attend=bool(attend))
 
 
-def _modules(folder: Path) -> list[tuple[str, Path]]:
-    import json
+def allowed_modules(folder: Path, entries: list[ModuleEntry]) -> list[tuple[str, Path]]:
+    """Return ``(class name, folder)`` per ``modules.json`` entry, refusing types outside the allow-list.
 
-    path = folder / "modules.json"
-    if not path.is_file():
-        raise ModelFormatError(f"{folder} has no modules.json; a late-interaction folder lists its modules")
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelFormatError(f"model file {path} is not valid JSON: {error}") from error
+    Raises:
+        ModelFormatError: a type not in ``MODULE_NAMES`` (from the sentence-transformers, PyLate or
+            omniembed packages), or a first module that is not a Transformer.
+    """
     modules = []
-    for entry in sorted(entries, key=lambda item: int(item.get("idx", 0))):
-        type_name = str(entry.get("type", ""))
-        namespace, _, name = type_name.rpartition(".")
-        relative = str(entry.get("path", ""))
-        if (
-            namespace.split(".")[0] not in ("sentence_transformers", "pylate", "omniembed")
-            or name not in MODULE_NAMES
+    for entry in entries:
+        if entry.package not in ("sentence_transformers", "pylate", "omniembed") or (
+            entry.class_name not in MODULE_NAMES
         ):
             raise ModelFormatError(
-                f"{path}: module type {type_name!r} is not supported for late interaction; supported: "
-                f"{list(MODULE_NAMES)} (arbitrary classes are never imported)"
+                f"{folder / MODULES_FILE}: module type {entry.type!r} is not supported for late "
+                f"interaction; supported: {list(MODULE_NAMES)} (arbitrary classes are never imported)"
             )
-        if Path(relative).is_absolute() or ".." in Path(relative).parts:
-            raise ModelFormatError(f"{path}: module path {relative!r} must stay inside {folder}")
-        modules.append((name, folder / relative))
-    if not modules or modules[0][0] != "Transformer":
-        raise ModelFormatError(f"{path}: the first module must be a Transformer")
+        modules.append((entry.class_name, entry.folder))
+    if modules[0][0] != "Transformer":
+        raise ModelFormatError(f"{folder / MODULES_FILE}: the first module must be a Transformer")
     return modules
+
+
+def _modules(folder: Path) -> list[tuple[str, Path]]:
+    entries = read_modules_json(folder)
+    if entries is None:
+        raise ModelFormatError(f"{folder} has no modules.json; a late-interaction folder lists its modules")
+    return allowed_modules(folder, entries)

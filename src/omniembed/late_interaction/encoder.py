@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from omniembed.formats.hub import resolve_model_folder
+from omniembed.formats.hub import HubOptions
 from omniembed.inputs.modality import text_batch
 from omniembed.late_interaction.config import LateInteractionConfig, read_config
 from omniembed.late_interaction.maxsim import TokenMatrices, maxsim, maxsim_pairwise
@@ -59,15 +59,20 @@ class MultiVectorEncoder(nn.Module):
 
     def __new__(cls, *args: Any, **kwargs: Any) -> MultiVectorEncoder:
         """Return the subclass that loads the folder (``VisionMultiVectorEncoder`` for a transformers
-        ``*ForRetrieval`` (ColPali) folder)."""
+        ``*ForRetrieval`` (ColPali) folder); the folder found here is the one ``__init__`` loads."""
         path = args[0] if args else kwargs.get("model_name_or_path")
-        if cls is MultiVectorEncoder and path is not None and cls._variants:
-            hub = ("cache_folder", "revision", "token", "local_files_only")
-            folder = resolve_model_folder(path, **{key: kwargs[key] for key in hub if key in kwargs})
-            for variant in cls._variants:
-                if variant.loads_folder(folder):
-                    return super().__new__(variant)
-        return super().__new__(cls)
+        if cls is not MultiVectorEncoder or path is None or not cls._variants:
+            return super().__new__(cls)
+        folder = HubOptions.pick(kwargs).resolve(path)
+        variant = next((variant for variant in cls._variants if variant.loads_folder(folder)), cls)
+        instance = super().__new__(variant)
+        instance.__dict__["_resolved_folder"] = folder  # read once by __init__, before nn.Module's setup
+        return instance
+
+    def _model_folder(self, model_name_or_path: str | os.PathLike[str], hub: HubOptions) -> Path:
+        """The folder ``__new__`` resolved for this call, or else the one ``hub`` finds."""
+        resolved = self.__dict__.pop("_resolved_folder", None)
+        return resolved if isinstance(resolved, Path) else hub.resolve(model_name_or_path)
 
     def __init__(
         self,
@@ -84,13 +89,10 @@ class MultiVectorEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.name_or_path = os.fspath(model_name_or_path)
-        folder = resolve_model_folder(
-            model_name_or_path,
-            cache_folder=cache_folder,
-            revision=revision,
-            token=token,
-            local_files_only=local_files_only,
+        hub = HubOptions(
+            cache_folder=cache_folder, revision=revision, token=token, local_files_only=local_files_only
         )
+        folder = self._model_folder(model_name_or_path, hub)
         options = LoadOptions.from_arguments(trust_remote_code, model_kwargs, tokenizer_kwargs)
         self.config = read_config(folder)
         self.transformer = Transformer.load(self.config.modules[0][1], options)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from omniembed.late_interaction.maxsim import maxsim_packed, pack
 from omniembed.late_interaction.muvera import FDEParams, encode
 
 FORMAT_VERSION = 1
@@ -159,10 +160,8 @@ class LateInteractionIndex:
 
     def _pack(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._packed is None:
-            lengths = [len(matrix) for matrix in self._matrices]
-            offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-            dim, width = self.params.dim, self.params.output_dim
-            tokens = np.concatenate(self._matrices) if self._matrices else np.zeros((0, dim), np.float32)
+            tokens, offsets = pack(self._matrices, self.params.dim)
+            width = self.params.output_dim
             fdes = np.stack(self._fdes) if self._fdes else np.zeros((0, width), np.float32)
             self._packed = (tokens, offsets, fdes)
         return self._packed
@@ -176,19 +175,10 @@ def _maxsim_segments(
     query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray, rows: np.ndarray
 ) -> np.ndarray:
     """MaxSim of ``query`` with each document in ``rows`` (token ranges given by ``offsets``)."""
-    if len(rows) == len(offsets) - 1 and np.array_equal(rows, np.arange(len(rows))):
-        # Every document: one product against the whole token matrix, then a max per document.
-        lengths = np.diff(offsets)
-        scores = np.zeros(len(rows), dtype=np.float32)
-        nonempty = lengths > 0
-        if nonempty.any():
-            sims = query @ tokens.T
-            scores[nonempty] = np.maximum.reduceat(sims, offsets[:-1][nonempty], axis=1).sum(axis=0)
-        return scores
-    # A few documents: slices are views, so nothing is copied out of the token matrix.
-    scores = np.zeros(len(rows), dtype=np.float32)
-    for position, row in enumerate(rows.tolist()):
-        start, end = offsets[row], offsets[row + 1]
-        if end > start:
-            scores[position] = (query @ tokens[start:end].T).max(axis=1).sum()
+    query_offsets = np.array([0, len(query)], dtype=np.int64)
+    if not (len(rows) == len(offsets) - 1 and np.array_equal(rows, np.arange(len(rows)))):
+        # a few documents: lay just those end to end (every document: the packed tokens as they are)
+        slices = [tokens[offsets[row] : offsets[row + 1]] for row in rows.tolist()]
+        tokens, offsets = pack(slices, query.shape[1])
+    scores: np.ndarray = maxsim_packed(query, query_offsets, tokens, offsets)[0]
     return scores

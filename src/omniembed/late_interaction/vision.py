@@ -32,10 +32,11 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from omniembed.errors import ModelFormatError
-from omniembed.formats.hub import resolve_model_folder
+from omniembed.formats.hub import HubOptions
+from omniembed.formats.modules_json import read_modules_json
 from omniembed.inputs.images import load_image, require_pillow
 from omniembed.inputs.modality import input_batch, unwrap
-from omniembed.late_interaction.config import LateInteractionConfig, _modules
+from omniembed.late_interaction.config import LateInteractionConfig, allowed_modules
 from omniembed.late_interaction.encoder import MultiVectorEncoder, Task, _skiplist_ids
 from omniembed.modules.module import read_json
 from omniembed.runtime.placement import prepare_for_inference
@@ -71,9 +72,10 @@ def _family(folder: Path) -> tuple[str, str]:
 
 def _mask_settings(folder: Path) -> dict[str, Any]:
     """The v6 ``MultiVectorMask`` settings, or the defaults (nothing dropped) for a bare folder."""
-    if not (folder / "modules.json").is_file():
+    entries = read_modules_json(folder)
+    if entries is None:
         return {}
-    modules = _modules(folder)
+    modules = allowed_modules(folder, entries)
     for name, _ in modules:
         if name not in ("Transformer", "MultiVectorMask"):
             raise ModelFormatError(
@@ -115,13 +117,10 @@ class VisionMultiVectorEncoder(MultiVectorEncoder):
         import transformers
 
         self.name_or_path = os.fspath(model_name_or_path)
-        folder = resolve_model_folder(
-            model_name_or_path,
-            cache_folder=cache_folder,
-            revision=revision,
-            token=token,
-            local_files_only=local_files_only,
+        hub = HubOptions(
+            cache_folder=cache_folder, revision=revision, token=token, local_files_only=local_files_only
         )
+        folder = self._model_folder(model_name_or_path, hub)
         model_name, processor_name = _family(folder)
         mask = _mask_settings(folder)
         self.config = LateInteractionConfig(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from omniembed.errors import ModelFormatError
+from omniembed.formats.modules_json import MODULES_FILE, read_modules_json
 from omniembed.modules.dense import Dense
 from omniembed.modules.module import LoadOptions, Module, read_json, write_json
 from omniembed.modules.multimodal.clap import ClapModel, is_clap_folder
@@ -100,41 +100,23 @@ def module_class(type_name: str) -> type[Module]:
 
 def load_modules(folder: Path, options: LoadOptions) -> list[Module]:
     """Build the module pipeline a folder describes; a plain Hugging Face checkpoint gets a default one."""
-    modules_file = folder / "modules.json"
-    if not modules_file.is_file():
+    entries = read_modules_json(folder)
+    if entries is None:
         return _default_modules(folder, options)
-    try:
-        entries = json.loads(modules_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelFormatError(f"model file {modules_file} is not valid JSON: {error}") from error
-    if not isinstance(entries, list) or not entries:
-        raise ModelFormatError(f"{modules_file} should list the model's modules")
-    for entry in entries:
-        if not isinstance(entry, dict) or "type" not in entry or not isinstance(entry.get("idx", 0), int):
-            raise ModelFormatError(f"{modules_file}: entry {entry!r} needs a 'type' and an integer 'idx'")
     modules = []
-    for entry in sorted(entries, key=lambda item: int(item.get("idx", 0))):
-        cls = module_class(str(entry["type"]))
-        module_folder = _module_folder(folder, str(entry.get("path", "")))
+    for entry in entries:
+        cls = module_class(entry.type)
         if cls is Transformer:
-            refuse_vision_language(module_folder)
-        if cls is Transformer and is_vision_language_folder(module_folder):
+            refuse_vision_language(entry.folder)
+        if cls is Transformer and is_vision_language_folder(entry.folder):
             cls = VisionLanguageTransformer
-        elif cls is Transformer and has_media_modalities(module_folder):
+        elif cls is Transformer and has_media_modalities(entry.folder):
             # the reference's v6 form: one Transformer with text and image (or audio) modalities
-            cls = ClapModel if is_clap_folder(module_folder) else CLIPModel
-        modules.append(cls.load(module_folder, options))
+            cls = ClapModel if is_clap_folder(entry.folder) else CLIPModel
+        modules.append(cls.load(entry.folder, options))
     if not isinstance(modules[0], Transformer):
-        raise ModelFormatError(f"{modules_file}: the first module must be a Transformer")
+        raise ModelFormatError(f"{folder / MODULES_FILE}: the first module must be a Transformer")
     return modules
-
-
-def _module_folder(folder: Path, relative: str) -> Path:
-    """Resolve a module's path, which must stay inside the model folder."""
-    parts = Path(relative).parts
-    if Path(relative).is_absolute() or ".." in parts or "\x00" in relative:
-        raise ModelFormatError(f"module path {relative!r} in modules.json must stay inside {folder}")
-    return folder / relative
 
 
 def _default_modules(folder: Path, options: LoadOptions) -> list[Module]:
@@ -161,4 +143,4 @@ def save_modules(modules: list[Module], folder: Path) -> None:
         path = "" if isinstance(module, Transformer) else f"{index}_{type(module).__name__}"
         module.save(folder / path)
         entries.append({"idx": index, "name": str(index), "path": path, "type": module.reference_type})
-    write_json(folder / "modules.json", entries)
+    write_json(folder / MODULES_FILE, entries)

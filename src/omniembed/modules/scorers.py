@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from omniembed.errors import ModelFormatError
+from omniembed.formats.modules_json import MODULES_FILE, ModuleEntry, read_modules_json
 from omniembed.modules.module import LoadOptions, pickle_refused, read_json
 from omniembed.modules.transformer import _load_tokenizer, _safe_folder_option
 
@@ -208,7 +209,7 @@ def read_folder(folder: Path) -> FolderInfo:
         )
     logit_score = None
     for entry in entries[1:]:
-        logit_score = read_json(folder / str(entry.get("path", "")) / "config.json")
+        logit_score = read_json(entry.folder / "config.json")
     kwargs = {
         key: {k: v for k, v in (sbert.get(key) or {}).items() if _safe_folder_option(k, v)}
         for key in ("model_kwargs", "tokenizer_kwargs")
@@ -222,33 +223,22 @@ def read_folder(folder: Path) -> FolderInfo:
     )
 
 
-def _module_entries(folder: Path) -> list[dict[str, Any]]:
-    import json
-
-    path = folder / "modules.json"
-    if not path.is_file():
+def _module_entries(folder: Path) -> list[ModuleEntry]:
+    entries = read_modules_json(folder)
+    if entries is None:
         return []
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelFormatError(f"model file {path} is not valid JSON: {error}") from error
-    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
-        raise ModelFormatError(f"{path} should list the model's modules")
-    names = [str(entry.get("type", "")).rpartition(".")[2] for entry in entries]
+    names = [entry.class_name for entry in entries]
     if "Pooling" in names:
         raise ModelFormatError(
             f"{folder} has no classification head: its modules {names} make an embedding model; "
             "load it with SentenceTransformer, or pass a cross-encoder folder"
         )
-    if not names or names[0] != "Transformer" or any(name not in _ALLOWED_TYPES for name in names):
+    if names[0] != "Transformer" or any(name not in _ALLOWED_TYPES for name in names):
         raise ModelFormatError(
-            f"{path}: modules {names} are not a reranker we can load; supported: a Transformer, "
-            "optionally followed by LogitScore (nothing named in a model folder is imported)"
+            f"{folder / MODULES_FILE}: modules {names} are not a reranker we can load; supported: a "
+            "Transformer, optionally followed by LogitScore (nothing named in a model folder is imported)"
         )
-    relative = [str(entry.get("path", "")) for entry in entries]
-    if any(Path(rel).is_absolute() or ".." in Path(rel).parts for rel in relative):
-        raise ModelFormatError(f"{path}: module paths must stay inside {folder}")
-    return sorted(entries, key=lambda entry: int(entry.get("idx", 0)))
+    return entries
 
 
 def _sbert_config(folder: Path) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from omniembed.errors import InvalidInputError
-from omniembed.formats.hub import resolve_model_folder
+from omniembed.formats.hub import HubOptions
 from omniembed.modules.module import LoadOptions, read_json
 from omniembed.modules.scorers import (
     ClassifierScorer,
@@ -87,13 +87,9 @@ class CrossEncoder(nn.Module):
         config_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        folder = resolve_model_folder(
-            model_name_or_path,
-            cache_folder=cache_folder,
-            revision=revision,
-            token=token,
-            local_files_only=local_files_only,
-        )
+        folder = HubOptions(
+            cache_folder=cache_folder, revision=revision, token=token, local_files_only=local_files_only
+        ).resolve(model_name_or_path)
         options = LoadOptions.from_arguments(trust_remote_code, model_kwargs, tokenizer_kwargs)
         config_kwargs = dict(config_kwargs or {})
         if num_labels is not None:

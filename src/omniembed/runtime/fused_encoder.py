@@ -1,16 +1,16 @@
 """Run the layers of a BERT-family text encoder in a flat loop instead of nested modules.
 
-In transformers, a short query's forward pass through all-MiniLM-L6-v2 spends about half its time
-in Python: nested module calls, keyword plumbing, attention-mask building and the pooler that
-sentence embeddings never read. On the CPU, ``FusedEncoder`` runs the same modules' weights with
-the same operators (embeddings, scaled dot-product attention, layer norms) from one loop (for
-short inputs of small models, with the query, key and value projections as one product of stacked
-weights), so the numbers are those of the transformers model up to float rounding. The layers
-work on one matrix of token rows whose count is rounded up (``padded_rows``), which keeps
-oneDNN's per-shape kernels few. Anything else (gradients, export, other devices, output options)
-keeps the transformers forward pass. BERT, RoBERTa, XLM-R, CamemBERT and DistilBERT qualify
-(``LAYOUTS``), and so do the BERT and RoBERTa-family ``...ForSequenceClassification`` rerankers
-(``FusedClassifier``).
+In transformers, much of a short query's forward pass is Python: nested module calls, keyword
+plumbing, attention-mask building and the pooler that sentence embeddings never read. On the CPU,
+``FusedEncoder`` runs the same modules' weights with the same operators (embeddings, scaled
+dot-product attention, layer norms) from one loop (for short inputs of small models, with the
+query, key and value projections as one product of stacked weights), so the numbers are those of
+the transformers model up to float rounding. The layers work on one matrix of token rows whose
+count is rounded up (``padded_rows``), which keeps oneDNN's per-shape kernels few. Anything else
+(gradients, export, other devices, output options) keeps the transformers forward pass. BERT,
+RoBERTa, XLM-R, CamemBERT and DistilBERT qualify (``LAYOUTS``), and so do the BERT and
+RoBERTa-family ``...ForSequenceClassification`` rerankers (``FusedClassifier``). What the flat
+loop saves is measured in BENCHMARKS.md, "Figures behind the runtime choices".
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ class FusedEncoder:
         layout = self.layout
         linears = (_resolve(layer, layout.query), _resolve(layer, layout.key), _resolve(layer, layout.value))
         # One product of stacked weights saves two calls, but its q/k/v views are strided, which
-        # slows attention over long inputs (reranking 500 Cranfield pairs: 4.5% slower overall).
+        # slows attention over long inputs (BENCHMARKS.md, "Figures behind the runtime choices").
         packed = self._packed_projection(index, linears, hidden) if tokens <= SHORT_ROWS else None
         if packed is None:
             query, key, value = (
@@ -241,10 +241,10 @@ def padded_rows(tokens: int) -> int:
     multiple of 16, and of 64 past 256.
 
     oneDNN builds (and keeps, up to a cache of 1,024) one kernel per distinct product shape, with
-    buffers beside it; token-budget batches come in dozens of row counts, and on 5,000 texts those
-    kernels held about 300 MB. Rounding leaves a few dozen shapes for at most 2% more rows. Short
-    inputs keep their own row count: a query's forward pass is mostly reading weights, and twice
-    its rows cost about 15% more time.
+    buffers beside it, and token-budget batches come in dozens of row counts. Rounding leaves a few
+    dozen shapes for a few more rows. Short inputs keep their own row count: a query's forward pass
+    is mostly reading weights, and padding rows would cost time. The memory and time behind these
+    steps are in BENCHMARKS.md, "Figures behind the runtime choices".
     """
     if tokens <= SHORT_ROWS:
         return tokens
@@ -264,8 +264,9 @@ def _padded(rows: Tensor, count: int) -> Tensor:
 def _resolve(module: Any, dotted: str) -> Any:
     """The submodule at a dotted path below ``module``, or ``None`` when a step is missing.
 
-    Read from ``_modules`` directly: ``nn.Module.__getattr__`` took a tenth of a short query's
-    forward pass, for the ~60 lookups it makes.
+    Read from ``_modules`` directly: ``nn.Module.__getattr__`` is slow enough to show in a short
+    query's forward pass, which makes dozens of lookups (BENCHMARKS.md, "Figures behind the runtime
+    choices").
     """
     for name in dotted.split("."):
         module = getattr(module, "_modules", {}).get(name)

@@ -52,7 +52,7 @@ def quantize_input(input: Tensor) -> QuantizedRows:
     scale = high.sub_(low).clamp_(min=1e-8).div_(LEVELS)
     zero_point = low.div_(scale).neg_().ceil_()
     # Shifted into int8's range and back: torch casts float to int8 in vector instructions, and
-    # to uint8 one element at a time (2.4x slower overall on a 2048 x 1536 input).
+    # to uint8 one element at a time (BENCHMARKS.md, "Figures behind the runtime choices").
     shifted = torch.mul(rows, scale.reciprocal(), out=_scratch_rows(rows.shape))
     shifted.add_(zero_point - 128).round_()
     quantized = shifted.to(torch.int8).view(torch.uint8).bitwise_xor_(128)
@@ -65,8 +65,7 @@ def _scratch_rows(shape: torch.Size) -> Tensor:
 
     A fresh temporary as large as a feed-forward activation (12 MB for 2,048 tokens of
     all-MiniLM-L6-v2) is memory the allocator maps and the kernel faults in again on every call;
-    reused, it is also still in cache. int8 encoding of 2,000 mixed texts ran 1.17x faster in a
-    process running only omniembed (BENCHMARKS.md, 2026-12-02 night).
+    reused, it is also still in cache (the gain: BENCHMARKS.md, "Figures behind the runtime choices").
     """
     numel = shape.numel()
     if numel * 4 > SCRATCH_MAX_BYTES:

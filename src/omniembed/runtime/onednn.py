@@ -2,13 +2,12 @@
 
 torch multiplies float32 matrices on x86 CPUs with MKL, which on some processors (AMD EPYC with
 AVX-512, for one) takes a narrower vector path; oneDNN, which torch also ships, uses the full
-width and was about 2.2× faster on every matrix size a sentence encoder runs (13 to 4,096 rows).
-It still accumulates in float32, so outputs differ from MKL's by rounding only. bfloat16 layers
-take the same path; other dtypes, devices and anything that needs gradients keep torch's own.
+width. It still accumulates in float32, so outputs differ from MKL's by rounding only. bfloat16
+layers take the same path; other dtypes, devices and anything that needs gradients keep torch's own.
 
 Weights up to 16 MB are reordered once into oneDNN's blocked layout and kept beside the
-parameters (the reorder otherwise runs on every call, which doubles the cost of a short query's
-forward pass).
+parameters, so the reorder does not run on every call. The measurements behind both choices are
+in BENCHMARKS.md, "Figures behind the runtime choices".
 """
 
 from __future__ import annotations
@@ -92,7 +91,7 @@ class OneDnnLinearGelu(OneDnnLinear):
     """A linear layer and the exact (erf) GELU after it: one oneDNN pass where oneDNN runs it.
 
     Saves a read and a write of the widest activation in the network (the feed-forward layer's
-    4× hidden size); about 9% of a bf16 and 4% of a float32 forward pass of all-MiniLM-L6-v2.
+    4× hidden size); the time it saves is in BENCHMARKS.md, "Figures behind the runtime choices".
     """
 
     _post_op = "gelu"

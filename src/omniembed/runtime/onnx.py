@@ -195,8 +195,8 @@ class OnnxNetwork:
         options.intra_op_num_threads = self.num_threads or 0
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        # Memory patterns are planned per input shape, and token-budget batches come in many:
-        # encoding 5,000 texts peaked 40 MB (float32) to 150 MB (int8) higher with them.
+        # Memory patterns are planned per input shape, and token-budget batches come in many, so
+        # they raise peak memory (BENCHMARKS.md, "Figures behind the runtime choices").
         options.enable_mem_pattern = False
         # Idle pool threads otherwise spin for a while after each run, taking the cores from torch
         # (tokenizing, pooling) and from other processes; the cost is a little latency per call.

@@ -56,7 +56,8 @@ class OpenVinoNetwork:
             "INFERENCE_PRECISION_HINT": PRECISION_HINTS[self.dtype],
             "PERFORMANCE_HINT": "LATENCY",
             # Kernels are kept per input shape (5,000 by default); token-budget batches come in
-            # dozens of shapes, and a smaller cache lowered peak RSS on 5,000 texts at the same speed.
+            # dozens of shapes, and a smaller cache keeps peak memory down at the same speed
+            # (BENCHMARKS.md, "Figures behind the runtime choices").
             "CPU_RUNTIME_CACHE_CAPACITY": 64,
         }
         if self.num_threads:

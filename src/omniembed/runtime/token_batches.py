@@ -19,9 +19,9 @@ import torch
 from torch import Tensor
 
 TOKENS_PER_INPUT = 64
-"""``batch_size × TOKENS_PER_INPUT`` padded tokens make one batch's budget. 64 was as fast as 128
-on all-MiniLM-L6-v2 over 5,000 mixed texts and kept peak RSS below the reference's (937 against
-1,013 MB: the activations of one batch are most of the peak)."""
+"""``batch_size × TOKENS_PER_INPUT`` padded tokens make one batch's budget. The activations of one
+batch are most of the peak memory, so the budget is the smallest that kept full speed
+(BENCHMARKS.md, "Figures behind the runtime choices")."""
 
 SPREAD = 0.9
 """A batch holds rows of at least ``SPREAD ×`` its longest row's tokens, so padding stays small."""

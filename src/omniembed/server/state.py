@@ -157,7 +157,9 @@ class ServerState:
         return self.collections[name]
 
 
-TOKENIZE_SLICE_CHARS = 100_000  # about 0.2 s of tokenizing: the longest another request waits
+TOKENIZE_SLICE_CHARS = 100_000
+"""Characters tokenized in one go: bounds how long another request waits for the tokenizing thread
+(the time one slice takes: BENCHMARKS.md, "Figures behind the runtime choices")."""
 
 
 def _private_tokenizer(model: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from omniembed.late_interaction.index import LateInteractionIndex
+from omniembed.late_interaction.maxsim import maxsim
 
 
 class MultiVectorIndex:
@@ -60,7 +61,8 @@ class MultiVectorIndex:
             slots = np.array([hit["id"] for hit in hits], dtype=np.int64)
             return slots, -np.array([hit["score"] for hit in hits], dtype=np.float64)
         slots = np.array([slot for slot in allowed.tolist() if slot in self.matrices], dtype=np.int64)
-        scores = np.array([maxsim(query, self.matrices[int(slot)]) for slot in slots], dtype=np.float64)
+        matrices = [self.matrices[int(slot)] for slot in slots]
+        scores = maxsim([query], matrices)[0].numpy().astype(np.float64)
         order = np.lexsort((slots, -scores))[:limit]
         return slots[order], -scores[order]
 
@@ -69,8 +71,3 @@ class MultiVectorIndex:
 
     def load_graph(self) -> None:
         """Nothing to load: :meth:`add` built everything."""
-
-
-def maxsim(query: np.ndarray, document: np.ndarray) -> float:
-    """Sum over query tokens of the best dot product with any document token."""
-    return float((query @ document.T).max(axis=1).sum())
