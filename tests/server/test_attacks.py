@@ -205,6 +205,33 @@ def test_bm25_boosts_are_positive_finite_numbers(served: tuple[httpx.Client, Any
     assert client.post("/v1/collections/Boosts/query", json=body).status_code == 200
 
 
+def test_text_analysis_options_are_checked_and_bounded(served: tuple[httpx.Client, Any]) -> None:
+    client, _ = served
+    for bm25, words in (
+        ({"stopwords": ["w"] * 20_000}, ("stopwords", "10000")),
+        ({"stopwords": ["x" * 1_000]}, ("stopwords", "64")),
+        ({"stemmer": "klingon"}, ("klingon", "english")),
+        ({"stopwords": "klingon"}, ("klingon", "english")),
+        ({"k1": -1}, ("k1",)),
+    ):
+        body = {"name": "Analysed", "properties": {"title": "text"}, "bm25": bm25}
+        response = client.post("/v1/collections", json=body)
+        assert response.status_code in (400, 422), bm25
+        assert all(word in response.text for word in words), (bm25, response.text)
+    odd = {"title": {"type": "text", "tokenization": "shell"}}
+    refused(client.post("/v1/collections", json={"name": "Odd", "properties": odd}), 422, "tokenization")
+    assert client.get("/v1/collections/Analysed").status_code == 404
+    properties = {
+        "title": {"type": "text", "tokenization": "field"},
+        "year": {"type": "int", "index_filterable": False},
+    }
+    body = {"name": "Analysed", "properties": properties, "bm25": {"stemmer": None, "stopwords": ["the"]}}
+    assert client.post("/v1/collections", json=body).status_code == 201
+    described = client.get("/v1/collections/Analysed").json()
+    assert described["tokenization"] == {"title": "field"}
+    assert described["bm25"]["stopwords"] == ["the"]
+
+
 # --- collections that vanish, names and descriptions ---------------------------------------------
 
 

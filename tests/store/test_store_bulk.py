@@ -82,3 +82,19 @@ def test_filters_on_scalar_properties_use_an_index(tmp_path: Path) -> None:
     assert "objects_1_tags" not in plan(
         folder, "SELECT seq FROM objects_1 WHERE json_extract(properties, '$.tags') = 1"
     )
+
+
+def test_a_property_can_go_without_its_filter_index(tmp_path: Path) -> None:
+    folder = tmp_path / "db"
+    with oe.connect(folder) as db:
+        docs = db.collections.create("Doc", {"year": oe.Property("int", index_filterable=False), "n": "int"})
+        docs.data.insert_many([{"year": 1900 + n % 10, "n": n} for n in range(100)])
+        assert len(docs.query.fetch_objects(filters=oe.Filter.by_property("year") == 1905).objects) == 10
+    with oe.connect(folder) as db:  # the choice is stored with the collection
+        assert "year" in db.collections.get("Doc").config.schema.unindexed
+    assert "objects_1_year" not in plan(
+        folder, "SELECT seq FROM objects_1 WHERE json_extract(properties, '$.year') = 1"
+    )
+    assert "objects_1_n" in plan(
+        folder, "SELECT seq FROM objects_1 WHERE json_extract(properties, '$.n') = 1"
+    )

@@ -24,6 +24,7 @@ from omniembed.server.filters_json import from_json
 from omniembed.server.state import ServerState, get_state
 from omniembed.store.config import MAX_DIMS
 from omniembed.store.query import MAX_OFFSET
+from omniembed.store.schema import BM25Config, Property
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
 StateDep = Annotated[ServerState, Depends(get_state)]
@@ -39,12 +40,32 @@ class VectorSpec(BaseModel):
     include_property_names: bool = False
 
 
+class PropertySpec(BaseModel):
+    """A property with options: its type, the tokenization of a text property, its filter index."""
+
+    type: str
+    tokenization: Literal["word", "lowercase", "whitespace", "field"] | None = None
+    index_filterable: bool = True
+
+
+class BM25Spec(BaseModel):
+    """BM25 parameters and text analysis (a stemmer language, a stop-word language or list, or null)."""
+
+    k1: float = Field(default=1.2, ge=0, le=100)
+    b: float = Field(default=0.75, ge=0, le=1)
+    stemmer: str | None = Field(default="english", max_length=32)
+    stopwords: str | list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default="english", max_length=10_000
+    )
+
+
 class CreateCollection(BaseModel):
     """A new collection's name, typed properties and named vectors."""
 
     name: str
-    properties: dict[str, str] = Field(default_factory=dict)
+    properties: dict[str, str | PropertySpec] = Field(default_factory=dict)
     vectors: dict[str, VectorSpec] = Field(default_factory=lambda: {"default": VectorSpec()})
+    bm25: BM25Spec = Field(default_factory=BM25Spec)
 
 
 class ObjectIn(BaseModel):
@@ -104,6 +125,8 @@ def _describe(state: ServerState, collection: Any) -> dict[str, Any]:
         "name": collection.name,
         "count": len(collection),
         "properties": dict(config.schema.properties),
+        "tokenization": dict(config.schema.tokenization),
+        "bm25": config.bm25.to_json(),
         "vectors": {
             name: {
                 "dims": vector.dims,
@@ -196,7 +219,15 @@ async def create_collection(body: CreateCollection, state: StateDep) -> dict[str
             vectors[name] = Vectorizer(
                 state.require_model(), spec.properties, include_property_names=spec.include_property_names
             )
-    collection = await _locked(state, lambda: db.collections.create(body.name, body.properties, vectors))
+    properties = {
+        name: spec if isinstance(spec, str) else Property(spec.type, spec.tokenization, spec.index_filterable)
+        for name, spec in body.properties.items()
+    }
+    stopwords = tuple(body.bm25.stopwords) if isinstance(body.bm25.stopwords, list) else body.bm25.stopwords
+    bm25 = BM25Config(body.bm25.k1, body.bm25.b, body.bm25.stemmer, stopwords)
+    collection = await _locked(
+        state, lambda: db.collections.create(body.name, properties, vectors, bm25=bm25)
+    )
     state.collections[body.name] = collection
     return _describe(state, collection)
 

@@ -69,6 +69,7 @@ class CollectionConfig:
             "name": self.name,
             "properties": dict(self.schema.properties),
             "tokenization": {name: self.schema.tokenization_of(name) for name in self.schema.text_properties},
+            "unindexed": sorted(self.schema.unindexed),
             "vectors": {name: asdict(vector) for name, vector in self.vectors.items()},
             "bm25": self.bm25.to_json(),
             "index": asdict(self.index),
@@ -80,7 +81,9 @@ class CollectionConfig:
         words existed reads as ``word`` tokenization with neither, as it was indexed."""
         return cls(
             name=data["name"],
-            schema=Schema(data["properties"], data.get("tokenization", {})),
+            schema=Schema(
+                data["properties"], data.get("tokenization", {}), frozenset(data.get("unindexed", ()))
+            ),
             vectors={name: VectorConfig(**vector) for name, vector in data["vectors"].items()},
             bm25=BM25Config.from_json(data["bm25"]),
             index=IndexConfig(**data["index"]),

@@ -76,12 +76,17 @@ class BM25Config:
 class Property:
     """A property type with options, where a plain type string will not do.
 
+    ``tokenization`` (text properties) chooses how BM25 splits the text; ``index_filterable=False``
+    leaves out the index that makes filters on a scalar property fast (saving its disk and import
+    time; filters on it still work, by a scan).
+
     >>> Property("text", tokenization="field")
-    Property(type='text', tokenization='field')
+    Property(type='text', tokenization='field', index_filterable=True)
     """
 
     type: str
     tokenization: str | None = None
+    index_filterable: bool = True
 
     def __post_init__(self) -> None:
         if self.tokenization is not None:
@@ -102,22 +107,27 @@ class Schema:
     """The typed properties of a collection and the tokenization of its text properties.
 
     A property may be given as a type string or as a :class:`Property`; ``tokenization`` then holds
-    every text property's tokenization (``word`` where none was chosen).
+    every text property's tokenization (``word`` where none was chosen) and ``unindexed`` the
+    properties without a filter index.
     """
 
     properties: dict[str, Any] = field(default_factory=dict)
     tokenization: dict[str, str] = field(default_factory=dict)
+    unindexed: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        types, tokenization = {}, dict(self.tokenization)
+        types, tokenization, unindexed = {}, dict(self.tokenization), set(self.unindexed)
         for name, kind in self.properties.items():
             if isinstance(kind, Property):
                 if kind.tokenization is not None:
                     tokenization[name] = kind.tokenization
+                if not kind.index_filterable:
+                    unindexed.add(name)
                 kind = kind.type
             types[name] = kind
         object.__setattr__(self, "properties", types)
         object.__setattr__(self, "tokenization", tokenization)
+        object.__setattr__(self, "unindexed", frozenset(unindexed))
         for name, kind in self.properties.items():
             check_name(name, "property")
             if kind not in PROPERTY_TYPES:

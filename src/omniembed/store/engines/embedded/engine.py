@@ -571,7 +571,12 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
 
 def filter_indexed(config: CollectionConfig) -> list[str]:
     """The properties whose values get a SQLite index for filters."""
-    return [name for name, kind in config.schema.properties.items() if kind in FILTER_INDEXED]
+    schema = config.schema
+    return [
+        name
+        for name, kind in schema.properties.items()
+        if kind in FILTER_INDEXED and name not in schema.unindexed
+    ]
 
 
 def _lock_folder(folder: Path) -> Any:

@@ -6,9 +6,9 @@
   l2) and ``has_<name>`` (BOOL): Milvus needs a value in every vector field, so an object without that
   vector holds a filler and ``has_<name> == false`` keeps it out of searches;
 - per text property ``t_<name>``: the property's terms as the embedded keyword index makes them
-  (``word`` tokenization, stop words, stemming), joined by spaces, in a VARCHAR with Milvus's standard
-  analyzer (which keeps each such term whole), feeding a BM25 function into ``s_<name>`` (SPARSE_FLOAT_VECTOR, BM25 index with the
-  collection's k1 and b), so both engines count the same terms;
+  (``word`` tokenization, stop words, stemming), joined by spaces, in a VARCHAR with Milvus's
+  standard analyzer (which keeps each such term whole), feeding a BM25 function into ``s_<name>``
+  (SPARSE_FLOAT_VECTOR, BM25 index with the collection's k1 and b): both engines count the same terms;
 - ``_unused`` (a 2-dim FLOAT_VECTOR) only when there is neither, since Milvus needs a vector field.
 """
 
