@@ -60,7 +60,8 @@ class VectorIndex:
         self._alive = 0
         self._slots = np.zeros(64, dtype=np.int64)
         self._dead = np.zeros(64, dtype=bool)
-        self._sorted, self._order = True, None
+        self._sorted = True
+        self._order: np.ndarray | None = None
         self._matrix: np.ndarray | None = np.zeros((64, dims), dtype=np.float32)  # flat mode only
         self.graph: Any = None  # faiss IndexHNSWSQ over rows [0, _graph_rows) once quantized
         self._graph_rows = 0
@@ -292,7 +293,7 @@ class VectorIndex:
     def _codes(self, rows: np.ndarray) -> np.ndarray:
         indexed = self._graph_rows
         if len(rows) and rows.max() < indexed:
-            return self._graph_codes[rows]
+            return np.asarray(self._graph_codes[rows])
         out = np.empty((len(rows), self.dims), dtype=np.uint8)
         early = rows < self._tail_start
         out[early] = self._graph_codes[rows[early]]
@@ -301,7 +302,7 @@ class VectorIndex:
 
     def _float32(self, rows: np.ndarray) -> np.ndarray:
         if self._full is not None:
-            return self._full[rows]
+            return np.asarray(self._full[rows])
         assert self.fetch is not None
         vectors = np.asarray(self.fetch(self._slots[rows]), dtype=np.float32)
         if vectors.shape != (len(rows), self.dims):
@@ -325,7 +326,7 @@ class VectorIndex:
         found = (positions >= 0) & (ordered[np.maximum(positions, 0)] == slots)
         rows = positions[found] if order is None else order[positions[found]]
         rows = np.unique(rows)
-        return rows[~self._dead[rows]]
+        return np.asarray(rows[~self._dead[rows]])
 
     def _check_new(self, slots: np.ndarray) -> None:
         if len(np.unique(slots)) != len(slots):
@@ -629,7 +630,7 @@ class VectorIndex:
 
 def _bytes(array: np.ndarray) -> memoryview:
     """The bytes of an array, without a copy when it is contiguous."""
-    return memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
+    return memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8))  # type: ignore[arg-type]
 
 
 def _grown(array: np.ndarray, size: int) -> np.ndarray:
