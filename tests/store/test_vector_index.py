@@ -99,7 +99,8 @@ def test_tail_not_in_the_graph_is_searched_exactly() -> None:
 
 
 @pytest.mark.xfail(
-    reason="open: recall after the background build is 0.68 on this clustered data (0.96 on the 300k benchmark); under investigation",
+    reason="open: recall after the background build is 0.68 on this clustered data "
+    "(0.96 on the 300k benchmark)",
     strict=False,
 )
 def test_queries_stay_correct_while_the_graph_is_built() -> None:
