@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -171,7 +172,7 @@ def saved(tmp_path: Path, metric: Metric = "cosine") -> tuple[VectorIndex, np.nd
 
 def fetcher(index: VectorIndex, vectors: np.ndarray):  # type: ignore[no-untyped-def]
     prepared = index.prepare(vectors)
-    return lambda slots: prepared[slots]
+    return lambda slots: prepared[np.where(slots == 5000, 0, slots)]  # 5000: a copy of row 0
 
 
 @pytest.mark.parametrize("metric", METRICS)
@@ -189,7 +190,8 @@ def test_save_and_load_give_the_same_results(tmp_path: Path, metric: Metric) -> 
         np.testing.assert_allclose(first_distances, second_distances)
     # catching up after load: new rows are searchable at once and reach the graph in the background
     again.add(np.array([5000]), again.prepare(vectors[:1]))
-    assert again.search(vectors[0], 1)[0].tolist() == [5000]
+    if metric != "dot":  # under dot product a longer vector can beat the query itself
+        assert again.search(vectors[0], 1)[0].tolist() == [5000]
     assert again.wait_indexed(60)
     again.save(prefix, {"seq": 5000})
     assert sorted(p.name for p in tmp_path.iterdir()) == [
@@ -231,6 +233,7 @@ def garble_manifest(prefix: Path) -> None:
 
 @pytest.mark.parametrize("damage", [corrupt_graph, truncate_rows, drop_manifest, garble_manifest])
 def test_damaged_saves_are_not_loaded(tmp_path: Path, damage, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.INFO)
     index, vectors, prefix = saved(tmp_path)
     damage(prefix)
     assert (
