@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"#### Cranfield x{args.copies}: {len(rows)} objects, {len(queries)} queries, limit 10\n")
     print(f"- platform: {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} cores")
     versions = ", ".join(
-        f"{p} {metadata.version(p)}" for p in ("omniembed", "pymilvus", "milvus-lite", "hnswlib")
+        f"{p} {metadata.version(p)}" for p in ("omniembed", "pymilvus", "milvus-lite", "faiss-cpu")
     )
     print(f"- versions: {versions}")
     print(

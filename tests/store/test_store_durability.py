@@ -126,7 +126,7 @@ def index_with_graph(folder: Path, count: int) -> tuple[list[str], np.ndarray]:
 def test_hnsw_graph_is_saved_caught_up_and_rebuilt_when_corrupt(tmp_path: Path) -> None:
     folder = tmp_path / "db"
     uuids, vectors = index_with_graph(folder, 400)
-    graph_file = next(folder.glob("*.hnsw"))
+    graph_file = next(folder.glob("*.graph"))
     with oe.connect(folder) as db:
         docs = db.collections.get("Doc")
         assert docs.query.near_vector(vectors[7], limit=1).uuids == [uuids[7]]

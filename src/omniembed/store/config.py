@@ -16,14 +16,27 @@ MAX_DIMS = 65_536  # 16x the largest embedding models; the index allocates rows 
 class IndexConfig:
     """How vectors are searched: exactly below ``flat_threshold`` objects, with HNSW above it.
 
-    ``m``, ``ef_construction`` and ``ef`` are hnswlib's graph degree, build beam and query beam; the
-    query beam grows to the ``limit`` when a query asks for more results.
+    ``m``, ``ef_construction`` and ``ef`` are the HNSW graph degree, build beam and query beam; the
+    query beam grows to the candidates wanted when a query asks for more. Above ``flat_threshold``
+    vectors are held as 8-bit codes and the best ``limit * rescore`` candidates are rescored with
+    the full float32 vectors.
     """
 
     flat_threshold: int = 10_000
     m: int = 16
     ef_construction: int = 200
     ef: int = 96
+    rescore: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("flat_threshold", "m", "ef_construction", "ef", "rescore"):
+            value = getattr(self, name)
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or value < (0 if name == "flat_threshold" else 1)
+            ):
+                raise ValueError(f"IndexConfig.{name} must be a positive integer, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,1 @@
-"""The embedded engine: SQLite for objects and vectors, in-memory or hnswlib vector indexes, BM25."""
+"""The embedded engine: SQLite for objects and vectors, exact or faiss HNSW vector indexes, BM25."""

@@ -1,14 +1,27 @@
-"""Nearest-neighbour search over one named vector: exact in numpy, HNSW (hnswlib) for large collections.
+"""Nearest-neighbour search over one named vector: exact float32 while small, then int8 codes and HNSW.
 
-All vectors also live in one in-memory matrix, so small or heavily filtered searches are exact and
-the HNSW graph is only a shortcut: it is derived data, saved atomically and caught up on open.
+Up to ``flat_threshold`` live vectors the index holds them as a float32 matrix and searches exactly.
+Past it, each vector is kept as 8-bit scalar-quantized codes (a quarter of the float32 size) inside
+a faiss HNSW graph (``IndexHNSWSQ``); the best candidates are rescored with full float32 vectors,
+read through ``fetch`` (the engine's SQLite rows) or held in memory when no ``fetch`` is given.
+
+``add`` only appends codes: a background thread inserts them into the graph, and until it has,
+the not-yet-indexed tail is searched exactly and merged. Exact searches over codes (small filtered
+sets, fallbacks) stay exact: each row keeps the norm of its quantization error, which bounds how
+far its approximate distance can be from the true one, and rows are rescored until no unscored row
+can beat the current ``limit``-th. Removed rows are tombstones the graph still walks through.
+
+A saved index (:meth:`VectorIndex.save`, :meth:`VectorIndex.load`) is the graph file (codes
+included, memory-mapped on load), a rows file (slots, error norms, squared norms, tombstones), a
+tail file (codes not yet in the graph) and a manifest written last with sizes and crc32 checksums.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +29,61 @@ import numpy as np
 
 from omniembed.errors import MissingExtraError
 from omniembed.store.config import IndexConfig, Metric
+from omniembed.store.engines.embedded import vector_files as files
 
 logger = logging.getLogger(__name__)
-_SPACES = {"cosine": "ip", "dot": "ip", "l2": "l2"}
+FORMAT = 1
+_BATCH = 512  # rows the builder inserts per lock hold: bounds how long a query can wait on it
+_CHUNK = 65_536  # rows scored per numpy step in exact searches over codes
+Fetch = Callable[[np.ndarray], np.ndarray]
 
 
 class VectorIndex:
-    """Vectors of one collection's named vector, addressed by integer slots."""
+    """Vectors of one collection's named vector, addressed by integer slots.
 
-    def __init__(self, dims: int, metric: Metric, config: IndexConfig, path: Path | None = None) -> None:
-        self.dims, self.metric, self.config, self.path = dims, metric, config, path
-        self.matrix = np.zeros((64, dims), dtype=np.float32)
-        self.slots = np.zeros(64, dtype=np.int64)
-        self.rows: dict[int, int] = {}
-        self.graph: Any = None
-        self.graph_dirty = 0
+    ``fetch(slots)`` returns the float32 vectors (as prepared: normalised for cosine) of those slots
+    in that order; without it the index keeps a float32 copy in memory.
+    """
+
+    def __init__(
+        self,
+        dims: int,
+        metric: Metric,
+        config: IndexConfig,
+        path: Path | None = None,
+        fetch: Fetch | None = None,
+    ) -> None:
+        self.dims, self.metric, self.config, self.path, self.fetch = dims, metric, config, path, fetch
+        self._lock = threading.RLock()
+        self._idle = threading.Condition(self._lock)
+        self._count = 0  # rows held, tombstones included; row numbers never change
+        self._alive = 0
+        self._slots = np.zeros(64, dtype=np.int64)
+        self._dead = np.zeros(64, dtype=bool)
+        self._sorted = True
+        self._order: np.ndarray | None = None
+        self._matrix: np.ndarray | None = np.zeros((64, dims), dtype=np.float32)  # flat mode only
+        self.graph: Any = None  # faiss IndexHNSWSQ over rows [0, _graph_rows) once quantized
+        self._graph_rows = 0
+        self._graph_codes = np.zeros((0, dims), dtype=np.uint8)
+        self._graph_file: Path | None = None  # set while the graph is a read-only memory map
+        self._tail = np.zeros((0, dims), dtype=np.uint8)  # codes of rows [_tail_start, _count)
+        self._tail_start = 0
+        self._errors = np.zeros(0, dtype=np.float32)  # norm of each row's quantization error
+        self._norms = np.zeros(0, dtype=np.float32)  # squared norm of each row (l2)
+        self._full: np.ndarray | None = None  # float32 rows when no fetch is given
+        self._low = self._width = np.zeros(0, dtype=np.float32)
+        self._live_bits: np.ndarray | None = None
+        self._builder: threading.Thread | None = None
+        self._closing = False
+        self._changes, self._saved_at = 0, -1
+        self._saved_watermark: dict[str, int] | None = None
+        self._generation = 0
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return self._alive
+
+    # -- input -----------------------------------------------------------------------------------
 
     def prepare(self, vectors: np.ndarray) -> np.ndarray:
         """Check shape and finiteness and normalise for cosine; raise ``ValueError`` naming the problem."""
@@ -54,54 +104,6 @@ class VectorIndex:
         prepared: np.ndarray = self.prepare(np.asarray(vector).reshape(1, -1))[0]
         return prepared
 
-    def add(self, slots: np.ndarray, vectors: np.ndarray, *, grow_graph: bool = True) -> None:
-        """Add prepared vectors under new slots (building the graph once past the flat threshold)."""
-        count = len(self.rows)
-        needed = count + len(slots)
-        if needed > len(self.matrix):
-            size = max(needed, 2 * len(self.matrix))
-            self.matrix = np.resize(self.matrix, (size, self.dims))
-            self.slots = np.resize(self.slots, size)
-        self.matrix[count:needed] = vectors
-        self.slots[count:needed] = slots
-        self.rows.update(zip(slots.tolist(), range(count, needed), strict=True))
-        if self.graph is not None:
-            self._graph_add(slots, vectors)
-        elif grow_graph and needed > self.config.flat_threshold:
-            self.build_graph()
-
-    def remove(self, slots: list[int]) -> None:
-        """Remove slots (moving the last row into each hole)."""
-        for slot in slots:
-            row = self.rows.pop(slot, None)
-            if row is None:
-                continue
-            last = len(self.rows)
-            if row != last:
-                self.matrix[row] = self.matrix[last]
-                self.slots[row] = self.slots[last]
-                self.rows[int(self.slots[row])] = row
-            if self.graph is not None:
-                self.graph.mark_deleted(slot)
-                self.graph_dirty += 1
-
-    def search(
-        self, query: np.ndarray, limit: int, allowed: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Return the slots and distances of the ``limit`` nearest vectors (among ``allowed`` slots)."""
-        query = self.prepare(query.reshape(1, -1))[0]
-        if allowed is not None:
-            rows = np.array([self.rows[s] for s in allowed.tolist() if s in self.rows], dtype=np.int64)
-            if self.graph is None or len(rows) <= self.config.flat_threshold:
-                return self._exact(query, limit, rows)
-            found = self._graph_search(query, limit, set(allowed.tolist()))
-            if len(found[0]) >= min(limit, len(rows)):
-                return found
-            return self._exact(query, limit, rows)
-        if self.graph is None:
-            return self._exact(query, limit, None)
-        return self._graph_search(query, limit, None)
-
     def distances(self, query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
         """Distance from a prepared query to each prepared vector (smaller is nearer)."""
         if self.metric == "l2":
@@ -109,105 +111,541 @@ class VectorIndex:
         dots: np.ndarray = (vectors @ query).astype(np.float64)
         return 1.0 - dots if self.metric == "cosine" else -dots
 
-    def _exact(self, query: np.ndarray, limit: int, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        vectors = self.matrix[: len(self.rows)] if rows is None else self.matrix[rows]
-        slots = self.slots[: len(self.rows)] if rows is None else self.slots[rows]
+    # -- changes ---------------------------------------------------------------------------------
+
+    def add(self, slots: np.ndarray, vectors: np.ndarray, *, grow_graph: bool = True) -> None:
+        """Append prepared vectors under new slots; the graph catches up in a background thread.
+
+        ``grow_graph`` is accepted for older callers and has no effect.
+        """
+        del grow_graph
+        slots = np.asarray(slots, dtype=np.int64).reshape(-1)
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dims)
+        if len(slots) != len(vectors):
+            raise ValueError(f"{len(slots)} slots for {len(vectors)} vectors")
         if not len(slots):
-            return slots, np.zeros(0)
-        distances = self.distances(query, vectors)
-        best = (
-            np.argpartition(distances, limit - 1)[:limit]
-            if len(distances) > limit
-            else np.arange(len(distances))
-        )
-        best = best[np.lexsort((slots[best], distances[best]))]
-        return slots[best], distances[best]
+            return
+        with self._lock:
+            self._check_new(slots)
+            start, stop = self._count, self._count + len(slots)
+            self._reserve(stop)
+            self._sorted = (
+                self._sorted
+                and bool((np.diff(slots) >= 0).all())
+                and (start == 0 or slots[0] >= self._slots[start - 1])
+            )
+            self._slots[start:stop], self._dead[start:stop] = slots, False
+            self._count, self._alive, self._order = stop, self._alive + len(slots), None
+            self._changes += 1
+            if self._matrix is not None:
+                self._matrix[start:stop] = vectors
+                if self._alive > self.config.flat_threshold:
+                    self._quantize()
+            else:
+                self._append_codes(vectors, start)
+            self._start_builder()
 
-    def build_graph(self) -> None:
-        """Build the HNSW graph over every vector held."""
-        hnswlib = _hnswlib()
-        count = len(self.rows)
-        logger.info("building an HNSW index over %d vectors", count)
-        graph = hnswlib.Index(space=_SPACES[self.metric], dim=self.dims)
-        graph.init_index(
-            max_elements=max(2 * count, 1024),
-            ef_construction=self.config.ef_construction,
-            M=self.config.m,
-            allow_replace_deleted=True,
-        )
-        graph.set_ef(self.config.ef)
-        self.graph = graph
-        self._graph_add(self.slots[:count], self.matrix[:count])
+    def remove(self, slots: list[int] | np.ndarray) -> None:
+        """Remove slots (unknown ones are ignored); their rows become tombstones."""
+        with self._lock:
+            rows = self._rows_of(np.asarray(slots, dtype=np.int64).reshape(-1))
+            if not len(rows):
+                return
+            self._dead[rows] = True
+            self._alive -= len(rows)
+            self._live_bits = None
+            self._changes += 1
+            if self._matrix is not None and self._count > 64 and self._count > 2 * self._alive:
+                self._drop_dead_flat()
 
-    def _graph_add(self, slots: np.ndarray, vectors: np.ndarray) -> None:
-        graph = self.graph
-        needed = graph.get_current_count() + len(slots)
-        if needed > graph.get_max_elements():
-            graph.resize_index(2 * needed)
-        graph.add_items(vectors, slots, replace_deleted=True)
-        self.graph_dirty += len(slots)
+    def indexed(self) -> bool:
+        """Whether every row held is in the graph (always true below ``flat_threshold``)."""
+        with self._lock:
+            return self.graph is None or self._graph_rows >= self._count
+
+    def wait_indexed(self, timeout: float | None = None) -> bool:
+        """Wait until :meth:`indexed` (or ``timeout`` seconds); return whether it is."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._idle:
+            while not self.indexed():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                if self._builder is None:
+                    self._start_builder()
+                self._idle.wait(0.5 if left is None else min(left, 0.5))
+            return True
+
+    def close(self) -> None:
+        """Stop the background builder (what it has not inserted stays in the tail)."""
+        with self._lock:
+            self._closing = True
+            builder = self._builder
+        if builder is not None:
+            builder.join()
+
+    # -- search ----------------------------------------------------------------------------------
+
+    def search(
+        self, query: np.ndarray, limit: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return the slots and distances of the ``limit`` nearest vectors (among ``allowed`` slots)."""
+        query = self.prepare(query.reshape(1, -1))[0]
+        with self._lock:
+            rows = None if allowed is None else self._rows_of(np.asarray(allowed, dtype=np.int64))
+            if limit <= 0 or self._alive == 0 or (rows is not None and not len(rows)):
+                return np.zeros(0, dtype=np.int64), np.zeros(0)
+            if self._matrix is not None:
+                if rows is None:
+                    rows = np.flatnonzero(~self._dead[: self._count])
+                return self._top(rows, self.distances(query, self._matrix[rows]), limit)
+            if rows is not None and len(rows) <= max(self.config.flat_threshold, self._count // 20):
+                return self._exact(query, limit, rows)
+            return self._graph_search(query, limit, rows)
 
     def _graph_search(
-        self, query: np.ndarray, limit: int, allowed: set[int] | None
+        self, query: np.ndarray, limit: int, rows: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        graph = self.graph
-        k = min(limit, len(self.rows))
-        if k == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
-        graph.set_ef(max(self.config.ef, k))
-        kwargs = {"filter": allowed.__contains__} if allowed is not None else {}
-        try:
-            labels, _ = graph.knn_query(query, k=k, num_threads=1, **kwargs)
-        except RuntimeError:  # fewer reachable than k (filtered): the caller falls back to exact search
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
-        slots = labels[0].astype(np.int64)
-        # Distances are recomputed from the matrix, so HNSW and exact results score the same way.
-        distances = self.distances(query, self.matrix[[self.rows[s] for s in slots.tolist()]])
-        order = np.lexsort((slots, distances))
-        return slots[order], distances[order]
+        faiss = _faiss()
+        eligible = self._alive if rows is None else len(rows)
+        k = max(limit, limit * self.config.rescore)
+        indexed = self._graph_rows
+        found_rows, found_distances = [], []
+        if indexed:
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = max(self.config.ef, k)
+            bits = self._selection_bits(rows, indexed)
+            if bits is not None:
+                params.sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
+            _, found = self.graph.search(query.reshape(1, -1), k, params=params)
+            picked = found[0][found[0] >= 0].astype(np.int64)
+            found_rows.append(picked)
+            found_distances.append(self.distances(query, self._float32(picked)))
+        tail = (  # rows not in the graph yet: searched exactly
+            np.arange(indexed, self._count)[~self._dead[indexed : self._count]]
+            if rows is None
+            else rows[rows >= indexed]
+        )
+        if len(tail):
+            tail_rows, tail_distances = self._exact_rows(query, limit, tail)
+            found_rows.append(tail_rows)
+            found_distances.append(tail_distances)
+        if sum(len(part) for part in found_rows) < min(limit, eligible):
+            all_rows = np.flatnonzero(~self._dead[: self._count]) if rows is None else rows
+            return self._exact(query, limit, all_rows)
+        return self._top(np.concatenate(found_rows), np.concatenate(found_distances), limit)
 
-    def save(self) -> None:
-        """Write the HNSW graph atomically (temp file, fsync, rename) when it changed."""
-        if self.graph is None or self.path is None or not self.graph_dirty:
+    def _selection_bits(self, rows: np.ndarray | None, indexed: int) -> np.ndarray | None:
+        if rows is None:
+            if self._alive == self._count:
+                return None
+            if self._live_bits is None or len(self._live_bits) * 8 < indexed:
+                self._live_bits = np.packbits(~self._dead[: self._count], bitorder="little")
+            return self._live_bits
+        mask = np.zeros(indexed, dtype=bool)
+        mask[rows[rows < indexed]] = True
+        return np.packbits(mask, bitorder="little")
+
+    def _exact(self, query: np.ndarray, limit: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top ``limit`` over ``rows``: slots and distances."""
+        return self._top(*self._exact_rows(query, limit, rows), limit)
+
+    def _exact_rows(self, query: np.ndarray, limit: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows rescored in float32 (a superset of the exact top ``limit``) and their distances.
+
+        Rows are rescored in order of their lowest possible distance until the next one's cannot
+        beat the ``limit``-th exact distance found.
+        """
+        approx = self._approx(query, rows)
+        spread = (2.0 if self.metric == "l2" else 1.0) * float(np.linalg.norm(query))
+        lower = approx - spread * self._errors[rows] - 1e-4 * (1.0 + np.abs(approx))
+        order = np.argsort(lower, kind="stable")
+        take = min(len(rows), max(limit * self.config.rescore, limit + 16))
+        exact = self.distances(query, self._float32(rows[order[:take]]))
+        while take < len(rows):
+            kth = np.partition(exact, min(limit, len(exact)) - 1)[min(limit, len(exact)) - 1]
+            if lower[order[take]] > kth:
+                break
+            more = min(len(rows), take * 4)
+            exact = np.concatenate([exact, self.distances(query, self._float32(rows[order[take:more]]))])
+            take = more
+        return rows[order[:take]], exact
+
+    def _top(self, rows: np.ndarray, distances: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        slots = self._slots[rows]
+        best = np.argpartition(distances, limit - 1)[:limit] if len(rows) > limit else np.arange(len(rows))
+        best = best[np.lexsort((slots[best], distances[best]))]
+        return slots[best], np.asarray(distances[best], dtype=np.float64)
+
+    def _approx(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Distances from the codes of ``rows`` (off by at most the row's error norm times |query|)."""
+        weights = (query * self._width / 255.0).astype(np.float32)
+        offset = float(query @ (self._low + 0.5 * self._width / 255.0))
+        dots = np.empty(len(rows), dtype=np.float32)
+        for start in range(0, len(rows), _CHUNK):
+            part = rows[start : start + _CHUNK]
+            dots[start : start + len(part)] = self._codes(part).astype(np.float32) @ weights
+        dots += offset
+        if self.metric == "l2":
+            return np.asarray(self._norms[rows] - 2.0 * dots + float(query @ query))
+        return 1.0 - dots if self.metric == "cosine" else -dots
+
+    def _codes(self, rows: np.ndarray) -> np.ndarray:
+        indexed = self._graph_rows
+        if len(rows) and rows.max() < indexed:
+            return np.asarray(self._graph_codes[rows])
+        out = np.empty((len(rows), self.dims), dtype=np.uint8)
+        early = rows < self._tail_start
+        out[early] = self._graph_codes[rows[early]]
+        out[~early] = self._tail[rows[~early] - self._tail_start]
+        return out
+
+    def _float32(self, rows: np.ndarray) -> np.ndarray:
+        if self._full is not None:
+            return np.asarray(self._full[rows])
+        assert self.fetch is not None
+        vectors = np.asarray(self.fetch(self._slots[rows]), dtype=np.float32)
+        if vectors.shape != (len(rows), self.dims):
+            raise RuntimeError(f"fetch returned {vectors.shape} for {len(rows)} slots of {self.dims} dims")
+        return vectors
+
+    # -- rows ------------------------------------------------------------------------------------
+
+    def _rows_of(self, slots: np.ndarray) -> np.ndarray:
+        """Live rows of the given slots (unknown and removed ones left out), without repeats."""
+        held = self._slots[: self._count]
+        if not len(held):
+            return np.zeros(0, dtype=np.int64)
+        order = None
+        if not self._sorted:
+            if self._order is None:
+                self._order = np.argsort(held, kind="stable")
+            order = self._order
+        ordered = held if order is None else held[order]
+        positions = np.searchsorted(ordered, slots, side="right") - 1
+        found = (positions >= 0) & (ordered[np.maximum(positions, 0)] == slots)
+        rows = positions[found] if order is None else order[positions[found]]
+        rows = np.unique(rows)
+        return np.asarray(rows[~self._dead[rows]])
+
+    def _check_new(self, slots: np.ndarray) -> None:
+        if len(np.unique(slots)) != len(slots):
+            raise ValueError("the same slot appears twice in one add")
+        if self._count and len(self._rows_of(slots)):
+            raise ValueError(f"slots {self._slots[self._rows_of(slots)][:5].tolist()} are already held")
+
+    def _reserve(self, needed: int) -> None:
+        if needed <= len(self._slots):
             return
-        temp = self.path.with_suffix(".tmp")
-        self.graph.save_index(str(temp))
-        with open(temp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temp, self.path)
-        self.graph_dirty = 0
+        size = max(needed, 2 * len(self._slots))
+        self._slots = _grown(self._slots, size)
+        self._dead = _grown(self._dead, size)
+        if self._matrix is not None:
+            self._matrix = _grown(self._matrix, size)
+        else:
+            self._errors, self._norms = _grown(self._errors, size), _grown(self._norms, size)
+            if self._full is not None:
+                self._full = _grown(self._full, size)
+
+    def _drop_dead_flat(self) -> None:
+        assert self._matrix is not None
+        keep = np.flatnonzero(~self._dead[: self._count])
+        count = len(keep)
+        self._matrix[:count] = self._matrix[keep]
+        self._slots[:count] = self._slots[keep]
+        self._dead[: self._count] = False
+        self._count, self._order = count, None
+
+    # -- codes and graph -------------------------------------------------------------------------
+
+    def _new_graph(self) -> Any:
+        faiss = _faiss()
+        metric = faiss.METRIC_L2 if self.metric == "l2" else faiss.METRIC_INNER_PRODUCT
+        graph = faiss.IndexHNSWSQ(self.dims, faiss.ScalarQuantizer.QT_8bit, self.config.m, metric)
+        graph.hnsw.efConstruction = self.config.ef_construction
+        faiss.downcast_index(graph.storage).sq.rangestat_arg = 0.02  # a little room past the sample
+        return graph
+
+    def _quantize(self) -> None:
+        """Leave flat mode: train the quantizer on the live rows, keep them as codes, start the graph."""
+        assert self._matrix is not None
+        self._drop_dead_flat()
+        count = self._count
+        vectors = self._matrix[:count]
+        logger.info("quantizing %d vectors to 8-bit codes and starting the HNSW graph", count)
+        graph = self._new_graph()
+        graph.train(vectors)
+        self._set_graph(graph)
+        size = len(self._slots)
+        self._errors, self._norms = np.zeros(size, dtype=np.float32), np.zeros(size, dtype=np.float32)
+        self._full = _grown(vectors, size) if self.fetch is None else None
+        self._matrix = None
+        self._append_codes(vectors, 0)
+
+    def _append_codes(self, vectors: np.ndarray, start: int) -> None:
+        """Encode the vectors of rows [start, start + len(vectors)) (their slots are already set)."""
+        stop = start + len(vectors)
+        if self._full is not None:
+            self._full[start:stop] = vectors
+        storage = _faiss().downcast_index(self.graph.storage)
+        codes = storage.sq.compute_codes(np.ascontiguousarray(vectors))
+        decoded = self._low + (codes.astype(np.float32) + 0.5) * (self._width / 255.0)
+        self._errors[start:stop] = np.linalg.norm(vectors - decoded, axis=1)
+        self._norms[start:stop] = (vectors * vectors).sum(axis=1)
+        used = start - self._tail_start
+        if used + len(codes) > len(self._tail):
+            keep = self._tail[max(0, self._graph_rows - self._tail_start) : used]
+            self._tail_start = max(self._tail_start, self._graph_rows)
+            grown = np.zeros((max(2 * (len(keep) + len(codes)), 1024), self.dims), dtype=np.uint8)
+            grown[: len(keep)] = keep
+            self._tail = grown
+            used = len(keep)
+        self._tail[used : used + len(codes)] = codes
+
+    def _set_graph(self, graph: Any) -> None:
+        faiss = _faiss()
+        self.graph = graph
+        storage = faiss.downcast_index(graph.storage)
+        trained = faiss.vector_to_array(storage.sq.trained).astype(np.float32)
+        self._low, self._width = trained[: self.dims], trained[self.dims :]
+        self._graph_rows = int(graph.ntotal)
+        self._refresh_view()
+
+    def _refresh_view(self) -> None:
+        storage = _faiss().downcast_index(self.graph.storage)
+        count = int(self.graph.ntotal)
+        if count == 0:
+            self._graph_codes = np.zeros((0, self.dims), dtype=np.uint8)
+            return
+        pointer = storage.codes.data()
+        self._graph_codes = _faiss().rev_swig_ptr(pointer, count * self.dims).reshape(count, self.dims)
+
+    def _start_builder(self) -> None:
+        if self.graph is None or self._closing or self._graph_rows >= self._count:
+            return
+        if self._builder is not None and self._builder.is_alive():
+            return
+        self._builder = threading.Thread(target=self._build, name="omniembed-hnsw", daemon=True)
+        self._builder.start()
+
+    def _build(self) -> None:
+        """Insert the tail into the graph, a batch per lock hold, until it is empty or closing."""
+        faiss = _faiss()
+        try:
+            while True:
+                with self._lock:
+                    if self._closing or self._graph_rows >= self._count:
+                        self._builder = None
+                        self._idle.notify_all()
+                        return
+                    source = self._graph_file
+                if source is not None:  # a memory-mapped graph cannot grow: load a private copy
+                    private = faiss.read_index(str(source))
+                    with self._lock:
+                        if self._graph_file == source:
+                            self._graph_file = None
+                            self._set_graph(private)
+                    continue
+                with self._lock:
+                    self._insert_batch()
+                time.sleep(0.0005)  # let waiting queries and adds take the lock
+        except Exception:  # the tail stays searched exactly; wait_indexed reports the lag
+            logger.exception("the background HNSW build stopped")
+            with self._lock:
+                self._builder = None
+                self._idle.notify_all()
+
+    def _insert_batch(self) -> None:
+        start = self._graph_rows
+        stop = min(self._count, start + _BATCH)
+        codes = self._tail[start - self._tail_start : stop - self._tail_start].copy()
+        decoded = self._low + (codes.astype(np.float32) + 0.5) * (self._width / 255.0)
+        self.graph.add(decoded)
+        self._refresh_view()
+        self._graph_codes[start:stop] = codes  # the graph's codes are exactly the tail's
+        self._graph_rows = stop
+        self._live_bits = None
+        self._changes += 1
+        if self._graph_rows - self._tail_start > len(self._tail) // 2:
+            left = self._tail[self._graph_rows - self._tail_start : self._count - self._tail_start]
+            grown = np.zeros((max(2 * len(left), 1024), self.dims), dtype=np.uint8)
+            grown[: len(left)] = left
+            self._tail, self._tail_start = grown, self._graph_rows
+
+    # -- persistence -----------------------------------------------------------------------------
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a saved index must match to be loaded."""
+        return {
+            "format": FORMAT,
+            "dims": self.dims,
+            "metric": self.metric,
+            "m": self.config.m,
+            "ef_construction": self.config.ef_construction,
+            "codes": "sq8",
+        }
+
+    def save(self, prefix: Path | None = None, watermark: dict[str, int] | None = None) -> None:
+        """Write the index under ``prefix`` atomically with ``watermark`` (manifest last).
+
+        Below ``flat_threshold`` nothing is written (and an older save is removed): reopening rebuilds
+        such a small index from the engine's rows. Without ``prefix`` the index's ``path`` is used.
+        """
+        prefix = prefix if prefix is not None else self.path
+        if prefix is None:
+            return
+        watermark = dict(watermark or {})
+        with self._lock:
+            if self.graph is None:
+                files.remove_files(prefix)
+                files.manifest_path(prefix).unlink(missing_ok=True)
+                return
+            if self._saved_at == self._changes and self._saved_watermark == watermark:
+                return
+            manifest, _ = files.read_manifest(prefix)
+            generation = max(self._generation, int((manifest or {}).get("generation", 0))) + 1
+            entries = {"graph": self._save_graph(prefix, generation, manifest)}
+            count, indexed = self._count, self._graph_rows
+            entries["rows"] = files.write_bytes(
+                files.data_path(prefix, generation, "rows"),
+                [
+                    _bytes(self._slots[:count]),
+                    _bytes(self._errors[:count]),
+                    _bytes(self._norms[:count]),
+                    _bytes(self._dead[:count]),
+                ],
+            )
+            tail = self._tail[indexed - self._tail_start : count - self._tail_start]
+            entries["tail"] = files.write_bytes(
+                files.data_path(prefix, generation, "tail"),
+                [_bytes(tail)],
+            )
+            files.write_manifest(
+                prefix,
+                {
+                    **self.fingerprint(),
+                    "generation": generation,
+                    "count": count,
+                    "graph_rows": indexed,
+                    "files": entries,
+                    "watermark": watermark,
+                },
+            )
+            self._generation, self._saved_at, self._saved_watermark = generation, self._changes, watermark
+
+    def _save_graph(self, prefix: Path, generation: int, manifest: dict[str, Any] | None) -> dict[str, Any]:
+        if self._graph_file is not None and manifest is not None:  # the mapped graph is unchanged
+            entry = manifest["files"]["graph"]
+            if entry.get("name") == self._graph_file.name:
+                return dict(entry)
+        path = files.data_path(prefix, generation, "graph")
+        temp = path.with_name(path.name + ".tmp")
+        _faiss().write_index(self.graph, str(temp))
+        return files.finish_file(temp, path)
+
+    @classmethod
+    def load(
+        cls,
+        prefix: Path,
+        dims: int,
+        metric: Metric,
+        config: IndexConfig,
+        fetch: Fetch | None = None,
+    ) -> tuple[VectorIndex, dict[str, int]] | None:
+        """Open an index saved under ``prefix`` and its watermark; None (logged) if it cannot be trusted.
+
+        The graph is memory-mapped; a missing, truncated, corrupt or mismatched save returns None
+        so the caller rebuilds from its own rows. Without ``fetch`` the float32 rows are unknown, so
+        none is needed only for an empty index.
+        """
+        index = cls(dims, metric, config, prefix, fetch)
+        manifest, why = files.read_manifest(prefix)
+        if manifest is None:
+            logger.info("not loading the vector index: %s", why)
+            return None
+        if fetch is None and manifest.get("count"):
+            raise ValueError("loading a saved vector index needs fetch, the source of its float32 rows")
+        expected = index.fingerprint()
+        found = {key: manifest.get(key) for key in expected}
+        if found != expected:
+            logger.warning("not loading the vector index %s: saved as %s, wanted %s", prefix, found, expected)
+            return None
+        watermark = manifest.get("watermark")
+        if not isinstance(watermark, dict):
+            logger.warning("not loading the vector index %s: no watermark", prefix)
+            return None
+        paths = {}
+        for kind in ("graph", "rows", "tail"):
+            entry = manifest["files"].get(kind)
+            path, why = files.check_file(prefix.parent, entry) if isinstance(entry, dict) else (None, "")
+            if path is None:
+                logger.warning("not loading the vector index %s: %s", prefix, why or f"no {kind} file")
+                return None
+            paths[kind] = path
+        try:
+            loaded = index._open(manifest, paths)
+        except (RuntimeError, ValueError, KeyError, TypeError) as error:
+            logger.warning("not loading the vector index %s: %s", prefix, error)
+            return None
+        if not loaded:
+            return None
+        index._generation, index._saved_at = int(manifest["generation"]), index._changes
+        index._saved_watermark = dict(watermark)
+        return index, {str(key): int(value) for key, value in watermark.items()}
+
+    def _open(self, manifest: dict[str, Any], paths: dict[str, Path]) -> bool:
+        faiss = _faiss()
+        count, indexed = int(manifest["count"]), int(manifest["graph_rows"])
+        graph = faiss.read_index(str(paths["graph"]), faiss.IO_FLAG_MMAP_IFC)
+        if graph.d != self.dims or graph.ntotal != indexed or not 0 <= indexed <= count:
+            logger.warning(
+                "not loading the vector index %s: graph holds %d of %d", self.path, graph.ntotal, count
+            )
+            return False
+        rows = np.fromfile(paths["rows"], dtype=np.uint8)
+        if len(rows) != count * 17 or paths["tail"].stat().st_size != (count - indexed) * self.dims:
+            logger.warning("not loading the vector index %s: sizes disagree with the manifest", self.path)
+            return False
+        size = max(count, 64)
+        self._slots = _grown(rows[: 8 * count].view(np.int64), size)
+        self._errors = _grown(rows[8 * count : 12 * count].view(np.float32), size)
+        self._norms = _grown(rows[12 * count : 16 * count].view(np.float32), size)
+        self._dead = _grown(rows[16 * count :].view(bool), size)
+        self._count, self._alive = count, int(count - self._dead[:count].sum())
+        held = self._slots[:count]
+        self._sorted = bool((np.diff(held) >= 0).all())
+        self._matrix = None
+        self._set_graph(graph)
+        self._graph_file = paths["graph"]
+        tail = np.fromfile(paths["tail"], dtype=np.uint8).reshape(-1, self.dims)
+        self._tail = np.zeros((max(2 * len(tail), 1024), self.dims), dtype=np.uint8)
+        self._tail[: len(tail)] = tail
+        self._tail_start = indexed
+        self._start_builder()
+        return True
 
     def load_graph(self) -> None:
-        """Load the saved graph and catch it up with the vectors held; rebuild it if unreadable."""
-        if self.path is None or len(self.rows) <= self.config.flat_threshold:
-            return
-        if not self.path.exists():
-            self.build_graph()
-            return
-        hnswlib = _hnswlib()
-        graph = hnswlib.Index(space=_SPACES[self.metric], dim=self.dims)
-        try:
-            graph.load_index(str(self.path), max_elements=2 * len(self.rows), allow_replace_deleted=True)
-        except (RuntimeError, ValueError, OSError) as error:
-            logger.warning("rebuilding the HNSW index %s: %s", self.path, error)
-            self.build_graph()
-            return
-        self.graph = graph
-        indexed = set(graph.get_ids_list())
-        missing = [slot for slot in self.rows if slot not in indexed]
-        for slot in indexed - self.rows.keys():
-            with contextlib.suppress(RuntimeError):  # already marked deleted in the saved graph
-                graph.mark_deleted(slot)
-        if missing:
-            self._graph_add(np.array(missing, dtype=np.int64), self.matrix[[self.rows[s] for s in missing]])
-        logger.info("loaded the HNSW index %s (%d vectors caught up)", self.path, len(missing))
+        """Kept for older callers: the graph now builds in the background after :meth:`add`."""
 
 
-def _hnswlib() -> Any:
+def _bytes(array: np.ndarray) -> memoryview:
+    """The bytes of an array, without a copy when it is contiguous."""
+    return memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8))  # type: ignore[arg-type]
+
+
+def _grown(array: np.ndarray, size: int) -> np.ndarray:
+    """A copy of ``array`` with room for ``size`` rows (new rows zeroed)."""
+    out = np.zeros((size, *array.shape[1:]), dtype=array.dtype)
+    count = min(len(array), size)
+    out[:count] = array[:count]
+    return out
+
+
+def _faiss() -> Any:
     try:
-        import hnswlib
+        import faiss
     except ImportError:
         raise MissingExtraError(
             "collections over 'flat_threshold' objects use HNSW: pip install 'omniembed[store]'"
         ) from None
-    return hnswlib
+    return faiss
