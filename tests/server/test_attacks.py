@@ -511,14 +511,14 @@ def test_sigterm_closes_the_database_and_saves_indexes(tmp_path: Path) -> None:
         objects = [{"properties": {"n": i}, "vectors": {"v": [1, i, 2, 3]}} for i in range(32)]
         inserted = httpx.post(f"{url}/v1/collections/Notes/objects", json={"objects": objects})
         assert len(inserted.json()["uuids"]) == 32
-        assert not list(folder.glob("*.manifest.json"))  # the graph is built in memory, saved on close
+        assert not list(folder.glob("*.v.manifest.json"))  # the graph is built in memory, saved on close
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
     finally:
         server.kill()
         server.wait()
     assert server.returncode == -signal.SIGTERM  # uvicorn re-raises it: code after uvicorn.run never runs
-    assert list(folder.glob("*.manifest.json")), (
+    assert list(folder.glob("*.v.manifest.json")), (
         f"close() did not run: no saved vector index\n{log.read_text()[-2000:]}"
     )
 

@@ -18,7 +18,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -46,8 +46,10 @@ FILTER_INDEXED = ("int", "number", "bool", "date", "text", "uuid")
 class _Tables:
     """In-memory indexes and table names of one collection."""
 
-    def __init__(self, ident: int, config: CollectionConfig, folder: Path | None) -> None:
-        self.ident, self.config, self.folder = ident, config, folder
+    def __init__(
+        self, ident: int, config: CollectionConfig, folder: Path | None, conn: sqlite3.Connection
+    ) -> None:
+        self.ident, self.config, self.folder, self.conn = ident, config, folder, conn
         self.objects, self.vectors, self.deleted = f"objects_{ident}", f"vectors_{ident}", f"deleted_{ident}"
         self.keyword = KeywordIndex(config.schema.text_properties, config.bm25, config.schema.tokenization)
         self.last_seq = 0  # the highest seq ever written (seqs are never reused)
@@ -63,9 +65,32 @@ class _Tables:
         if vector.multi_vector:
             self.indexes[name] = MultiVectorIndex(vector.dims)
             return self.indexes[name]
-        path = self.folder / f"{self.ident}.{name}.hnsw" if self.folder is not None else None
-        self.indexes[name] = VectorIndex(vector.dims, vector.metric, self.config.index, path)
+        path = self.vector_path(name)
+        self.indexes[name] = VectorIndex(
+            vector.dims, vector.metric, self.config.index, path, self.fetcher(name)
+        )
         return self.indexes[name]
+
+    def vector_path(self, name: str) -> Path | None:
+        """Where a named vector's index is saved (``None`` in memory)."""
+        return self.folder / f"{self.ident}.{name}" if self.folder is not None else None
+
+    def fetcher(self, name: str) -> Callable[[np.ndarray], np.ndarray]:
+        """Read the stored float32 vectors of some slots, in their order (for rescoring)."""
+        dims = self.config.vectors[name].dims
+        assert dims is not None
+
+        def fetch(slots: np.ndarray) -> np.ndarray:
+            where = {seq: i for i, seq in enumerate(slots.tolist())}
+            out = np.full((len(slots), dims), np.nan, dtype=np.float32)
+            for chunk in _chunks(list(where)):
+                marks = ",".join("?" * len(chunk))
+                query = f"SELECT seq, data FROM {self.vectors} WHERE name = ? AND seq IN ({marks})"
+                for seq, data in self.conn.execute(query, [name, *chunk]):
+                    out[where[seq]] = np.frombuffer(data, dtype=np.float32)
+            return out
+
+        return fetch
 
 
 class EmbeddedBackend:
@@ -136,29 +161,68 @@ class EmbeddedBackend:
 
     def _load(self, ident: int, config: CollectionConfig) -> _Tables:
         """Open a collection's indexes: load what was saved and catch it up, or rebuild it from SQLite."""
-        tables = _Tables(ident, config, self.folder)
+        tables = _Tables(ident, config, self.folder, self.conn)
         (last_seq,) = self.conn.execute(
             "SELECT seq FROM sqlite_sequence WHERE name = ?", (tables.objects,)
         ).fetchone() or (0,)
         (last_deleted,) = self.conn.execute(f"SELECT MAX(id) FROM {tables.deleted}").fetchone()
         tables.last_seq, tables.last_deleted = int(last_seq), int(last_deleted or 0)
-        loaded = self._load_keyword(tables)
-        behind = self._catch_up_keyword(tables, loaded)
-        for name, index in tables.indexes.items():
-            rows = self.conn.execute(
-                f"SELECT seq, data FROM {tables.vectors} WHERE name = ? ORDER BY seq", (name,)
-            )
-            slots, blobs = _unzip(rows)
-            if slots:
-                if isinstance(index, MultiVectorIndex):
-                    matrices = [index.prepare_one(np.frombuffer(blob, dtype=np.float32)) for blob in blobs]
-                    index.add(np.array(slots, dtype=np.int64), matrices)
-                else:
-                    vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(slots), index.dims)
-                    index.add(np.array(slots, dtype=np.int64), vectors, grow_graph=False)
-            index.load_graph()
+        behind = self._catch_up_keyword(tables, self._load_keyword(tables))
+        for name, index in list(tables.indexes.items()):
+            if isinstance(index, MultiVectorIndex):
+                self._load_multi_vector(tables, name, index)
+            else:
+                behind += self._load_vectors(tables, name)
         tables.unsaved = behind
         return tables
+
+    def _load_multi_vector(self, tables: _Tables, name: str, index: MultiVectorIndex) -> None:
+        rows = self.conn.execute(
+            f"SELECT seq, data FROM {tables.vectors} WHERE name = ? ORDER BY seq", (name,)
+        )
+        slots, blobs = _unzip(rows)
+        if slots:
+            matrices = [index.prepare_one(np.frombuffer(blob, dtype=np.float32)) for blob in blobs]
+            index.add(np.array(slots, dtype=np.int64), matrices)
+
+    def _load_vectors(self, tables: _Tables, name: str) -> int:
+        """Load a named vector's saved index and catch it up, or rebuild it; return the changes read."""
+        vector, path = tables.config.vectors[name], tables.vector_path(name)
+        assert vector.dims is not None
+        watermark = {"seq": 0, "deleted": 0}
+        if path is not None:
+            found = VectorIndex.load(
+                path, vector.dims, vector.metric, tables.config.index, tables.fetcher(name)
+            )
+            if found is not None:
+                tables.indexes[name], watermark = found[0], dict(found[1])
+        index = tables.indexes[name]
+        assert isinstance(index, VectorIndex)
+        rows = self.conn.execute(
+            f"SELECT seq, data FROM {tables.vectors} WHERE name = ? AND seq > ? ORDER BY seq",
+            (name, watermark["seq"]),
+        )
+        added = 0
+        while chunk := rows.fetchmany(50_000):
+            slots, blobs = _unzip(chunk)
+            vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(slots), vector.dims)
+            index.add(np.array(slots, dtype=np.int64), vectors)
+            added += len(slots)
+        gone = self._deleted_since(tables, watermark)
+        index.remove(gone)
+        if added or gone:
+            logger.info(
+                "vector index %s.%s: %d added, %d removed", tables.config.name, name, added, len(gone)
+            )
+        return added + len(gone)
+
+    def _deleted_since(self, tables: _Tables, watermark: dict[str, int]) -> list[int]:
+        """Seqs an index saved at ``watermark`` holds but SQLite has deleted since."""
+        rows = self.conn.execute(
+            f"SELECT seq FROM {tables.deleted} WHERE id > ? AND seq <= ?",
+            (watermark["deleted"], watermark["seq"]),
+        )
+        return [seq for (seq,) in rows]
 
     def _load_keyword(self, tables: _Tables) -> dict[str, int]:
         """Load the saved keyword index into ``tables``; return its watermark (zeros when rebuilt)."""
@@ -181,13 +245,7 @@ class EmbeddedBackend:
         while chunk := rows.fetchmany(10_000):
             tables.keyword.add_many([seq for seq, _ in chunk], [json.loads(text) for _, text in chunk])
             added += len(chunk)
-        gone = [
-            seq
-            for (seq,) in self.conn.execute(
-                f"SELECT seq FROM {tables.deleted} WHERE id > ? AND seq <= ?",
-                (watermark["deleted"], watermark["seq"]),
-            )
-        ]
+        gone = self._deleted_since(tables, watermark)
         for seq in gone:
             tables.keyword.remove(seq)
         if added or gone:
@@ -206,8 +264,9 @@ class EmbeddedBackend:
             return
         watermark = {"seq": tables.last_seq, "deleted": tables.last_deleted}
         tables.keyword.save(self._keyword_path(tables), watermark)
-        for index in tables.indexes.values():
-            index.save()
+        for name, index in tables.indexes.items():
+            if isinstance(index, VectorIndex):
+                index.save(tables.vector_path(name), watermark)
         tables.unsaved = 0
 
     def _changed(self, tables: _Tables, count: int) -> None:
@@ -244,7 +303,7 @@ class EmbeddedBackend:
                     "data BLOB NOT NULL, PRIMARY KEY (seq, name)) WITHOUT ROWID"
                 )
                 self._ensure_tables(ident, config)
-            self.tables[config.name] = _Tables(ident, config, self.folder)
+            self.tables[config.name] = _Tables(ident, config, self.folder, self.conn)
 
     def drop(self, name: str) -> None:
         """Delete a collection, its tables and its index files."""
@@ -256,10 +315,10 @@ class EmbeddedBackend:
                 self.conn.execute(f"DROP TABLE {tables.deleted}")
                 self.conn.execute("DELETE FROM collections WHERE id = ?", (tables.ident,))
             for index in tables.indexes.values():
-                if index.path is not None:
-                    index.path.unlink(missing_ok=True)
+                if isinstance(index, VectorIndex):
+                    index.close()
             if self.folder is not None:
-                for path in self.folder.glob(f"{tables.ident}.keyword*"):
+                for path in self.folder.glob(f"{tables.ident}.*"):
                     path.unlink(missing_ok=True)
             del self.tables[name]
 
@@ -392,8 +451,19 @@ class EmbeddedBackend:
         """Save the indexes, close SQLite and release the folder lock."""
         with self.lock:
             for tables in self.tables.values():
+                for index in tables.indexes.values():
+                    if isinstance(index, VectorIndex):
+                        index.close()  # stop the graph builder; what it has not inserted is saved as tail
                 self._save(tables)
             self._release()
+
+    def wait_indexed(self, timeout: float | None = None) -> bool:
+        """Wait until every vector index has built its graph over all it holds; return whether all did."""
+        with self.lock:
+            indexes = [
+                i for t in self.tables.values() for i in t.indexes.values() if isinstance(i, VectorIndex)
+            ]
+        return all(index.wait_indexed(timeout) for index in indexes)
 
     def _release(self) -> None:
         """Close SQLite and give up the folder lock."""
