@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 import torch
-from training_helpers import NEGATIVES, PAIRS, both_models, gradients, reference_features
 
 from omniembed.training import losses
 from omniembed.training.data import Collator, split_batch
+from training_helpers import NEGATIVES, PAIRS, both_models, gradients, reference_features
 
 pytest.importorskip("sentence_transformers")
-import sentence_transformers.sentence_transformer.losses as reference_losses  # noqa: E402
+import sentence_transformers.sentence_transformer.losses as reference_losses
 
 ANCHORS = [a for a, _, _ in PAIRS]
 POSITIVES = [b for _, b, _ in PAIRS]
@@ -27,7 +27,9 @@ def folder(tiny_model: Callable[..., Path]) -> Path:
     return tiny_model("bert", seed=3)
 
 
-def run_ours(model: Any, make_loss: Callable[[Any], Any], columns: dict[str, list[Any]]) -> tuple[float, dict]:
+def run_ours(
+    model: Any, make_loss: Callable[[Any], Any], columns: dict[str, list[Any]]
+) -> tuple[float, dict]:
     rows = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
     features, labels = split_batch(Collator(model)(rows))
     model.train()
@@ -37,7 +39,9 @@ def run_ours(model: Any, make_loss: Callable[[Any], Any], columns: dict[str, lis
     return loss.item(), gradients(model)
 
 
-def run_reference(model: Any, make_loss: Callable[[Any], Any], columns: dict[str, list[Any]]) -> tuple[float, dict]:
+def run_reference(
+    model: Any, make_loss: Callable[[Any], Any], columns: dict[str, list[Any]]
+) -> tuple[float, dict]:
     label_name = next((name for name in ("label", "score") if name in columns), None)
     texts = [values for name, values in columns.items() if name != label_name]
     labels = torch.tensor(columns[label_name]) if label_name else None
@@ -48,7 +52,9 @@ def run_reference(model: Any, make_loss: Callable[[Any], Any], columns: dict[str
     return loss.item(), gradients(model)
 
 
-def assert_same(folder: Path, ours: Callable[[Any], Any], reference: Callable[[Any], Any], columns: dict) -> None:
+def assert_same(
+    folder: Path, ours: Callable[[Any], Any], reference: Callable[[Any], Any], columns: dict
+) -> None:
     our_model, reference_model = both_models(folder)
     our_value, our_grads = run_ours(our_model, ours, columns)
     reference_value, reference_grads = run_reference(reference_model, reference, columns)
@@ -136,7 +142,9 @@ def test_cached_loss_equals_the_plain_loss(folder: Path) -> None:
     first, _ = load(folder)
     second, _ = load(folder)
     plain = run_ours(first, losses.MultipleNegativesRankingLoss, TRIPLETS)
-    cached = run_ours(second, lambda m: losses.CachedMultipleNegativesRankingLoss(m, mini_batch_size=2), TRIPLETS)
+    cached = run_ours(
+        second, lambda m: losses.CachedMultipleNegativesRankingLoss(m, mini_batch_size=2), TRIPLETS
+    )
     assert cached[0] == pytest.approx(plain[0], abs=1e-6)
     for name, gradient in plain[1].items():
         torch.testing.assert_close(cached[1][name], gradient, atol=1e-6, rtol=1e-5)

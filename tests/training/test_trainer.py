@@ -10,14 +10,15 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+
 from training_helpers import NEGATIVES, PAIRS, both_models, weights
 
 pytest.importorskip("datasets")
 pytest.importorskip("sentence_transformers")
-from datasets import Dataset  # noqa: E402
+from datasets import Dataset
 
-from omniembed.training import Trainer, TrainingArguments, evaluators, losses  # noqa: E402
-from omniembed.training.data import DatasetColumnsError  # noqa: E402
+from omniembed.training import Trainer, TrainingArguments, evaluators, losses
+from omniembed.training.data import DatasetColumnsError
 
 pytestmark = pytest.mark.filterwarnings(
     # transformers' Trainer on a CPU-only machine: pin_memory has no device to pin for.
@@ -54,7 +55,11 @@ def folder(tiny_model: Callable[..., Path]) -> Path:
 
 
 def train_both(
-    folder: Path, tmp_path: Path, data: dict[str, list[Any]], ours: Callable[[Any], Any], reference: Callable[[Any], Any]
+    folder: Path,
+    tmp_path: Path,
+    data: dict[str, list[Any]],
+    ours: Callable[[Any], Any],
+    reference: Callable[[Any], Any],
 ) -> tuple[Any, Any]:
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
@@ -104,10 +109,16 @@ def test_saved_model_loads_in_the_reference_with_the_same_embeddings(folder: Pat
     model.save(tmp_path / "final")
     texts = [a for a, _, _ in PAIRS]
     expected = model.encode(texts)
-    np.testing.assert_allclose(Reference(str(tmp_path / "final"), device="cpu").encode(texts), expected, atol=1e-5)
-    np.testing.assert_allclose(SentenceTransformer(tmp_path / "final", device="cpu").encode(texts), expected, atol=1e-5)
+    np.testing.assert_allclose(
+        Reference(str(tmp_path / "final"), device="cpu").encode(texts), expected, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        SentenceTransformer(tmp_path / "final", device="cpu").encode(texts), expected, atol=1e-5
+    )
     card = (tmp_path / "final" / "README.md").read_text()
-    assert "MultipleNegativesRankingLoss" in card and "Training rows: 8" in card and str(folder) in card
+    assert "MultipleNegativesRankingLoss" in card
+    assert "Training rows: 8" in card
+    assert str(folder) in card
 
 
 @pytest.mark.filterwarnings("ignore:.*DataParallel.*")
@@ -128,7 +139,8 @@ def test_evaluator_runs_on_eval_steps_and_reaches_the_card(folder: Path, tmp_pat
     logged = [entry for entry in trainer.state.log_history if "eval_dev_spearman_cosine" in entry]
     assert [entry["step"] for entry in logged] == [2, 4]
     checkpoint = tmp_path / "run" / "checkpoint-4"
-    assert (checkpoint / "modules.json").is_file() and (checkpoint / "README.md").is_file()
+    assert (checkpoint / "modules.json").is_file()
+    assert (checkpoint / "README.md").is_file()
     assert "dev_spearman_cosine" in (checkpoint / "README.md").read_text()
 
 
@@ -136,46 +148,68 @@ def test_missing_label_column_fails_before_training(folder: Path, tmp_path: Path
     model, _ = both_models(folder)
     data = Dataset.from_dict({"sentence1": PAIR_DATA["sentence1"], "sentence2": PAIR_DATA["sentence2"]})
     with pytest.raises(DatasetColumnsError, match=r"CoSENTLoss takes \(sentence1, sentence2, score\).*label"):
-        Trainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), **ARGS), train_dataset=data,
-                loss=losses.CoSENTLoss(model))
+        Trainer(
+            model=model,
+            args=TrainingArguments(output_dir=str(tmp_path), **ARGS),
+            train_dataset=data,
+            loss=losses.CoSENTLoss(model),
+        )
 
 
 def test_wrong_column_count_fails_before_training(folder: Path, tmp_path: Path) -> None:
     model, _ = both_models(folder)
     data = Dataset.from_dict({"anchor": TRIPLET_DATA["anchor"]})
     with pytest.raises(DatasetColumnsError, match=r"text columns \['anchor'\].*at least 2"):
-        Trainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), **ARGS), train_dataset=data,
-                loss=losses.MultipleNegativesRankingLoss(model))
+        Trainer(
+            model=model,
+            args=TrainingArguments(output_dir=str(tmp_path), **ARGS),
+            train_dataset=data,
+            loss=losses.MultipleNegativesRankingLoss(model),
+        )
 
 
 def test_non_numeric_scores_fail_before_training(folder: Path, tmp_path: Path) -> None:
     model, _ = both_models(folder)
     data = Dataset.from_dict({**PAIR_DATA, "score": [str(s) for s in PAIR_DATA["score"]]})
     with pytest.raises(DatasetColumnsError, match=r"label column 'score'.*string.*cast_column"):
-        Trainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), **ARGS), train_dataset=data,
-                loss=losses.CoSENTLoss(model))
+        Trainer(
+            model=model,
+            args=TrainingArguments(output_dir=str(tmp_path), **ARGS),
+            train_dataset=data,
+            loss=losses.CoSENTLoss(model),
+        )
 
 
 def test_empty_dataset_fails_before_training(folder: Path, tmp_path: Path) -> None:
     model, _ = both_models(folder)
     data = Dataset.from_dict({"sentence1": [], "sentence2": [], "score": []})
     with pytest.raises(DatasetColumnsError, match="empty"):
-        Trainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), **ARGS), train_dataset=data,
-                loss=losses.CoSENTLoss(model))
+        Trainer(
+            model=model,
+            args=TrainingArguments(output_dir=str(tmp_path), **ARGS),
+            train_dataset=data,
+            loss=losses.CoSENTLoss(model),
+        )
 
 
 def test_loss_made_with_another_model_is_refused(folder: Path, tmp_path: Path) -> None:
     model, _ = both_models(folder)
     other, _ = both_models(folder)
     with pytest.raises(ValueError, match="different model"):
-        Trainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), **ARGS),
-                train_dataset=Dataset.from_dict(PAIR_DATA), loss=losses.CoSENTLoss(other))
+        Trainer(
+            model=model,
+            args=TrainingArguments(output_dir=str(tmp_path), **ARGS),
+            train_dataset=Dataset.from_dict(PAIR_DATA),
+            loss=losses.CoSENTLoss(other),
+        )
 
 
 def test_no_duplicates_sampler_keeps_each_text_once_per_batch() -> None:
     from omniembed.training.samplers import NoDuplicatesBatchSampler
 
-    data = Dataset.from_dict({"anchor": ["a", "a", "b", "c", "a", "d"], "positive": ["x", "y", "x", "z", "w", "v"]})
+    data = Dataset.from_dict(
+        {"anchor": ["a", "a", "b", "c", "a", "d"], "positive": ["x", "y", "x", "z", "w", "v"]}
+    )
     batches = list(NoDuplicatesBatchSampler(data, batch_size=3, drop_last=False, seed=1))
     assert sorted(i for batch in batches for i in batch) == list(range(6))
     for batch in batches:

@@ -24,7 +24,9 @@ class TrainingArguments(HFTrainingArguments):
     """
 
     prompts: str | dict[str, str] | None = field(default=None, metadata={"help": "Prompts per column."})
-    batch_sampler: BatchSamplerName = field(default="batch_sampler", metadata={"help": "How rows form batches."})
+    batch_sampler: BatchSamplerName = field(
+        default="batch_sampler", metadata={"help": "How rows form batches."}
+    )
     warmup_ratio: float | None = field(default=None, metadata={"help": "Share of steps to warm up over."})
 
     def __post_init__(self) -> None:
@@ -38,6 +40,6 @@ class TrainingArguments(HFTrainingArguments):
                 raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
             if self.warmup_steps == 0:
                 self.warmup_steps = self.warmup_ratio  # a float below 1 is a ratio to transformers
-        super().__post_init__()
+        super().__post_init__()  # type: ignore[no-untyped-call]
         # The losses return the loss only; predictions have no meaning for the Trainer.
         self.prediction_loss_only = True

@@ -58,7 +58,9 @@ def check_dataset(dataset: Any, spec: ColumnSpec, loss_name: str, role: str) -> 
 
 
 def _check_counts(inputs: list[str], label: str | None, spec: ColumnSpec, loss_name: str, role: str) -> None:
-    found = f"the {role} dataset has text columns {inputs}" + (f" and label {label!r}" if label else " and no label")
+    found = f"the {role} dataset has text columns {inputs}" + (
+        f" and label {label!r}" if label else " and no label"
+    )
     wanted = f"{loss_name} takes {spec.example}"
     if len(inputs) < spec.min_inputs or (spec.max_inputs is not None and len(inputs) > spec.max_inputs):
         count = f"{spec.min_inputs}" if spec.max_inputs == spec.min_inputs else f"at least {spec.min_inputs}"
@@ -85,7 +87,8 @@ def _check_label(dataset: Any, feature: Any, label: str, spec: ColumnSpec, role:
         kind = "a number" if spec.label_kind == "number" else "a list of numbers"
         dtype = getattr(feature, "dtype", type(sample).__name__)
         raise DatasetColumnsError(
-            f"label column {label!r} of the {role} dataset holds {dtype} (first value {sample!r}); it must hold "
+            f"label column {label!r} of the {role} dataset holds {dtype} "
+            f"(first value {sample!r}); it must hold "
             f"{kind}: convert it, e.g. dataset.cast_column({label!r}, Value('float32'))"
         )
 

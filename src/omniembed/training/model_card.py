@@ -63,7 +63,8 @@ class TrainingRecord:
             "## Training",
             "",
             f"- Loss: `{self.loss}` with `{json.dumps(self.loss_config, default=str)}`",
-            f"- Training rows: {self.train_rows}" + (f"; evaluation rows: {self.eval_rows}" if self.eval_rows else ""),
+            f"- Training rows: {self.train_rows}"
+            + (f"; evaluation rows: {self.eval_rows}" if self.eval_rows else ""),
             f"- Columns: {', '.join(self.columns)}",
             f"- Steps: {self.steps} ({self.epoch:.2f} epochs)",
             "",
@@ -88,11 +89,13 @@ def training_record(trainer: Trainer) -> TrainingRecord:
         train_rows=len(train) if train is not None else None,  # type: ignore[arg-type]
         eval_rows=len(evaluation) if evaluation is not None else None,  # type: ignore[arg-type]
         columns=list(getattr(train, "column_names", None) or []),
-        hyperparameters={name: getattr(args, name) for name in CARD_ARGUMENTS if getattr(args, name, None) is not None},
+        hyperparameters={
+            name: getattr(args, name) for name in CARD_ARGUMENTS if getattr(args, name, None) is not None
+        },
     )
 
 
-class ModelCardCallback(TrainerCallback):  # type: ignore[misc]
+class ModelCardCallback(TrainerCallback):
     """Keep the model's card (``model.model_card``) current through training and evaluation."""
 
     def __init__(self, trainer: Trainer) -> None:
@@ -133,6 +136,6 @@ class ModelCardCallback(TrainerCallback):  # type: ignore[misc]
             return
         self.record.steps = state.global_step
         self.record.epoch = float(state.epoch or 0)
-        model = self.trainer.model
-        dimension = model.get_sentence_embedding_dimension()  # type: ignore[operator]
+        model = self.trainer.encoder
+        dimension = model.get_sentence_embedding_dimension()
         model.model_card = self.record.render(int(dimension), str(model.similarity_fn_name))

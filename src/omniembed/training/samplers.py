@@ -32,7 +32,8 @@ class NoDuplicatesBatchSampler(BatchSampler):
         super().__init__(range(len(dataset)), batch_size, drop_last)
         columns = [name for name in dataset.column_names if name not in LABEL_COLUMNS]
         self.values = [
-            tuple(str(value) for value in row) for row in zip(*(dataset[name] for name in columns), strict=True)
+            tuple(str(value) for value in row)
+            for row in zip(*(dataset[name] for name in columns), strict=True)
         ]
         self.seed = seed
         self.epoch = 0

@@ -94,6 +94,18 @@ class Trainer(HFTrainer):
         self.evaluator = evaluator
         self.add_callback(ModelCardCallback(self))
 
+    @property
+    def encoder(self) -> SentenceTransformer:
+        """The model being trained."""
+        assert isinstance(self.model, SentenceTransformer)
+        return self.model
+
+    @property
+    def training_args(self) -> TrainingArguments:
+        """``args``, typed as this package's arguments."""
+        assert isinstance(self.args, TrainingArguments)
+        return self.args
+
     def compute_loss(
         self,
         model: nn.Module,
@@ -118,7 +130,7 @@ class Trainer(HFTrainer):
         generator.manual_seed(self.args.seed)
         sampler: BatchSampler
         batch_size, drop_last = self.args.train_batch_size, self.args.dataloader_drop_last
-        if self.args.batch_sampler == "no_duplicates":
+        if self.training_args.batch_sampler == "no_duplicates":
             sampler = NoDuplicatesBatchSampler(self.train_dataset, batch_size, drop_last, seed=self.args.seed)
         else:
             sampler = ShuffledBatchSampler(self.train_dataset, batch_size, drop_last, generator)
@@ -130,7 +142,7 @@ class Trainer(HFTrainer):
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
         if dataset is None:
             if self.evaluator is not None:
-                return DataLoader([])
+                return DataLoader([])  # type: ignore[arg-type]
             raise ValueError("evaluation needs an eval_dataset or an evaluator")
         if isinstance(dataset, str):
             dataset = self.eval_dataset[dataset]  # type: ignore[index]
@@ -158,10 +170,12 @@ class Trainer(HFTrainer):
         folder = None
         if self.is_world_process_zero():
             folder = os.path.join(self.args.output_dir or ".", "eval")
-        metrics = self.evaluator(self.model, output_path=folder, epoch=self.state.epoch or -1, steps=self.state.global_step)
+        epoch, steps = self.state.epoch or -1, self.state.global_step
+        metrics = self.evaluator(self.encoder, output_path=folder, epoch=epoch, steps=steps)
+        found = output.metrics if output.metrics is not None else {}
         for key, value in metrics.items():
-            name = key if key.startswith(f"{prefix}_") else f"{prefix}_{key}"
-            output.metrics[name] = value
+            found[key if key.startswith(f"{prefix}_") else f"{prefix}_{key}"] = value
+        output = output._replace(metrics=found)
         return output
 
     def _save(self, output_dir: str | None = None, state_dict: dict[str, Any] | None = None) -> None:
@@ -169,14 +183,12 @@ class Trainer(HFTrainer):
         folder = output_dir if output_dir is not None else self.args.output_dir
         assert folder is not None
         os.makedirs(folder, exist_ok=True)
-        model = self.model
-        assert isinstance(model, SentenceTransformer)
-        model.save(folder)
+        self.encoder.save(folder)
         torch.save(self.args, os.path.join(folder, TRAINING_ARGS_NAME))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
         """Load the weights of a checkpoint folder that ``_save`` wrote into the model."""
-        target = model if model is not None else self.model
+        target = model if model is not None else self.encoder
         loaded = SentenceTransformer(resume_from_checkpoint, device="cpu")
         target.load_state_dict(loaded.state_dict())
 
@@ -202,7 +214,8 @@ def check_loss(loss: Any, model: SentenceTransformer) -> None:
     """Raise unless ``loss`` is one of the embedding losses and every model inside it is ``model``."""
     if not isinstance(loss, EmbeddingLoss):
         raise TypeError(
-            f"loss must be one of omniembed.training.losses (such as CoSENTLoss(model)), got {type(loss).__name__}"
+            f"loss must be one of omniembed.training.losses (such as CoSENTLoss(model)), "
+            f"got {type(loss).__name__}"
         )
     for module in loss.modules():
         if isinstance(module, EmbeddingLoss) and module.model is not model:

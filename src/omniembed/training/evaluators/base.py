@@ -28,7 +28,11 @@ class Evaluator:
         with eval_mode(model):
             metrics = self.compute_metrics(model)
         if output_path is not None and self.csv_file:
-            append_csv(os.path.join(output_path, self.csv_file), ["epoch", "steps", *metrics], [epoch, steps, *metrics.values()])
+            append_csv(
+                os.path.join(output_path, self.csv_file),
+                ["epoch", "steps", *metrics],
+                [epoch, steps, *metrics.values()],
+            )
         prefixed = {self.prefixed(key): float(value) for key, value in metrics.items()}
         return prefixed
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -55,7 +55,10 @@ class MSEEvaluator(Evaluator):
 
     def _embed(self, model: SentenceTransformer, sentences: list[str]) -> np.ndarray:
         embeddings: np.ndarray = model.encode(
-            sentences, batch_size=self.batch_size, truncate_dim=self.truncate_dim, show_progress_bar=self.show_progress_bar
+            sentences,
+            batch_size=self.batch_size,
+            truncate_dim=self.truncate_dim,
+            show_progress_bar=self.show_progress_bar,
         )
         return embeddings
 
@@ -111,14 +114,22 @@ class TranslationEvaluator(Evaluator):
 
     def compute_metrics(self, model: SentenceTransformer) -> dict[str, float]:
         """Matching accuracy source to target, target to source, and their mean."""
-        options = {"batch_size": self.batch_size, "truncate_dim": self.truncate_dim, "convert_to_tensor": True}
+        options: dict[str, Any] = {
+            "batch_size": self.batch_size,
+            "truncate_dim": self.truncate_dim,
+            "convert_to_tensor": True,
+        }
         options["show_progress_bar"] = self.show_progress_bar
         sources = model.encode(self.source_sentences, **options)
         targets = model.encode(self.target_sentences, **options)
         scores = cos_sim(sources, targets)
         src2trg = _matches(scores, self.target_sentences)
         trg2src = _matches(scores.T, self.source_sentences)
-        return {"src2trg_accuracy": src2trg, "trg2src_accuracy": trg2src, "mean_accuracy": (src2trg + trg2src) / 2}
+        return {
+            "src2trg_accuracy": src2trg,
+            "trg2src_accuracy": trg2src,
+            "mean_accuracy": (src2trg + trg2src) / 2,
+        }
 
     @property
     def description(self) -> str:
@@ -127,5 +138,5 @@ class TranslationEvaluator(Evaluator):
 
 
 def _matches(scores: torch.Tensor, texts: list[str]) -> float:
-    best = scores.argmax(dim=1).tolist()
-    return sum(texts[i] == texts[j] for i, j in enumerate(best)) / len(texts)
+    best: list[int] = scores.argmax(dim=1).tolist()
+    return float(sum(texts[i] == texts[j] for i, j in enumerate(best)) / len(texts))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,7 +24,9 @@ def top_hits(scores: torch.Tensor, corpus_ids: Sequence[str], k: int) -> list[li
     hits = []
     for row, threshold in zip(scores, thresholds, strict=True):
         candidates = torch.nonzero(row >= threshold).flatten().tolist()  # every tie at the boundary
-        ranked = sorted(((float(row[i]), corpus_ids[i]) for i in candidates), key=lambda hit: (-hit[0], hit[1]))
+        ranked = sorted(
+            ((float(row[i]), corpus_ids[i]) for i in candidates), key=lambda hit: (-hit[0], hit[1])
+        )
         hits.append(ranked[:k])
     return hits
 
@@ -39,7 +41,9 @@ def ranking_metrics(
 ) -> dict[str, dict[int, float]]:
     """Accuracy, precision, recall, MRR, nDCG and MAP at each cut-off for one query's ranking."""
     flags = [1 if doc in relevant else 0 for doc in ranked]
-    out: dict[str, dict[int, float]] = {name: {} for name in ("accuracy", "precision", "recall", "mrr", "ndcg", "map")}
+    out: dict[str, dict[int, float]] = {
+        name: {} for name in ("accuracy", "precision", "recall", "mrr", "ndcg", "map")
+    }
     for k in ks["accuracy"]:
         out["accuracy"][k] = float(any(flags[:k]))
     for k in ks["precision_recall"]:
@@ -100,7 +104,9 @@ class InformationRetrievalEvaluator(Evaluator):
     ) -> None:
         self.query_ids = [qid for qid in queries if relevant_docs.get(qid)]
         if not self.query_ids:
-            raise ValueError("no query has a relevant document: relevant_docs maps query ids to sets of corpus ids")
+            raise ValueError(
+                "no query has a relevant document: relevant_docs maps query ids to sets of corpus ids"
+            )
         if not corpus:
             raise ValueError("the corpus is empty")
         self.queries = [queries[qid] for qid in self.query_ids]
@@ -125,7 +131,7 @@ class InformationRetrievalEvaluator(Evaluator):
 
     def compute_metrics(self, model: SentenceTransformer) -> dict[str, float]:
         """Every metric at every cut-off, averaged over the queries."""
-        options = {
+        options: dict[str, Any] = {
             "batch_size": self.batch_size,
             "truncate_dim": self.truncate_dim,
             "convert_to_tensor": True,

@@ -36,7 +36,11 @@ class SequentialEvaluator(Evaluator):
         primaries = []
         for evaluator in self.evaluators:
             metrics = evaluator(model, output_path, epoch, steps)
-            primaries.append(metrics[evaluator.primary_metric_name] if evaluator.primary_metric else next(iter(metrics.values())))
+            primaries.append(
+                metrics[evaluator.primary_metric_name]
+                if evaluator.primary_metric
+                else next(iter(metrics.values()))
+            )
             results.update(metrics)
         results["sequential_score"] = float(self.main_score_function(primaries))
         return results

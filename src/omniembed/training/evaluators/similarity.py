@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -97,7 +97,7 @@ class EmbeddingSimilarityEvaluator(Evaluator):
 
     def compute_metrics(self, model: SentenceTransformer) -> dict[str, float]:
         """Correlations for each similarity function."""
-        options = {"batch_size": self.batch_size, "truncate_dim": self.truncate_dim}
+        options: dict[str, Any] = {"batch_size": self.batch_size, "truncate_dim": self.truncate_dim}
         options["show_progress_bar"] = self.show_progress_bar
         embeddings1 = model.encode(self.sentences1, convert_to_tensor=True, **options)
         embeddings2 = model.encode(self.sentences2, convert_to_tensor=True, **options)

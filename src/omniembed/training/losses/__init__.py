@@ -9,15 +9,18 @@ from omniembed.training.losses.cached import CachedMultipleNegativesRankingLoss
 from omniembed.training.losses.distill import MarginMSELoss, MSELoss
 from omniembed.training.losses.matryoshka import MatryoshkaLoss
 from omniembed.training.losses.pairs import AnglELoss, ContrastiveLoss, CoSENTLoss, CosineSimilarityLoss
-from omniembed.training.losses.ranking import MultipleNegativesRankingLoss, MultipleNegativesSymmetricRankingLoss
+from omniembed.training.losses.ranking import (
+    MultipleNegativesRankingLoss,
+    MultipleNegativesSymmetricRankingLoss,
+)
 from omniembed.training.losses.triplet import TripletLoss
 
 __all__ = [
     "AnglELoss",
     "CachedMultipleNegativesRankingLoss",
+    "CoSENTLoss",
     "ColumnSpec",
     "ContrastiveLoss",
-    "CoSENTLoss",
     "CosineSimilarityLoss",
     "EmbeddingLoss",
     "MSELoss",

@@ -74,6 +74,7 @@ def check_batch_labels(loss: nn.Module, labels: Tensor | None, rows: int) -> Ten
         raise ValueError(f"{type(loss).__name__} needs a label or score column; the batch has none")
     if labels.numel() != rows:
         raise ValueError(
-            f"{type(loss).__name__} expects one label per row ({rows}), got labels of shape {tuple(labels.shape)}"
+            f"{type(loss).__name__} expects one label per row ({rows}), "
+            f"got labels of shape {tuple(labels.shape)}"
         )
     return labels.reshape(-1)

@@ -87,10 +87,10 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
             return self.compute_loss_from_embeddings(embeddings, labels)
         leaves = [e.detach().requires_grad_() for e in embeddings]
         loss = self.compute_loss_from_embeddings(leaves, labels)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         cached = [leaf.grad for leaf in leaves]
         result = loss.detach().requires_grad_()
-        result.register_hook(lambda grad: self._backward(features, states, cached, grad))
+        result.register_hook(lambda grad: self._backward(features, states, cached, grad))  # type: ignore[no-untyped-call]
         return result
 
     def _chunks(self, column: Features) -> Iterator[Features]:

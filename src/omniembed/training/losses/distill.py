@@ -24,7 +24,9 @@ class MSELoss(EmbeddingLoss):
     ``(columns, dim)`` per row gives each column its own target.
     """
 
-    columns = ColumnSpec(min_inputs=1, label="required", label_kind="vector", example="(english, french, label)")
+    columns = ColumnSpec(
+        min_inputs=1, label="required", label_kind="vector", example="(english, french, label)"
+    )
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
         """The mean over the columns of each column's MSE against its target."""
@@ -37,7 +39,8 @@ class MSELoss(EmbeddingLoss):
             targets = list(labels.unbind(1))
         else:
             raise ValueError(
-                f"MSELoss labels must be (rows, dim) or (rows, {len(embeddings)}, dim), got {tuple(labels.shape)}"
+                f"MSELoss labels must be (rows, dim) or (rows, {len(embeddings)}, dim), "
+                f"got {tuple(labels.shape)}"
             )
         losses = [
             nn.functional.mse_loss(student, target.to(student.device, student.dtype))
@@ -58,7 +61,9 @@ class MarginMSELoss(EmbeddingLoss):
     )
 
     def __init__(
-        self, model: SentenceTransformer, similarity_fct: Callable[[Tensor, Tensor], Tensor] = pairwise_dot_score
+        self,
+        model: SentenceTransformer,
+        similarity_fct: Callable[[Tensor, Tensor], Tensor] = pairwise_dot_score,
     ) -> None:
         super().__init__(model)
         self.similarity_fct = similarity_fct
@@ -75,7 +80,8 @@ class MarginMSELoss(EmbeddingLoss):
             labels = labels.unsqueeze(1)
         if labels.shape != (rows, len(negatives)):
             raise ValueError(
-                f"MarginMSELoss labels must be (rows, {len(negatives)}) margins or (rows, {len(negatives) + 1}) "
+                f"MarginMSELoss labels must be (rows, {len(negatives)}) margins "
+                f"or (rows, {len(negatives) + 1}) "
                 f"scores, got {tuple(labels.shape)}"
             )
         positive_scores = self.similarity_fct(query, positive)

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from omniembed.embedding.encoder import SentenceTransformer
 
 PairSimilarity = Callable[[Tensor, Tensor], Tensor]
-PAIR_COLUMNS = ColumnSpec(min_inputs=2, max_inputs=2, label="required", example="(sentence1, sentence2, score)")
+PAIR_COLUMNS = ColumnSpec(
+    min_inputs=2, max_inputs=2, label="required", example="(sentence1, sentence2, score)"
+)
 
 
 def pairwise_angle_sim(a: Tensor, b: Tensor) -> Tensor:
@@ -55,7 +57,10 @@ class CoSENTLoss(EmbeddingLoss):
     columns = PAIR_COLUMNS
 
     def __init__(
-        self, model: SentenceTransformer, scale: float = 20.0, similarity_fct: PairSimilarity = pairwise_cos_sim
+        self,
+        model: SentenceTransformer,
+        scale: float = 20.0,
+        similarity_fct: PairSimilarity = pairwise_cos_sim,
     ) -> None:
         super().__init__(model)
         self.scale = scale
@@ -138,7 +143,9 @@ class ContrastiveLoss(EmbeddingLoss):
         size_average: average over the batch (otherwise sum).
     """
 
-    columns = ColumnSpec(min_inputs=2, max_inputs=2, label="required", example="(sentence1, sentence2, label)")
+    columns = ColumnSpec(
+        min_inputs=2, max_inputs=2, label="required", example="(sentence1, sentence2, label)"
+    )
 
     def __init__(
         self,

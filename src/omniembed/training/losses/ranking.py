@@ -78,5 +78,7 @@ class MultipleNegativesSymmetricRankingLoss(MultipleNegativesRankingLoss):
     """``MultipleNegativesRankingLoss`` ranking in both directions (anchor to positive and back),
     the two averaged; hard negatives count in the anchor-to-positive direction only."""
 
-    def __init__(self, model: SentenceTransformer, scale: float = 20.0, similarity_fct: Similarity = cos_sim) -> None:
+    def __init__(
+        self, model: SentenceTransformer, scale: float = 20.0, similarity_fct: Similarity = cos_sim
+    ) -> None:
         super().__init__(model, scale, similarity_fct, symmetric=True)

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 def euclidean_norm_distance(a: Tensor, b: Tensor) -> Tensor:
     """``||a[i] - b[i]||`` (no epsilon, unlike torch's pairwise distance)."""
-    return (a - b).norm(dim=-1)
+    distance: Tensor = (a - b).norm(dim=-1)
+    return distance
 
 
 def sum_abs_distance(a: Tensor, b: Tensor) -> Tensor:
@@ -68,4 +69,7 @@ class TripletLoss(EmbeddingLoss):
 
     def get_config_dict(self) -> dict[str, Any]:
         """The distance and margin."""
-        return {"distance_metric": getattr(self.distance_metric, "__name__", ""), "triplet_margin": self.triplet_margin}
+        return {
+            "distance_metric": getattr(self.distance_metric, "__name__", ""),
+            "triplet_margin": self.triplet_margin,
+        }
