@@ -19,6 +19,7 @@ from transformers import TrainerCallback
 from transformers.trainer import TRAINING_ARGS_NAME
 
 from omniembed.embedding.encoder import SentenceTransformer
+from omniembed.runtime.placement import forget_packed_weights
 from omniembed.training.arguments import TrainingArguments
 from omniembed.training.data import Collator, check_dataset, split_batch
 from omniembed.training.evaluators import Evaluator, SequentialEvaluator
@@ -93,6 +94,7 @@ class Trainer(HFTrainer):
         self.loss = loss.to(model.device)
         self.evaluator = evaluator
         self.add_callback(ModelCardCallback(self))
+        self.add_callback(FreshWeightsCallback())
 
     @property
     def encoder(self) -> SentenceTransformer:
@@ -196,6 +198,18 @@ class Trainer(HFTrainer):
         """Load the best checkpoint's weights (``load_best_model_at_end``)."""
         if self.state.best_model_checkpoint:
             self._load_from_checkpoint(self.state.best_model_checkpoint)
+
+
+class FreshWeightsCallback(TrainerCallback):
+    """After each optimizer step, drop the fast CPU paths' packed copies of the weights, which a
+    fused optimizer's in-place update would leave stale (see ``runtime.placement``)."""
+
+    def on_step_end(
+        self, args: Any, state: Any, control: Any, model: nn.Module | None = None, **kwargs: Any
+    ) -> None:
+        """Forget the packed weights of the model just updated."""
+        if model is not None:
+            forget_packed_weights(model)
 
 
 def check_model(model: Any) -> None:
