@@ -20,6 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("rerank",),  # CrossEncoder
     ("late_interaction",),  # multi-vector encoders, MaxSim, MUVERA, index
     ("retrieval",),  # semantic search, retrieve and rerank, fusion, zero-shot
+    ("training",),  # Trainer, TrainingArguments, losses, evaluators (on transformers' Trainer)
     ("store",),  # collections API and its engines
     ("server",),
     ("cli",),

@@ -124,6 +124,8 @@ class SentenceTransformer(nn.Sequential):
         self.similarity_fn_name = similarity_fn_name or config.similarity_fn_name or "cosine"
         self.truncate_dim = truncate_dim if truncate_dim is not None else config.truncate_dim
         self.allow_urls = allow_urls
+        self.model_card: str | None = None
+        """Markdown that ``save`` writes as README.md (training sets it); ``None`` writes none."""
         prepare_for_inference(self, device)
         self.runtime = RuntimeOptions(backend, dtype, check_num_threads(num_threads), runtime_cache_folder)
         check_runtime(self.runtime, self.device)
@@ -327,6 +329,8 @@ class SentenceTransformer(nn.Sequential):
             truncate_dim=self.truncate_dim,
         )
         config.write(folder)
+        if self.model_card:
+            (folder / "README.md").write_text(self.model_card, encoding="utf-8")
         logger.info("saved model to %s", folder)
 
     save_pretrained = save

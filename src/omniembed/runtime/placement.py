@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from omniembed.runtime.fused_encoder import use_fused_encoder
-from omniembed.runtime.onednn import use_onednn_linear
+from omniembed.runtime.onednn import OneDnnLinear, use_onednn_linear
 
 
 def default_device() -> str:
@@ -22,3 +22,27 @@ def prepare_for_inference(model: nn.Module, device: str | torch.device | None) -
     model.to(device or default_device())
     use_onednn_linear(model)
     use_fused_encoder(model)
+
+
+def forget_packed_weights(model: nn.Module) -> int:
+    """Drop the reordered weight copies the fast CPU paths keep beside the parameters (see
+    ``runtime.onednn`` and ``runtime.fused_encoder``); the next inference call remakes them from the
+    parameters. Return how many modules held some.
+
+    Those copies are remade when a weight's storage or in-place version changes, but fused
+    optimizers (``torch.optim.AdamW(fused=True)``, transformers' default on CPU and GPU) update
+    weights without bumping the version: call this after such steps.
+    """
+    dropped = 0
+    for module in model.modules():
+        if isinstance(module, OneDnnLinear) and module._packed is not None:
+            module._packed = None
+            module._packed_from = None
+            dropped += 1
+        fast = getattr(module, "fast_forward", None)
+        for holder in (fast, getattr(fast, "encoder", None)):  # a classifier's encoder holds its own
+            packed = getattr(holder, "_packed", None)
+            if isinstance(packed, dict) and packed:
+                packed.clear()
+                dropped += 1
+    return dropped
