@@ -20,7 +20,6 @@ class MultiVectorIndex:
         self.dims = dims
         self.index = LateInteractionIndex(dims, candidates=candidates)
         self.matrices: dict[int, np.ndarray] = {}
-        self.path = None
 
     def __len__(self) -> int:
         return len(self.matrices)
@@ -38,7 +37,7 @@ class MultiVectorIndex:
             raise ValueError("multi-vector holds NaN or infinite values")
         return array
 
-    def add(self, slots: np.ndarray, matrices: list[np.ndarray], *, grow_graph: bool = True) -> None:
+    def add(self, slots: np.ndarray, matrices: list[np.ndarray]) -> None:
         """Add prepared matrices under new slots."""
         ids = [int(slot) for slot in slots]
         self.index.add(ids, matrices)
@@ -65,9 +64,3 @@ class MultiVectorIndex:
         scores = maxsim([query], matrices)[0].numpy().astype(np.float64)
         order = np.lexsort((slots, -scores))[:limit]
         return slots[order], -scores[order]
-
-    def save(self) -> None:
-        """Nothing to save: the index is rebuilt from SQLite on open."""
-
-    def load_graph(self) -> None:
-        """Nothing to load: :meth:`add` built everything."""

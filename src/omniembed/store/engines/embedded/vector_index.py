@@ -113,12 +113,8 @@ class VectorIndex:
 
     # -- changes ---------------------------------------------------------------------------------
 
-    def add(self, slots: np.ndarray, vectors: np.ndarray, *, grow_graph: bool = True) -> None:
-        """Append prepared vectors under new slots; the graph catches up in a background thread.
-
-        ``grow_graph`` is accepted for older callers and has no effect.
-        """
-        del grow_graph
+    def add(self, slots: np.ndarray, vectors: np.ndarray) -> None:
+        """Append prepared vectors under new slots; the graph catches up in a background thread."""
         slots = np.asarray(slots, dtype=np.int64).reshape(-1)
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dims)
         if len(slots) != len(vectors):
@@ -623,9 +619,6 @@ class VectorIndex:
         self._tail_start = indexed
         self._start_builder()
         return True
-
-    def load_graph(self) -> None:
-        """Kept for older callers: the graph now builds in the background after :meth:`add`."""
 
 
 def _bytes(array: np.ndarray) -> memoryview:
