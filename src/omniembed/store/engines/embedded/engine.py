@@ -22,23 +22,31 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from omniembed.errors import CollectionExistsError, CollectionNotFoundError, DatabaseLockedError
 from omniembed.store.backend import Match, StoredObject
 from omniembed.store.config import CollectionConfig, VectorConfig
-from omniembed.store.engines.embedded.multi_vector_index import MultiVectorIndex
 from omniembed.store.engines.embedded.vector_index import VectorIndex
 from omniembed.store.engines.keyword import KeywordIndex
 from omniembed.store.filters import Filter, to_sql
+
+if TYPE_CHECKING:  # imported when a collection has one: it needs torch, which opening must not pay
+    from omniembed.store.engines.embedded.multi_vector_index import MultiVectorIndex
 
 logger = logging.getLogger(__name__)
 FORMAT_VERSION = 2
 """Version 2 added the deletion log and the property indexes; version 1 folders migrate on open."""
 SAVE_AFTER = 50_000
 """Indexes are saved once this many changes, or a quarter of the collection, came since the last save."""
+VECTORS_TABLE = (
+    "CREATE TABLE {name} "
+    "(seq INTEGER NOT NULL, name TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (seq, name))"
+)
+"""Vectors sit in a rowid table: its pages hold a 1.5 KB vector inline, where a WITHOUT ROWID table's
+overflow pages took about 5 KB each (format 1)."""
 FILTER_INDEXED = ("int", "number", "bool", "date", "text", "uuid")
 """Property types whose values get a SQLite index for filters (arrays and media do not)."""
 
@@ -63,6 +71,8 @@ class _Tables:
     def make_index(self, name: str, vector: VectorConfig) -> VectorIndex | MultiVectorIndex:
         assert vector.dims is not None
         if vector.multi_vector:
+            from omniembed.store.engines.embedded.multi_vector_index import MultiVectorIndex
+
             self.indexes[name] = MultiVectorIndex(vector.dims)
             return self.indexes[name]
         path = self.vector_path(name)
@@ -110,6 +120,7 @@ class EmbeddedBackend:
         self.conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
         self.tables: dict[str, _Tables] = {}
         try:
+            self.conn.execute("PRAGMA page_size = 8192")  # a new file only: five vectors of 384 dims a page
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self._init_schema()
@@ -145,7 +156,18 @@ class EmbeddedBackend:
         with transaction(self.conn):
             for ident, text in self.conn.execute("SELECT id, config FROM collections").fetchall():
                 self._ensure_tables(ident, CollectionConfig.from_json(json.loads(text)))
+                self._rebuild_vectors_table(f"vectors_{ident}")
             self.conn.execute("UPDATE meta SET value = ? WHERE key = 'format'", (str(FORMAT_VERSION),))
+
+    def _rebuild_vectors_table(self, table: str) -> None:
+        """Copy a format-1 vectors table (WITHOUT ROWID) into today's layout (inside a transaction)."""
+        (sql,) = self.conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+        if "WITHOUT ROWID" not in sql.upper():
+            return
+        self.conn.execute(VECTORS_TABLE.format(name=f"{table}_new"))
+        self.conn.execute(f"INSERT INTO {table}_new SELECT seq, name, data FROM {table} ORDER BY seq, name")
+        self.conn.execute(f"DROP TABLE {table}")
+        self.conn.execute(f"ALTER TABLE {table}_new RENAME TO {table}")
 
     def _ensure_tables(self, ident: int, config: CollectionConfig) -> None:
         """Create what a collection's tables need beside the objects and vectors (idempotent)."""
@@ -169,7 +191,7 @@ class EmbeddedBackend:
         tables.last_seq, tables.last_deleted = int(last_seq), int(last_deleted or 0)
         behind = self._catch_up_keyword(tables, self._load_keyword(tables))
         for name, index in list(tables.indexes.items()):
-            if isinstance(index, MultiVectorIndex):
+            if not isinstance(index, VectorIndex):
                 self._load_multi_vector(tables, name, index)
             else:
                 behind += self._load_vectors(tables, name)
@@ -298,10 +320,7 @@ class EmbeddedBackend:
                     f"CREATE TABLE objects_{ident} (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
                     "uuid TEXT UNIQUE NOT NULL, properties TEXT NOT NULL)"
                 )
-                self.conn.execute(
-                    f"CREATE TABLE vectors_{ident} (seq INTEGER NOT NULL, name TEXT NOT NULL, "
-                    "data BLOB NOT NULL, PRIMARY KEY (seq, name)) WITHOUT ROWID"
-                )
+                self.conn.execute(VECTORS_TABLE.format(name=f"vectors_{ident}"))
                 self._ensure_tables(ident, config)
             self.tables[config.name] = _Tables(ident, config, self.folder, self.conn)
 
@@ -567,7 +586,7 @@ class EmbeddedBackend:
                 vectors.append(vector)
         for name, (slots, vectors) in by_vector.items():
             index = tables.indexes[name]
-            stacked = vectors if isinstance(index, MultiVectorIndex) else np.stack(vectors)
+            stacked = np.stack(vectors) if isinstance(index, VectorIndex) else vectors
             index.add(np.array(slots, dtype=np.int64), stacked)  # type: ignore[arg-type]
 
     def _unindex(self, tables: _Tables, seqs: list[int]) -> None:
