@@ -124,13 +124,24 @@ class DualEncoder(MultimodalTransformer):
     """A text tower and a media tower projecting into one space (CLIP, CLAP).
 
     Texts go through ``get_text_features``; features holding ``media_input`` go to ``embed_media``,
-    the one method each tower implements. Adds ``sentence_embedding`` to the features; the
-    embeddings are not normalised, as in the reference library.
+    the one method each tower implements; ``modality_config`` and ``description`` follow from
+    ``medium``. Adds ``sentence_embedding`` to the features; the embeddings are not normalised, as in
+    the reference library.
     """
 
     module_output_name = "sentence_embedding"
+    medium: ClassVar[str]
+    """What the media tower embeds (``image``, ``audio``); it names the tower's ``get_*_features``."""
     media_input: ClassVar[str]
     """The feature that marks a batch of media (``pixel_values``, ``input_features``)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.description = f"a text+{cls.medium} model"
+        cls.modality_config = {
+            name: {"method": f"get_{name}_features", "method_output_name": "pooler_output"}
+            for name in ("text", cls.medium)
+        }
 
     @property
     def dimension(self) -> int:

@@ -11,7 +11,6 @@ from torch import Tensor
 from omniembed.modules.module import Features
 from omniembed.modules.multimodal.base import (
     DualEncoder,
-    ModalityConfig,
     load_feature_extractor,
     pooler_output,
 )
@@ -30,11 +29,7 @@ class ClapModel(DualEncoder):
     """
 
     model_types = ("clap",)
-    description = "a text+audio model"
-    modality_config: ClassVar[ModalityConfig] = {
-        "text": {"method": "get_text_features", "method_output_name": "pooler_output"},
-        "audio": {"method": "get_audio_features", "method_output_name": "pooler_output"},
-    }
+    medium = "audio"
     media_input = "input_features"
     modalities: ClassVar[list[Any]] = ["text", "audio"]
 

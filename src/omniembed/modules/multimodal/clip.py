@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from omniembed.modules.module import Features
-from omniembed.modules.multimodal.base import DualEncoder, ModalityConfig, load_image_processor, pooler_output
+from omniembed.modules.multimodal.base import DualEncoder, load_image_processor, pooler_output
 
 
 class CLIPModel(DualEncoder):
@@ -22,11 +22,7 @@ class CLIPModel(DualEncoder):
     """
 
     model_types = ("clip",)
-    description = "a text+image model"
-    modality_config: ClassVar[ModalityConfig] = {
-        "text": {"method": "get_text_features", "method_output_name": "pooler_output"},
-        "image": {"method": "get_image_features", "method_output_name": "pooler_output"},
-    }
+    medium = "image"
     media_input = "pixel_values"
     modalities: ClassVar[list[Any]] = ["text", "image", "video"]
     video_frames: int = 8
