@@ -13,10 +13,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from omniembed.embedding.common import ScoringAndPrompts
 from omniembed.embedding.pool import EncodePool, check_chunk_size, encode_with_pool, start_pool
 from omniembed.embedding.pool_worker import TRUNCATION_WARNING, EncodeJob
 from omniembed.embedding.quantize import PRECISIONS, Precision, quantize_embeddings
-from omniembed.embedding.similarity import ArrayLike, similarity_functions
 from omniembed.formats.hub import HubOptions
 from omniembed.inputs.images import load_images_in
 from omniembed.inputs.media import load_media
@@ -40,10 +40,9 @@ from omniembed.runtime.token_batches import token_budget_batches
 logger = logging.getLogger(__name__)
 
 OutputValue = Literal["sentence_embedding", "token_embeddings"] | None
-DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
 
 
-class SentenceTransformer(nn.Sequential):
+class SentenceTransformer(ScoringAndPrompts, nn.Sequential):
     """A bi-encoder: a pipeline of modules that maps each input to one embedding.
 
     Args:
@@ -169,16 +168,6 @@ class SentenceTransformer(nn.Sequential):
         self.transformer.max_seq_length = value
 
     @property
-    def similarity_fn_name(self) -> str:
-        """The name of the function ``similarity`` uses."""
-        return self._similarity_fn_name
-
-    @similarity_fn_name.setter
-    def similarity_fn_name(self, value: str) -> None:
-        self._similarity, self._similarity_pairwise = similarity_functions(value)
-        self._similarity_fn_name = value
-
-    @property
     def modalities(self) -> list[Modality]:
         """The kinds of input this model embeds, such as ``["text", "image"]`` for a CLIP model."""
         return list(self.transformer.modalities)
@@ -291,27 +280,6 @@ class SentenceTransformer(nn.Sequential):
     def stop_multi_process_pool(pool: EncodePool) -> None:
         """Stop the workers of a pool from ``start_multi_process_pool``."""
         pool.stop()
-
-    def encode_query(self, inputs: Any, **kwargs: Any) -> Any:
-        """``encode`` with the model's ``query`` prompt (unless a prompt is given)."""
-        if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None and "query" in self.prompts:
-            kwargs["prompt_name"] = "query"
-        return self.encode(inputs, **kwargs)
-
-    def encode_document(self, inputs: Any, **kwargs: Any) -> Any:
-        """``encode`` with the model's ``document``, ``passage`` or ``corpus`` prompt, the first it has."""
-        if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None:
-            name = next((name for name in DOCUMENT_PROMPT_NAMES if name in self.prompts), None)
-            kwargs["prompt_name"] = name
-        return self.encode(inputs, **kwargs)
-
-    def similarity(self, a: ArrayLike, b: ArrayLike) -> Tensor:
-        """Score every embedding in ``a`` against every one in ``b`` with ``similarity_fn_name``."""
-        return self._similarity(a, b)
-
-    def similarity_pairwise(self, a: ArrayLike, b: ArrayLike) -> Tensor:
-        """Score ``a[i]`` against ``b[i]`` for each row ``i``."""
-        return self._similarity_pairwise(a, b)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the model folder, in the format the reference library reads too."""

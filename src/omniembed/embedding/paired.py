@@ -14,16 +14,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from omniembed.embedding.common import ScoringAndPrompts
 from omniembed.embedding.encoder import SentenceTransformer, _convert
 from omniembed.embedding.quantize import Precision
-from omniembed.embedding.similarity import ArrayLike, similarity_functions
 from omniembed.inputs.modality import Modality, input_batch, unwrap
 
 ModelSource = SentenceTransformer | str | os.PathLike[str]
 _PROMPT_OPTIONS = ("prompt", "prompt_name")
 
 
-class PairedEncoder:
+class PairedEncoder(ScoringAndPrompts):
     """Embed texts with ``text_model`` and images with ``image_model``, into one space.
 
     Args:
@@ -59,16 +59,6 @@ class PairedEncoder:
                 "a pair must share one embedding space"
             )
         self.similarity_fn_name = similarity_fn_name or self.text_model.similarity_fn_name
-
-    @property
-    def similarity_fn_name(self) -> str:
-        """The name of the function ``similarity`` uses."""
-        return self._similarity_fn_name
-
-    @similarity_fn_name.setter
-    def similarity_fn_name(self, value: str) -> None:
-        self._similarity, self._similarity_pairwise = similarity_functions(value)
-        self._similarity_fn_name = value
 
     @property
     def allow_urls(self) -> bool:
@@ -151,27 +141,6 @@ class PairedEncoder:
         embeddings = _in_input_order(parts, width)
         result = _convert(embeddings, precision, convert_to_numpy, convert_to_tensor)
         return result[0] if single else result
-
-    def encode_query(self, inputs: Any, **kwargs: Any) -> Any:
-        """``encode`` with the text model's ``query`` prompt for texts (unless a prompt is given)."""
-        if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None and "query" in self.prompts:
-            kwargs["prompt_name"] = "query"
-        return self.encode(inputs, **kwargs)
-
-    def encode_document(self, inputs: Any, **kwargs: Any) -> Any:
-        """``encode`` with the text model's document prompt for texts (unless a prompt is given)."""
-        if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None:
-            names = ("document", "passage", "corpus")
-            kwargs["prompt_name"] = next((name for name in names if name in self.prompts), None)
-        return self.encode(inputs, **kwargs)
-
-    def similarity(self, a: ArrayLike, b: ArrayLike) -> Tensor:
-        """Score every embedding in ``a`` against every one in ``b`` with ``similarity_fn_name``."""
-        return self._similarity(a, b)
-
-    def similarity_pairwise(self, a: ArrayLike, b: ArrayLike) -> Tensor:
-        """Score ``a[i]`` against ``b[i]`` for each row ``i``."""
-        return self._similarity_pairwise(a, b)
 
     def __repr__(self) -> str:
         return f"PairedEncoder(text_model={self.text_model!r}, image_model={self.image_model!r})"

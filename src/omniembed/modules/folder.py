@@ -10,14 +10,10 @@ from omniembed.errors import ModelFormatError
 from omniembed.formats.modules_json import MODULES_FILE, read_modules_json
 from omniembed.modules.dense import Dense
 from omniembed.modules.module import LoadOptions, Module, read_json, write_json
-from omniembed.modules.multimodal.clap import ClapModel, is_clap_folder
-from omniembed.modules.multimodal.clip import (
-    CLIPModel,
-    has_media_modalities,
-    is_clip_folder,
-    refuse_vision_language,
-)
-from omniembed.modules.multimodal.vision_language import VisionLanguageTransformer, is_vision_language_folder
+from omniembed.modules.multimodal.base import has_media_modalities
+from omniembed.modules.multimodal.clap import ClapModel
+from omniembed.modules.multimodal.clip import CLIPModel
+from omniembed.modules.multimodal.vision_language import VisionLanguageTransformer, refuse_vision_language
 from omniembed.modules.normalize import Normalize
 from omniembed.modules.pooling import Pooling
 from omniembed.modules.transformer import Transformer
@@ -108,11 +104,11 @@ def load_modules(folder: Path, options: LoadOptions) -> list[Module]:
         cls = module_class(entry.type)
         if cls is Transformer:
             refuse_vision_language(entry.folder)
-        if cls is Transformer and is_vision_language_folder(entry.folder):
+        if cls is Transformer and VisionLanguageTransformer.holds_model(entry.folder):
             cls = VisionLanguageTransformer
         elif cls is Transformer and has_media_modalities(entry.folder):
             # the reference's v6 form: one Transformer with text and image (or audio) modalities
-            cls = ClapModel if is_clap_folder(entry.folder) else CLIPModel
+            cls = ClapModel if ClapModel.holds_model(entry.folder) else CLIPModel
         modules.append(cls.load(entry.folder, options))
     if not isinstance(modules[0], Transformer):
         raise ModelFormatError(f"{folder / MODULES_FILE}: the first module must be a Transformer")
@@ -121,12 +117,12 @@ def load_modules(folder: Path, options: LoadOptions) -> list[Module]:
 
 def _default_modules(folder: Path, options: LoadOptions) -> list[Module]:
     refuse_vision_language(folder)
-    if is_vision_language_folder(folder):
+    if VisionLanguageTransformer.holds_model(folder):
         vision_language = VisionLanguageTransformer.load(folder, options)
         return [vision_language, Pooling(vision_language.dimension, "lasttoken")]
-    if is_clip_folder(folder):
+    if CLIPModel.holds_model(folder):
         return [CLIPModel.load(folder, options)]
-    if is_clap_folder(folder):
+    if ClapModel.holds_model(folder):
         return [ClapModel.load(folder, options)]
     transformer = Transformer.load(folder, options)
     if transformer.is_decoder:

@@ -9,54 +9,45 @@ modules that follow.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any, ClassVar
 
-from omniembed.errors import InvalidInputError, MissingExtraError, ModelFormatError
-from omniembed.modules.module import Features, LoadOptions, read_json
-from omniembed.modules.transformer import (
-    Transformer,
-    _load_model,
-    _load_tokenizer,
-    _read_module_config,
-    set_max_length,
-)
+from omniembed.errors import InvalidInputError, ModelFormatError
+from omniembed.modules.module import Features, read_json
+from omniembed.modules.multimodal.base import ModalityConfig, MultimodalTransformer, load_image_processor
 
-VISION_LANGUAGE_TYPES = ("qwen3_vl",)
-"""``config.json`` model types that load as a vision-language embedder."""
+UNSUPPORTED_VISION_LANGUAGE_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl_moe")
+"""Vision-language decoders other than Qwen3-VL, which are not supported yet."""
 
 IMAGE_TOKEN = "<|image_pad|>"
 _FORWARD = {"method": "forward", "method_output_name": "last_hidden_state"}
-_MODALITY_CONFIG = {
-    "text": _FORWARD,
-    "image": _FORWARD,
-    "message": {**_FORWARD, "format": "structured"},
-}
-_PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
 
 
-class VisionLanguageTransformer(Transformer):
+class VisionLanguageTransformer(MultimodalTransformer):
     """Embed texts, images, text+image pairs and conversations with a vision-language decoder.
 
-    Args:
-        model: the ``transformers`` base model (``Qwen3VLModel``).
-        tokenizer: its tokenizer, which must carry the chat template; it pads on the right.
-        image_processor: the Pillow-backed image processor (``None`` without Pillow).
-        processor_folder: where the processor config came from (copied on ``save`` without Pillow).
+    The model is the ``transformers`` base model (``Qwen3VLModel``); its tokenizer must carry the chat
+    template and pads on the right; the processor is the Pillow-backed image processor (``None``
+    without Pillow).
     """
 
+    model_types = ("qwen3_vl",)
+    description = "a vision-language model"
+    modality_config: ClassVar[ModalityConfig] = {
+        "text": _FORWARD,
+        "image": _FORWARD,
+        "message": {**_FORWARD, "format": "structured"},
+    }
+    module_output_name = "token_embeddings"
     modalities: ClassVar[list[Any]] = ["text", "image", ("image", "text"), "message"]
     chat_inputs: ClassVar[bool] = True
     """Texts go through the chat template too, so the encoder sends them to ``preprocess``."""
 
     def __init__(
-        self, model: Any, tokenizer: Any, image_processor: Any, processor_folder: Path | None = None
+        self, model: Any, tokenizer: Any, processor: Any, processor_folder: Path | None = None
     ) -> None:
-        super().__init__(model, tokenizer)
+        super().__init__(model, tokenizer, processor, processor_folder)
         self.tokenizer.padding_side = "right"
-        self.image_processor = image_processor
-        self._processor_folder = processor_folder
         self._image_token_id = int(model.config.image_token_id)
 
     def preprocess(self, modality: Any, values: list[Any], prompt: str | None = None) -> Features:
@@ -69,13 +60,9 @@ class VisionLanguageTransformer(Transformer):
         ]
         features: Features = {}
         if images:
-            if self.image_processor is None:
-                raise MissingExtraError(
-                    "encoding images needs Pillow, which is not installed; install it with "
-                    "pip install 'omniembed[image]'"
-                )
-            pixels = self.image_processor(images=images, return_tensors="pt")
-            merge = int(self.image_processor.merge_size) ** 2
+            processor = self.pillow_processor()
+            pixels = processor(images=images, return_tensors="pt")
+            merge = int(processor.merge_size) ** 2
             counts = [int(grid.prod()) // merge for grid in pixels["image_grid_thw"]]
             rendered = _widen_image_tokens(rendered, counts)
             features = {"pixel_values": pixels["pixel_values"], "image_grid_thw": pixels["image_grid_thw"]}
@@ -102,41 +89,26 @@ class VisionLanguageTransformer(Transformer):
         features["token_embeddings"] = output.last_hidden_state
         return features
 
-    def get_config_dict(self) -> dict[str, Any]:
-        """Return the config in the reference library's v6 shape (a chat-template Transformer)."""
-        return {
-            "transformer_task": "feature-extraction",
-            "modality_config": _MODALITY_CONFIG,
-            "module_output_name": "token_embeddings",
-        }
-
-    def save(self, folder: Path) -> None:
-        """Write model, tokenizer (with its chat template), image processor and module config."""
-        super().save(folder)
-        if self.image_processor is not None:
-            self.image_processor.save_pretrained(folder)
-        elif self._processor_folder is not None:
-            for name in _PROCESSOR_FILES:
-                source = self._processor_folder / name
-                if source.is_file() and source.resolve() != (folder / name).resolve():
-                    shutil.copyfile(source, folder / name)
-
     @classmethod
-    def load(cls, folder: Path, options: LoadOptions) -> VisionLanguageTransformer:
-        """Load a vision-language embedder folder."""
-        config = _read_module_config(folder, text_only=False)
-        model_type = read_json(folder / "config.json").get("model_type")
-        if model_type not in VISION_LANGUAGE_TYPES:
-            raise ModelFormatError(
-                f"{folder}: model type {model_type!r} is not a supported vision-language model"
-            )
-        model = _load_model(folder, options, config)
-        tokenizer = _load_tokenizer(folder, options, config)
+    def check_tokenizer(cls, folder: Path, tokenizer: Any) -> None:
+        """Refuse a tokenizer without a chat template: every input is rendered as a conversation."""
         if not getattr(tokenizer, "chat_template", None):
             raise ModelFormatError(f"the tokenizer in {folder} has no chat template, which this model needs")
-        module = cls(model, tokenizer, _load_image_processor(folder), processor_folder=folder)
-        set_max_length(module, config, options)
-        return module
+
+    @classmethod
+    def load_processor(cls, folder: Path) -> Any:
+        """Load the image processor (``None`` without Pillow)."""
+        return load_image_processor(folder)
+
+
+def refuse_vision_language(folder: Path) -> None:
+    """Raise a clear error for a vision-language decoder folder, rather than loading it as a text model."""
+    model_type = read_json(folder / "config.json", missing_ok=True).get("model_type")
+    if model_type in UNSUPPORTED_VISION_LANGUAGE_TYPES:
+        raise ModelFormatError(
+            f"{folder} holds a {model_type!r} vision-language model; of these only qwen3_vl "
+            "(Qwen3-VL-Embedding) is supported so far"
+        )
 
 
 def to_conversation(modality: Any, value: Any, prompt: str | None) -> list[dict[str, Any]]:
@@ -186,27 +158,3 @@ def _widen_image_tokens(texts: list[str], counts: list[int]) -> list[str]:
             rebuilt += IMAGE_TOKEN * next(remaining) + piece
         widened.append(rebuilt)
     return widened
-
-
-def _load_image_processor(folder: Path) -> Any:
-    if not any((folder / name).is_file() for name in _PROCESSOR_FILES):
-        raise ModelFormatError(
-            f"no image processor config in {folder}: expected one of {', '.join(_PROCESSOR_FILES)}"
-        )
-    try:
-        import PIL  # noqa: F401 (the processor needs it; probe before transformers does)
-    except ImportError:
-        return None
-    from transformers import AutoImageProcessor
-
-    # Through Any: transformers types from_pretrained in some releases and not in others.
-    auto: Any = AutoImageProcessor
-    try:
-        return auto.from_pretrained(folder, backend="pil")
-    except (OSError, ValueError) as error:
-        raise ModelFormatError(f"could not load the image processor in {folder}: {error}") from error
-
-
-def is_vision_language_folder(folder: Path) -> bool:
-    """Whether a folder's ``config.json`` names a supported vision-language model type."""
-    return read_json(folder / "config.json", missing_ok=True).get("model_type") in VISION_LANGUAGE_TYPES
