@@ -4,7 +4,7 @@ document prompts of ``EmbeddingModel``."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from torch import Tensor
 
@@ -12,13 +12,6 @@ from omniembed.embedding.similarity import ArrayLike, similarity_functions
 
 DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
 """Prompt names ``encode_document`` looks for, in this order."""
-
-
-class _Prompted(Protocol):
-    @property
-    def prompts(self) -> dict[str, str]: ...
-
-    encode: Callable[..., Any]
 
 
 class ScoringAndPrompts:
@@ -47,16 +40,18 @@ class ScoringAndPrompts:
         """Score ``a[i]`` against ``b[i]`` for each row ``i``."""
         return self._similarity_pairwise(a, b)
 
-    def encode_query(self: _Prompted, inputs: Any, **kwargs: Any) -> Any:
+    def encode_query(self, inputs: Any, **kwargs: Any) -> Any:
         """``encode`` with the ``query`` prompt (unless a prompt is given); it applies to texts only."""
-        if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None and "query" in self.prompts:
+        model: Any = self  # the class this is mixed into has ``prompts`` and ``encode``
+        if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None and "query" in model.prompts:
             kwargs["prompt_name"] = "query"
-        return self.encode(inputs, **kwargs)
+        return model.encode(inputs, **kwargs)
 
-    def encode_document(self: _Prompted, inputs: Any, **kwargs: Any) -> Any:
+    def encode_document(self, inputs: Any, **kwargs: Any) -> Any:
         """``encode`` with the ``document``, ``passage`` or ``corpus`` prompt, the first there is (unless a
         prompt is given); it applies to texts only."""
+        model: Any = self  # the class this is mixed into has ``prompts`` and ``encode``
         if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None:
-            name = next((name for name in DOCUMENT_PROMPT_NAMES if name in self.prompts), None)
+            name = next((name for name in DOCUMENT_PROMPT_NAMES if name in model.prompts), None)
             kwargs["prompt_name"] = name
-        return self.encode(inputs, **kwargs)
+        return model.encode(inputs, **kwargs)
