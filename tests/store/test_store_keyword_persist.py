@@ -90,7 +90,9 @@ def test_changes_after_load_score_as_a_fresh_build(tmp_path: Path) -> None:
     np.testing.assert_allclose(
         again[0].scores(queries[0], BOOSTS)[:801], fresh.scores(queries[0], BOOSTS)[:801]
     )
-    assert len(list(tmp_path.glob("docs.*.npy"))) == 1 + 6 * len(FIELDS)
+    manifest = json.loads(manifest_path(tmp_path / "docs").read_text())
+    named = {manifest["alive"]["file"], *(segment["file"] for segment in manifest["segments"])}
+    assert {path.name for path in tmp_path.glob("docs.*")} == named | {"docs.manifest.json"}  # old ones gone
 
 
 def saved(tmp_path: Path) -> Path:
@@ -100,7 +102,7 @@ def saved(tmp_path: Path) -> Path:
 
 
 def postings_file(prefix: Path) -> Path:
-    return prefix.parent / json.loads(manifest_path(prefix).read_text())["files"]["body.slots"]["file"]
+    return prefix.parent / json.loads(manifest_path(prefix).read_text())["segments"][0]["file"]
 
 
 def test_missing_truncated_or_corrupt_files_are_refused(

@@ -1,0 +1,40 @@
+"""Which adjacent parts (in-memory chunks, saved segments) to merge, by size tiers.
+
+A part of ``size`` sits in tier ``floor(log_factor(size))``. Whenever ``factor`` adjacent parts all sit
+in tier ``t`` or below, they merge into one, lowest tiers first. So each tier keeps fewer than
+``factor`` parts in a row, the count stays logarithmic in the total, and each posting is copied about
+``log_factor(total / first part)`` times over its life: merging costs in proportion to what was added.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+FACTOR = 4
+
+
+def tier(size: int, factor: int = FACTOR) -> int:
+    """The tier of a part holding ``size`` items.
+
+    >>> tier(1), tier(3), tier(4), tier(50_000)
+    (0, 0, 1, 7)
+    """
+    return int(math.log(max(size, 1), factor) + 1e-9)
+
+
+def plan(sizes: Sequence[int], factor: int = FACTOR) -> tuple[int, int] | None:
+    """The ``[start, end)`` run of adjacent parts to merge next, or ``None``.
+
+    >>> plan([100, 3, 2, 3, 1]), plan([100, 3, 2, 3]), plan([20, 20, 20, 20])
+    ((1, 5), None, (0, 4))
+    """
+    tiers = [tier(size, factor) for size in sizes]
+    for limit in sorted(set(tiers)):
+        start = 0
+        for i, t in enumerate([*tiers, math.inf]):
+            if t > limit:
+                if i - start >= factor:
+                    return start, i
+                start = i + 1
+    return None
