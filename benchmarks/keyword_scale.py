@@ -1,4 +1,5 @@
-"""Keyword index at scale: bulk add rate, save, load (memory-mapped), RSS after load, bm25 query p50.
+"""Keyword index at scale: bulk add rate, save, load (memory-mapped), RSS after load, bm25 query p50,
+and a save after a few more objects (it writes only a new segment).
 
 Synthetic documents: ``--objects`` texts of 40 words each, every word drawn at random with its real
 frequency from the vocabulary of the Cranfield documents and STS-B sentences (``benchmarks/corpus.py``),
@@ -101,6 +102,13 @@ def main() -> None:
         )
         reopened.search(queries[0], {"text": 1.0}, 10)
         print(f"1,000 objects added after load and a query: {(time.perf_counter() - began) * 1000:.0f} ms")
+        more = [{"text": t} for t in texts(words, p, rng, 10_000, 40)]
+        reopened.add_many(range(args.objects + 1000, args.objects + 11_000), more)
+        began = time.perf_counter()
+        reopened.save(prefix, {"seq": args.objects + 11_000})
+        print(
+            f"save after 11,000 more objects (a new segment): {(time.perf_counter() - began) * 1000:.0f} ms"
+        )
 
 
 if __name__ == "__main__":

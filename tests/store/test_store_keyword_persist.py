@@ -13,16 +13,7 @@ from omniembed.store.engines.keyword import KeywordIndex
 from omniembed.store.engines.keyword.persist import manifest_path
 from omniembed.store.schema import BM25Config
 
-CRANFIELD = Path(__file__).resolve().parents[2] / "data" / "cranfield" / "beir"
-FIELDS = ["title", "body"]
-BOOSTS = {"title": 2.0, "body": 1.0}
-
-
-def cranfield(limit: int = 1400) -> tuple[list[dict[str, str]], list[str]]:
-    lines = (CRANFIELD / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:limit]
-    docs = [{"title": r.get("title", ""), "body": r.get("text", "")} for r in map(json.loads, lines)]
-    queries = [json.loads(line)["text"] for line in (CRANFIELD / "queries.jsonl").read_text().splitlines()]
-    return docs, queries[:40]
+from helpers.cranfield import BOOSTS, FIELDS, cranfield
 
 
 def built(docs: list[dict[str, str]], config: BM25Config | None = None) -> KeywordIndex:

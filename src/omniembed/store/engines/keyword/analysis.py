@@ -176,7 +176,11 @@ class Analyzer:
         """
         stop = self.stopwords
         if stop:
-            kept = [t for t in tokens if t.lower() not in stop] if self._fold else [t for t in tokens if t not in stop]
+            kept = (
+                [t for t in tokens if t.lower() not in stop]
+                if self._fold
+                else [t for t in tokens if t not in stop]
+            )
         else:
             kept = tokens
         terms = dict(zip(kept, self._stemmed(kept) if self._stem is not None else kept, strict=True))

@@ -73,7 +73,9 @@ class Field:
             return
         base = np.cumsum([0] + [len(slots) for slots, _, _ in self._pending[:-1]])
         slots = np.concatenate([slots for slots, _, _ in self._pending])
-        docs = np.concatenate([docs + b for (_, docs, _), b in zip(self._pending, base.tolist(), strict=True)])
+        docs = np.concatenate(
+            [docs + b for (_, docs, _), b in zip(self._pending, base.tolist(), strict=True)]
+        )
         ids = np.concatenate([ids for _, _, ids in self._pending])
         self.chunks.append(Chunk.build(ids, docs, slots))
         self._pending, self._pending_docs = [], 0

@@ -103,7 +103,8 @@ class KeywordIndex:
         with self._lock:
             if len(self._scratch) < len(self.alive):
                 self._scratch = np.zeros(len(self.alive), dtype=np.float64)
-            scores, touched = self._scratch, []
+            scores = self._scratch
+            touched: list[np.ndarray] = []
             try:
                 self._accumulate(query, boosts, scores, touched)
                 return self._best(scores, touched, limit, allowed)

@@ -68,7 +68,8 @@ class _BlockChecksums:
     """A writable file that keeps its size and the CRC-32 of each :data:`BLOCK` bytes written."""
 
     def __init__(self, handle: BinaryIO) -> None:
-        self.handle, self.size, self.crcs, self._crc = handle, 0, [], 0
+        self.handle, self.size, self._crc = handle, 0, 0
+        self.crcs: list[int] = []
 
     def write(self, data: Any) -> None:
         view = memoryview(data).cast("B")
@@ -96,7 +97,9 @@ def listed(prefix: Path) -> set[str]:
     """The segment files the current manifest of ``prefix`` names (empty if it is missing or foreign)."""
     try:
         manifest = json.loads(manifest_path(prefix).read_bytes())
-        return {entry["file"] for entry in manifest["segments"]} if manifest.get("format") == FORMAT else set()
+        return (
+            {entry["file"] for entry in manifest["segments"]} if manifest.get("format") == FORMAT else set()
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return set()
 
@@ -141,6 +144,7 @@ def commit(
     folder = prefix.parent
     alive_path = folder / f"{prefix.name}.{uuid.uuid4().hex[:12]}.alive"
     alive_entry = {"file": alive_path.name, **_write_bytes(alive_path, np.packbits(alive).tobytes())}
+    entries = [_entry(segment) for segment in segments]
     manifest = {
         "format": FORMAT,
         "fingerprint": fingerprint,
@@ -149,19 +153,20 @@ def commit(
         "totals": {name: int(total) for name, total in totals.items()},
         "watermark": {key: int(value) for key, value in watermark.items()},
         "alive": alive_entry,
-        "segments": [_entry(segment) for segment in segments],
+        "segments": entries,
     }
     _sync_folder(folder)  # the new files' names are durable before a manifest names them
     _write_bytes(manifest_path(prefix), json.dumps(manifest, sort_keys=True).encode("utf-8"))
     _sync_folder(folder)
-    keep = {alive_path.name, manifest_path(prefix).name, *(entry["file"] for entry in manifest["segments"])}
+    keep = {alive_path.name, manifest_path(prefix).name, *(entry["file"] for entry in entries)}
     for stale in folder.glob(f"{glob.escape(prefix.name)}.*"):
         if stale.name not in keep:
             stale.unlink(missing_ok=True)
 
 
 def _entry(segment: Segment) -> dict[str, Any]:
-    assert segment.path is not None and segment.entry is not None
+    if segment.entry is None:
+        raise ValueError("a segment must be written before a manifest names it")
     return segment.entry
 
 
@@ -188,12 +193,16 @@ def _open(prefix: Path, manifest: dict[str, Any], fingerprint: Any) -> Loaded:
     data = _read_small(folder, manifest["alive"])
     alive = np.unpackbits(np.frombuffer(data, dtype=np.uint8), count=end).astype(bool)
     if int(alive.sum()) != int(manifest["count"]):
-        raise ValueError(f"the alive bitmap holds {int(alive.sum())} objects, the manifest says {manifest['count']}")
+        raise ValueError(
+            f"the alive bitmap holds {int(alive.sum())} objects, the manifest says {manifest['count']}"
+        )
     segments = [_open_segment(folder, entry, fields, verify=False) for entry in manifest["segments"]]
     _verify([(segment.buffer, entry) for segment, entry in zip(segments, manifest["segments"], strict=True)])
     for segment in segments:
         if not 0 <= segment.lo <= segment.hi <= end:
-            raise ValueError(f"{segment.path} covers slots {segment.lo}..{segment.hi}, the index ends at {end}")
+            raise ValueError(
+                f"{segment.path} covers slots {segment.lo}..{segment.hi}, the index ends at {end}"
+            )
     totals = {name: int(manifest["totals"][name]) for name in fields}
     return Loaded(segments, alive, int(manifest["count"]), totals, dict(manifest["watermark"]))
 
@@ -215,7 +224,9 @@ def _open_segment(folder: Path, entry: Mapping[str, Any], fields: list[str], ver
             raise ValueError(f"the offsets of {name!r} in {path.name} disagree with its postings")
         lengths[name] = arrays[f"{name}.lengths"]
         if len(lengths[name]) != hi - lo:
-            raise ValueError(f"{path.name} holds {len(lengths[name])} lengths of {name!r} for {hi - lo} slots")
+            raise ValueError(
+                f"{path.name} holds {len(lengths[name])} lengths of {name!r} for {hi - lo} slots"
+            )
         postings[name] = Postings(blob, term_offsets, keys, offsets, slots, tfs)
     segment = Segment(lo, hi, int(entry["docs"]), postings, lengths, path)
     segment.entry, segment.buffer = dict(entry), buffer
@@ -258,7 +269,7 @@ def _verify(files: Sequence[tuple[Any, Mapping[str, Any]]]) -> None:
 
 def _read_small(folder: Path, entry: Mapping[str, Any]) -> bytes:
     path = folder / entry["file"]
-    data = path.read_bytes()
+    data: bytes = path.read_bytes()
     if len(data) != int(entry["size"]):
         raise ValueError(f"{path.name} has {len(data)} bytes, the manifest says {entry['size']}")
     if [zlib.crc32(data[i : i + BLOCK]) for i in range(0, len(data), BLOCK)] != entry["crc32"]:
