@@ -1,11 +1,12 @@
-"""Keyword index at scale: bulk add rate, save, load (memory-mapped), RSS after load, bm25 query p50.
+"""Keyword index at scale: bulk add rate, save, load (memory-mapped), RSS after load, bm25 query p50,
+and a save after a few more objects (it writes only a new segment).
 
 Synthetic documents: ``--objects`` texts of 40 words each, every word drawn at random with its real
 frequency from the vocabulary of the Cranfield documents and STS-B sentences (``benchmarks/corpus.py``),
 so term frequencies follow a real distribution. One text property, the default analysis (``word``,
 English stemmer and stop words). Queries: 200 of 3 to 5 words drawn the same way.
 
-    PYTHONPATH=src python benchmarks/keyword_scale.py --objects 1000000
+    PYTHONPATH=src python benchmarks/keyword_scale.py --objects 1000000 [--engine-saves]
 """
 
 from __future__ import annotations
@@ -56,16 +57,34 @@ def texts(words: np.ndarray, p: np.ndarray, rng: np.random.Generator, count: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--objects", type=int, default=300_000)
+    parser.add_argument(
+        "--engine-saves",
+        action="store_true",
+        help="also save during the adds as the engine does (every max(50,000, count / 4) objects)",
+    )
     args = parser.parse_args()
     words, p, rng = generator()
     index = KeywordIndex(["text"])
-    adding = 0.0
+    adding, saves, unsaved = 0.0, [], 0
+    staging = tempfile.TemporaryDirectory()
     for start in range(0, args.objects, BATCH):
         count = min(BATCH, args.objects - start)
         batch = [{"text": text} for text in texts(words, p, rng, count, 40)]
         began = time.perf_counter()
         index.add_many(range(start, start + count), batch)
         adding += time.perf_counter() - began
+        unsaved += count
+        if args.engine_saves and unsaved >= max(50_000, index.count // 4):
+            began = time.perf_counter()
+            index.save(Path(staging.name) / "docs", {"seq": start + count})
+            saves.append(time.perf_counter() - began)
+            unsaved = 0
+    if saves:
+        print(
+            f"engine-schedule saves during the adds: {len(saves)}, {sum(saves):.1f} s in all "
+            f"(longest {max(saves):.1f} s, {len(index.segments)} segments)"
+        )
+    staging.cleanup()
     began = time.perf_counter()
     index.fields["text"].flush()
     adding += time.perf_counter() - began
@@ -101,6 +120,13 @@ def main() -> None:
         )
         reopened.search(queries[0], {"text": 1.0}, 10)
         print(f"1,000 objects added after load and a query: {(time.perf_counter() - began) * 1000:.0f} ms")
+        more = [{"text": t} for t in texts(words, p, rng, 10_000, 40)]
+        reopened.add_many(range(args.objects + 1000, args.objects + 11_000), more)
+        began = time.perf_counter()
+        reopened.save(prefix, {"seq": args.objects + 11_000})
+        print(
+            f"save after 11,000 more objects (a new segment): {(time.perf_counter() - began) * 1000:.0f} ms"
+        )
 
 
 if __name__ == "__main__":

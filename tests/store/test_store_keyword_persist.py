@@ -13,16 +13,7 @@ from omniembed.store.engines.keyword import KeywordIndex
 from omniembed.store.engines.keyword.persist import manifest_path
 from omniembed.store.schema import BM25Config
 
-CRANFIELD = Path(__file__).resolve().parents[2] / "data" / "cranfield" / "beir"
-FIELDS = ["title", "body"]
-BOOSTS = {"title": 2.0, "body": 1.0}
-
-
-def cranfield(limit: int = 1400) -> tuple[list[dict[str, str]], list[str]]:
-    lines = (CRANFIELD / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:limit]
-    docs = [{"title": r.get("title", ""), "body": r.get("text", "")} for r in map(json.loads, lines)]
-    queries = [json.loads(line)["text"] for line in (CRANFIELD / "queries.jsonl").read_text().splitlines()]
-    return docs, queries[:40]
+from helpers.cranfield import BOOSTS, FIELDS, cranfield
 
 
 def built(docs: list[dict[str, str]], config: BM25Config | None = None) -> KeywordIndex:
@@ -90,7 +81,9 @@ def test_changes_after_load_score_as_a_fresh_build(tmp_path: Path) -> None:
     np.testing.assert_allclose(
         again[0].scores(queries[0], BOOSTS)[:801], fresh.scores(queries[0], BOOSTS)[:801]
     )
-    assert len(list(tmp_path.glob("docs.*.npy"))) == 1 + 6 * len(FIELDS)
+    manifest = json.loads(manifest_path(tmp_path / "docs").read_text())
+    named = {manifest["alive"]["file"], *(segment["file"] for segment in manifest["segments"])}
+    assert {path.name for path in tmp_path.glob("docs.*")} == named | {"docs.manifest.json"}  # old ones gone
 
 
 def saved(tmp_path: Path) -> Path:
@@ -100,7 +93,7 @@ def saved(tmp_path: Path) -> Path:
 
 
 def postings_file(prefix: Path) -> Path:
-    return prefix.parent / json.loads(manifest_path(prefix).read_text())["files"]["body.slots"]["file"]
+    return prefix.parent / json.loads(manifest_path(prefix).read_text())["segments"][0]["file"]
 
 
 def test_missing_truncated_or_corrupt_files_are_refused(

@@ -160,6 +160,32 @@ class Analyzer:
             return [term for item in value for term in self.terms(str(item))]
         return self.terms(str(value))
 
+    def tokens(self, value: Any) -> list[str]:
+        """Split a value (text or list of texts) by the tokenization alone; :meth:`term_map` finishes."""
+        if isinstance(value, list):
+            return [token for item in value for token in split(str(item), self.tokenization)]
+        if self.tokenization == "word":
+            return _WORD.findall(str(value).lower())
+        return split(str(value), self.tokenization)
+
+    def term_map(self, tokens: list[str]) -> list[str | None]:
+        """The term of each of ``tokens`` (distinct ones), ``None`` for a stop word.
+
+        >>> Analyzer("word", stemmer="english", stopwords="english").term_map(["the", "flows"])
+        [None, 'flow']
+        """
+        stop = self.stopwords
+        if stop:
+            kept = (
+                [t for t in tokens if t.lower() not in stop]
+                if self._fold
+                else [t for t in tokens if t not in stop]
+            )
+        else:
+            kept = tokens
+        terms = dict(zip(kept, self._stemmed(kept) if self._stem is not None else kept, strict=True))
+        return [terms.get(token) for token in tokens]
+
     def terms(self, text: str) -> list[str]:
         """Return the terms of one string."""
         tokens = split(text, self.tokenization)

@@ -1,4 +1,5 @@
-"""One text property's postings: a saved segment (perhaps memory-mapped) plus in-memory chunks of new ones."""
+"""One text property: term counts per object (``lengths``, by slot), their total, and the postings of
+objects added since the last save (the delta: an in-memory vocabulary and chunks keyed by its ids)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from omniembed.store.engines.keyword import tiers
 from omniembed.store.engines.keyword.analysis import Analyzer
-from omniembed.store.engines.keyword.postings import EMPTY, Chunk, Segment, count_terms, merge
+from omniembed.store.engines.keyword.postings import Chunk, Postings, combine
 
 FLUSH_DOCS = 8192  # pending objects turned into a chunk at once (or sooner, when a query needs them)
 
@@ -23,98 +25,86 @@ def grow(array: np.ndarray, slot: int) -> np.ndarray:
 
 
 class Field:
-    """Postings, term counts per object (``lengths``, by slot) and their total for one property."""
+    """Lengths, total length and the delta's postings of one property."""
 
-    def __init__(
-        self,
-        analyzer: Analyzer,
-        base: Segment | None = None,
-        lengths: np.ndarray | None = None,
-        total: int = 0,
-    ) -> None:
+    def __init__(self, analyzer: Analyzer, lengths: np.ndarray | None = None, total: int = 0) -> None:
         self.analyzer = analyzer
-        self.base = base
         self.lengths = lengths if lengths is not None else np.zeros(1024, dtype=np.uint32)
         self.total_length = total
-        self.vocabulary: dict[str, int] = {}
-        self.chunks: list[Chunk] = []
-        self._slots: list[int] = []
-        self._counts: list[int] = []
-        self._ids: list[int] = []
+        self.clear()
 
-    def add_many(self, slots: Sequence[int], values: Sequence[Any]) -> None:
+    def clear(self) -> None:
+        """Forget the delta (after it was saved as a segment)."""
+        self.vocabulary: dict[str, int] = {}
+        self._known: dict[str, int] = {}  # token -> term id (-1: a stop word), so each is analysed once
+        self.chunks: list[Chunk] = []
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # slots, docs, term ids
+        self._pending_docs = 0
+
+    def add_many(self, slots: np.ndarray, values: Sequence[Any]) -> None:
         """Analyse one value per slot (``None``: no text) and queue their postings."""
-        analyse, ids, vocabulary = self.analyzer, self._ids, self.vocabulary
-        counts = []
+        tokens_of, flat, counts = self.analyzer.tokens, [], []
         for value in values:
-            terms = analyse(value) if value is not None else []
-            counts.append(len(terms))
-            ids.extend([vocabulary.setdefault(term, len(vocabulary)) for term in terms])
-        if slots:
-            self.lengths = grow(self.lengths, max(slots))
-            self.lengths[np.asarray(slots, dtype=np.int64)] = counts
-        self.total_length += sum(counts)
-        self._slots.extend(slots)
-        self._counts.extend(counts)
-        if len(self._slots) >= FLUSH_DOCS:
+            tokens = tokens_of(value) if value is not None else []
+            counts.append(len(tokens))
+            flat += tokens
+        known = self._known
+        new = list(set(flat).difference(known))
+        if new:
+            vocabulary = self.vocabulary
+            for token, term in zip(new, self.analyzer.term_map(new), strict=True):
+                known[token] = -1 if term is None else vocabulary.setdefault(term, len(vocabulary))
+        ids = np.fromiter(map(known.__getitem__, flat), dtype=np.int64, count=len(flat))
+        docs = np.repeat(np.arange(len(values), dtype=np.int64), counts)
+        keep = ids >= 0
+        ids, docs = ids[keep], docs[keep]
+        lengths = np.bincount(docs, minlength=len(values))
+        self.lengths = grow(self.lengths, int(slots.max()))
+        self.lengths[slots] = lengths
+        self.total_length += int(lengths.sum())
+        self._pending.append((slots, docs, ids))
+        self._pending_docs += len(values)
+        if self._pending_docs >= FLUSH_DOCS:
             self.flush()
 
     def flush(self) -> None:
-        """Turn queued postings into a chunk; merge chunks so there are few (each at most half the last)."""
-        if not self._slots:
+        """Turn queued postings into a chunk; merge chunks by size tiers so there are few."""
+        if not self._pending:
             return
-        docs = np.repeat(np.arange(len(self._slots)), self._counts)
-        term_ids, rows, tfs = count_terms(
-            docs, np.asarray(self._ids, dtype=np.int64), max(len(self.vocabulary), 1)
+        base = np.cumsum([0] + [len(slots) for slots, _, _ in self._pending[:-1]])
+        slots = np.concatenate([slots for slots, _, _ in self._pending])
+        docs = np.concatenate(
+            [docs + b for (_, docs, _), b in zip(self._pending, base.tolist(), strict=True)]
         )
-        slots = np.asarray(self._slots, dtype=np.int64)[rows]
-        self.chunks.append(Chunk.build(term_ids, slots, tfs))
-        self._slots, self._counts, self._ids = [], [], []
-        while len(self.chunks) > 1 and 2 * len(self.chunks[-1]) >= len(self.chunks[-2]):
-            self.chunks[-2:] = [merge(self.chunks[-2:])]
+        ids = np.concatenate([ids for _, _, ids in self._pending])
+        self.chunks.append(Chunk.build(ids, docs, slots))
+        self._pending, self._pending_docs = [], 0
+        while run := tiers.plan([len(chunk) for chunk in self.chunks]):
+            start, end = run
+            merged = combine([chunk.part() for chunk in self.chunks[start:end]], len(self.vocabulary))
+            self.chunks[start:end] = [Chunk(*merged)]
 
     def remove(self, slot: int) -> None:
         """Take the object's length out of the total (its postings stay, masked by the index)."""
         if slot < len(self.lengths):
             self.total_length -= int(self.lengths[slot])
 
-    def postings(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """Every slot holding ``term`` and its count there (dead slots included)."""
+    def postings(self, term: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The delta's postings of ``term``, one pair of slots and counts per chunk holding it."""
         self.flush()
-        parts = [self.base.postings(term)] if self.base is not None else []
         term_id = self.vocabulary.get(term)
-        if term_id is not None:
-            parts.extend(chunk.postings(term_id) for chunk in self.chunks)
-        found = [part for part in parts if part is not None and len(part[0])]
-        if not found:
-            return None
-        if len(found) == 1:
-            return found[0]
-        return np.concatenate([p[0] for p in found]), np.concatenate([p[1] for p in found])
+        if term_id is None:
+            return []
+        found = (chunk.postings(term_id) for chunk in self.chunks)
+        return [part for part in found if part is not None]
 
-    def compacted(self, alive: np.ndarray) -> Segment:
-        """All live postings as one segment keyed by term strings (for saving)."""
+    def delta(self, alive: np.ndarray) -> Postings:
+        """The delta's live postings keyed by term strings (to save as a segment)."""
         self.flush()
-        base_terms = self.base.terms() if self.base is not None else []
-        chunk_terms = [term.encode("utf-8") for term in self.vocabulary]
-        terms = sorted(set(base_terms).union(chunk_terms))
-        position = {term: i for i, term in enumerate(terms)}
-        parts = []
-        if self.base is not None and self.base.size:
-            ids, slots, tfs = self.base.flat()
-            parts.append((np.array([position[t] for t in base_terms], dtype=np.int64)[ids], slots, tfs))
-        if self.chunks:
-            to_global = np.array([position[t] for t in chunk_terms], dtype=np.int64)
-            ids, slots, tfs = merge(self.chunks).flat() if len(self.chunks) > 1 else self.chunks[0].flat()
-            parts.append((to_global[ids], slots, tfs))
-        ids, slots, tfs = (np.concatenate([p[k] for p in parts]) if parts else EMPTY for k in range(3))
-        keep = alive[slots] if len(slots) else np.zeros(0, dtype=bool)
-        ids, slots, tfs = ids[keep], slots[keep], tfs[keep]
-        order = np.argsort(ids, kind="stable")
-        counts = np.bincount(ids, minlength=len(terms)) if len(terms) else EMPTY
-        used = counts > 0
-        offsets = np.concatenate([[0], np.cumsum(counts[used])]).astype(np.int64)
-        slot_type = np.uint32 if not len(slots) or slots.max() < 2**32 else np.int64
-        tf_type = np.uint16 if not len(tfs) or tfs.max() < 2**16 else np.uint32
-        kept = [term for term, use in zip(terms, used.tolist(), strict=True) if use]
-        return Segment.build(kept, offsets, slots[order].astype(slot_type), tfs[order].astype(tf_type))
+        encoded = [term.encode("utf-8") for term in self.vocabulary]
+        order = sorted(range(len(encoded)), key=encoded.__getitem__)
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        parts = [(rank[chunk.ids], chunk.offsets, chunk.slots, chunk.tfs) for chunk in self.chunks]
+        ids, offsets, slots, tfs = combine(parts, len(order), alive)
+        return Postings.build([encoded[order[i]] for i in ids.tolist()], offsets, slots, tfs)

@@ -1,23 +1,26 @@
 """BM25 over a collection's text properties: each property is its own field, scored as
 :mod:`~omniembed.store.engines.keyword.scoring` says and summed with the query's boosts.
 
-Objects are addressed by integer slots (the engine's object ``seq``: ascending, never reused). What a
-save wrote is memory-mapped back by :meth:`KeywordIndex.load`; objects added since live in memory until
-the next save, and removals flip the ``alive`` bitmap.
+Objects are addressed by integer slots (the engine's object ``seq``: ascending, never reused). Saved
+segments are memory-mapped (:mod:`.persist`); objects added since the last save live in memory (the
+fields' deltas) until the next save writes them as a new segment; removals flip the ``alive`` bitmap.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from omniembed.store.engines.keyword import persist
+from omniembed.store.engines.keyword import persist, tiers
 from omniembed.store.engines.keyword.analysis import Analyzer
 from omniembed.store.engines.keyword.field import Field, grow
 from omniembed.store.engines.keyword.scoring import idf, term_scores, top
+from omniembed.store.engines.keyword.segment import Segment, merged, narrow_lengths
 from omniembed.store.schema import BM25Config
 
 
@@ -47,9 +50,13 @@ class KeywordIndex:
     ) -> None:
         self.config = config or BM25Config()
         self.fields = {name: Field(a) for name, a in analyzers(properties, self.config, tokenization).items()}
+        self.segments: list[Segment] = []
         self.alive = np.zeros(1024, dtype=bool)
         self.count = 0
         self.end = 0  # one past the highest slot ever added
+        self._delta = (0, 0, 0)  # objects added since the last save: lowest slot, one past the highest, count
+        self._scratch = np.zeros(0, dtype=np.float64)  # per-slot sums of a search; zero between searches
+        self._lock = threading.Lock()
 
     def add(self, slot: int, properties: Mapping[str, Any]) -> None:
         """Index the text properties of the object in ``slot`` (a slot is never reused)."""
@@ -57,25 +64,30 @@ class KeywordIndex:
 
     def add_many(self, slots: Sequence[int], properties_list: Sequence[Mapping[str, Any]]) -> None:
         """Index many objects at once: ``properties_list[i]`` belongs to ``slots[i]``."""
-        slots = [int(slot) for slot in slots]
-        if len(slots) != len(properties_list):
-            raise ValueError(f"add_many got {len(slots)} slots and {len(properties_list)} objects")
-        if not slots:
+        slot_array = np.array(slots, dtype=np.int64).reshape(-1)
+        if len(slot_array) != len(properties_list):
+            raise ValueError(f"add_many got {len(slot_array)} slots and {len(properties_list)} objects")
+        if not len(slot_array):
             return
-        self.end = max(self.end, max(slots) + 1)
-        self.alive = grow(self.alive, self.end - 1)
-        self.alive[np.asarray(slots, dtype=np.int64)] = True
-        self.count += len(slots)
-        for name, field in self.fields.items():
-            field.add_many(slots, [properties.get(name) for properties in properties_list])
+        with self._lock:
+            low, high = int(slot_array.min()), int(slot_array.max()) + 1
+            self.end = max(self.end, high)
+            self.alive = grow(self.alive, self.end - 1)
+            self.alive[slot_array] = True
+            self.count += len(slot_array)
+            lo, hi, docs = self._delta
+            self._delta = (min(lo, low) if docs else low, max(hi, high), docs + len(slot_array))
+            for name, field in self.fields.items():
+                field.add_many(slot_array, [properties.get(name) for properties in properties_list])
 
     def remove(self, slot: int) -> None:
         """Forget the object in ``slot`` (nothing happens if it is not indexed)."""
-        if 0 <= slot < len(self.alive) and self.alive[slot]:
-            self.alive[slot] = False
-            self.count -= 1
-            for field in self.fields.values():
-                field.remove(slot)
+        with self._lock:
+            if 0 <= slot < len(self.alive) and self.alive[slot]:
+                self.alive[slot] = False
+                self.count -= 1
+                for field in self.fields.values():
+                    field.remove(slot)
 
     def search(
         self, query: str, boosts: Mapping[str, float], limit: int, allowed: np.ndarray | None = None
@@ -88,47 +100,103 @@ class KeywordIndex:
             limit: how many results at most.
             allowed: when given, only these slots can match (a filter).
         """
-        scores = self.scores(query, boosts)
-        candidates = np.flatnonzero(scores)
-        if allowed is not None:
-            allowed = np.asarray(allowed, dtype=np.int64)
-            candidates = np.intersect1d(candidates, allowed[(allowed >= 0) & (allowed < len(scores))])
-        candidates = candidates[scores[candidates] > 0]
-        best = top(scores, candidates, limit) if limit > 0 else candidates[:0]
-        return best, scores[best]
+        with self._lock:
+            if len(self._scratch) < len(self.alive):
+                self._scratch = np.zeros(len(self.alive), dtype=np.float64)
+            scores = self._scratch
+            touched: list[np.ndarray] = []
+            try:
+                self._accumulate(query, boosts, scores, touched)
+                return self._best(scores, touched, limit, allowed)
+            finally:
+                for slots in touched:
+                    scores[slots] = 0.0
 
     def scores(self, query: str, boosts: Mapping[str, float]) -> np.ndarray:
         """Return the BM25 score of every slot for ``query`` (0 where nothing matches)."""
-        scores = np.zeros(len(self.alive), dtype=np.float64)
+        with self._lock:
+            scores = np.zeros(len(self.alive), dtype=np.float64)
+            self._accumulate(query, boosts, scores, [])
+            return scores
+
+    def _accumulate(
+        self, query: str, boosts: Mapping[str, float], scores: np.ndarray, touched: list[np.ndarray]
+    ) -> None:
+        """Add each field's BM25 for ``query`` times its boost into ``scores``; list the slots touched in
+        ``touched``, one array per field and term (a slot appears once in each)."""
         k1, b, n_docs = self.config.k1, self.config.b, max(self.count, 1)
         for name, boost in boosts.items():
             field = self.fields[name]
             average = field.total_length / n_docs or 1.0
             for term in dict.fromkeys(field.analyzer(query)):
-                found = field.postings(term)
+                found = self._postings(name, field, term)
                 if found is None:
                     continue
                 slots, tfs = found
-                keep = self.alive[slots]
-                slots = slots[keep]
-                if not len(slots):
-                    continue
-                part = term_scores(tfs[keep], field.lengths[slots], average, idf(n_docs, len(slots)), k1, b)
-                scores[slots] += boost * part  # a slot appears once per term
-        return scores
+                part = term_scores(tfs, field.lengths[slots], average, idf(n_docs, len(slots)), k1, b)
+                touched.append(slots)
+                scores[slots] += boost * part
+
+    def _postings(self, name: str, field: Field, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The live slots holding ``term`` in field ``name`` and its counts there."""
+        parts = [segment.postings[name].postings(term) for segment in self.segments]
+        found = [part for part in parts if part is not None] + field.postings(term)
+        if not found:
+            return None
+        slots = np.concatenate([p[0] for p in found]) if len(found) > 1 else found[0][0]
+        tfs = np.concatenate([p[1] for p in found]) if len(found) > 1 else found[0][1]
+        keep = self.alive[slots]
+        return (slots, tfs) if keep.all() else (slots[keep], tfs[keep])
+
+    def _best(
+        self, scores: np.ndarray, touched: list[np.ndarray], limit: int, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The top ``limit`` of the touched slots, best first, ties by slot."""
+        if not touched or limit <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        candidates = np.concatenate(touched) if len(touched) > 1 else touched[0]
+        if allowed is not None:
+            allowed = np.asarray(allowed, dtype=np.int64)
+            mask = np.zeros(len(scores), dtype=bool)
+            mask[allowed[(allowed >= 0) & (allowed < len(scores))]] = True
+            candidates = candidates[mask[candidates]]
+        values = scores[candidates]
+        keep = limit * len(touched)  # each slot appears at most len(touched) times: this keeps the best
+        if len(candidates) > keep:
+            cut = np.partition(values, len(values) - keep)[len(values) - keep]
+            chosen = values >= cut
+            candidates, values = candidates[chosen], values[chosen]
+        candidates = np.unique(candidates[values > 0]).astype(np.int64)
+        best = top(scores, candidates, limit)
+        return best, scores[best]
 
     def save(self, prefix: Path, watermark: Mapping[str, int]) -> None:
-        """Write the index beside ``prefix`` atomically (see :mod:`.persist`); then serve from those files."""
-        segments = {name: field.compacted(self.alive) for name, field in self.fields.items()}
-        end = self.end
-        lengths = {name: field.lengths[:end] for name, field in self.fields.items()}
-        totals = {name: field.total_length for name, field in self.fields.items()}
-        persist.save(
-            prefix, self.fingerprint(), segments, lengths, totals, self.alive[:end], self.count, watermark
-        )
-        loaded = persist.load(prefix, self.fingerprint())
-        if loaded is not None:  # serve from the memory-mapped files: the in-memory postings are freed
-            self._adopt(loaded)
+        """Write what changed since the last save beside ``prefix`` (see :mod:`.persist`); then serve the
+        new segments from their files."""
+        with self._lock:
+            prefix.parent.mkdir(parents=True, exist_ok=True)
+            on_disk = persist.listed(prefix)
+            segments = [  # those the manifest there does not name (saved elsewhere) are written again
+                s
+                if s.path is not None and s.path.parent == prefix.parent and s.path.name in on_disk
+                else replace(s, path=None)
+                for s in self.segments
+            ]
+            lo, hi, docs = self._delta
+            if docs:
+                postings = {name: field.delta(self.alive) for name, field in self.fields.items()}
+                lengths = {name: narrow_lengths(field.lengths[lo:hi]) for name, field in self.fields.items()}
+                segments.append(Segment(lo, hi, docs, postings, lengths))
+            while run := tiers.plan([segment.docs for segment in segments]):
+                start, stop = run
+                segments[start:stop] = [merged(segments[start:stop], self.alive)]
+            segments = [persist.write_segment(prefix, s) if s.path is None else s for s in segments]
+            totals = {name: field.total_length for name, field in self.fields.items()}
+            alive = self.alive[: self.end]
+            persist.commit(prefix, self.fingerprint(), segments, alive, self.count, totals, watermark)
+            self.segments, self._delta = segments, (0, 0, 0)
+            for field in self.fields.values():
+                field.clear()
 
     @classmethod
     def load(
@@ -147,16 +215,16 @@ class KeywordIndex:
         loaded = persist.load(prefix, index.fingerprint())
         if loaded is None:
             return None
-        index._adopt(loaded)
+        index.segments, index.alive, index.count = loaded.segments, loaded.alive, loaded.count
+        index.end = len(loaded.alive)
+        for name, field in index.fields.items():
+            lengths = np.zeros(max(index.end, 1), dtype=np.uint32)
+            for segment in index.segments:  # a slot has its count in one segment only
+                view = lengths[segment.lo : segment.hi]
+                np.maximum(view, segment.lengths[name], out=view)
+            index.fields[name] = Field(field.analyzer, lengths, loaded.totals[name])
         return index, dict(loaded.watermark)
 
     def fingerprint(self) -> dict[str, Any]:
         """What decides the postings: the properties and how each is analysed."""
         return {name: field.analyzer.fingerprint() for name, field in self.fields.items()}
-
-    def _adopt(self, loaded: persist.Loaded) -> None:
-        self.alive, self.count, self.end = loaded.alive, loaded.count, len(loaded.alive)
-        self.fields = {
-            name: Field(field.analyzer, loaded.segments[name], loaded.lengths[name], loaded.totals[name])
-            for name, field in self.fields.items()
-        }
