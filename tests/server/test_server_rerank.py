@@ -90,7 +90,12 @@ def rest_query(client: httpx.Client, **body: Any) -> httpx.Response:
             lambda q, r: q.near_text("pets at home", limit=3, rerank=oe.Rerank(r, "body")),
         ),
         (
-            {"type": "bm25", "query": "cats dogs rivers", "limit": 2, "rerank": {"property": "title", "candidates": 6}},
+            {
+                "type": "bm25",
+                "query": "cats dogs rivers",
+                "limit": 2,
+                "rerank": {"property": "title", "candidates": 6},
+            },
             lambda q, r: q.bm25("cats dogs rivers", limit=2, rerank=oe.Rerank(r, "title", candidates=6)),
         ),
         (
