@@ -116,7 +116,7 @@ def search_command(
     collection: Annotated[str, typer.Argument(help="the collection to search")],
     query: Annotated[str, typer.Argument(help="the query text")],
     mode: Annotated[Literal["near_text", "bm25", "hybrid"], typer.Option(help="how to search")] = "hybrid",
-    alpha: Annotated[float, typer.Option(min=0, max=1, help="hybrid: 1 is pure vector search")] = 0.75,
+    alpha: Annotated[float, typer.Option(min=0, max=1, help="hybrid: 1 is pure vector search")] = 0.5,
     limit: Annotated[int, typer.Option(min=1)] = 10,
     output_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
 ) -> None:

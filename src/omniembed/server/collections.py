@@ -109,7 +109,7 @@ class QueryRequest(BaseModel):
     uuid: str | None = None
     limit: int = Field(default=10, ge=1, le=10000)
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
-    alpha: float = Field(default=0.75, ge=0, le=1)
+    alpha: float = Field(default=0.5, ge=0, le=1)
     fusion: Literal["relative_score", "ranked"] = "relative_score"
     target_vector: str | None = None
     query_properties: list[str] | None = None

@@ -25,7 +25,7 @@ class IndexConfig:
     flat_threshold: int = 10_000
     m: int = 16
     ef_construction: int = 200
-    ef: int = 96
+    ef: int = 512
     rescore: int = 4
 
     def __post_init__(self) -> None:

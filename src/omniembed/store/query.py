@@ -166,7 +166,7 @@ class QueryAPI:
         self,
         query: str,
         *,
-        alpha: float = 0.75,
+        alpha: float = 0.5,
         fusion: Fusion = "relative_score",
         rrf_k: float = 60.0,
         limit: int = 10,
