@@ -104,10 +104,11 @@ class DataAPI:
     ) -> None:
         collection = self._collection
         ready: list[tuple[int, StoredObject]] = []
+        schema = collection.config.schema
         for i, given in enumerate(batch):
             try:
                 item = given if isinstance(given, DataObject) else DataObject(_as_dict(given))
-                properties = collection.config.schema.clean(item.properties)
+                properties = schema.clean(item.properties)
                 ident = _check_uuid(item.uuid) if item.uuid is not None else str(uuid_module.uuid4())
                 vectors = {name: np.asarray(v, dtype=np.float32) for name, v in item.vectors.items()}
             except (ValueError, TypeError) as error:

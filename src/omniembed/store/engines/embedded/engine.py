@@ -352,20 +352,36 @@ class EmbeddedBackend:
             tables = self._tables(name)
             errors: dict[int, str] = {}
             prepared = self._prepare(tables, objects, errors)
-            taken = self._existing(tables, [obj.uuid for _, obj in prepared])
-            fresh: list[StoredObject] = []
-            for position, obj in prepared:
-                if obj.uuid in taken:
-                    errors[position] = f"an object with uuid {obj.uuid} exists; update or replace it instead"
-                else:
-                    taken.add(obj.uuid)
-                    fresh.append(obj)
+            fresh = self._first_of_each_uuid(prepared, set(), errors)
             with transaction(self.conn):
-                seqs = self._write(tables, fresh)
+                self.conn.execute("SAVEPOINT batch")
+                try:
+                    seqs = self._write(tables, [obj for _, obj in fresh])
+                except sqlite3.IntegrityError:  # a uuid the collection holds: find which, write the rest
+                    self.conn.execute("ROLLBACK TO batch")
+                    taken = self._existing(tables, [obj.uuid for _, obj in fresh])
+                    fresh = self._first_of_each_uuid(fresh, taken, errors)
+                    seqs = self._write(tables, [obj for _, obj in fresh])
+                self.conn.execute("RELEASE batch")
             self._committed(tables, seqs, deleted=0)
-            self._index(tables, zip(seqs, fresh, strict=True))
+            self._index(tables, zip(seqs, [obj for _, obj in fresh], strict=True))
             self._changed(tables, len(fresh))
             return errors
+
+    @staticmethod
+    def _first_of_each_uuid(
+        prepared: list[tuple[int, StoredObject]], taken: set[str], errors: dict[int, str]
+    ) -> list[tuple[int, StoredObject]]:
+        """The objects whose uuid is neither in ``taken`` nor earlier in the batch; the rest get an error."""
+        seen = set(taken)
+        fresh = []
+        for position, obj in prepared:
+            if obj.uuid in seen:
+                errors[position] = f"an object with uuid {obj.uuid} exists; update or replace it instead"
+            else:
+                seen.add(obj.uuid)
+                fresh.append((position, obj))
+        return fresh
 
     def replace(self, name: str, obj: StoredObject) -> None:
         """Overwrite an object: the old row goes, a new row (new seq) comes, in one transaction."""
@@ -494,15 +510,35 @@ class EmbeddedBackend:
     def _prepare(
         self, tables: _Tables, objects: Sequence[StoredObject], errors: dict[int, str]
     ) -> list[tuple[int, StoredObject]]:
+        """Check and normalise each object's vectors, a whole batch per named vector where it can."""
+        checked = self._prepare_batched(tables, objects)
         good = []
         for position, obj in enumerate(objects):
             try:
-                vectors = {name: self._vector(tables, name, vector) for name, vector in obj.vectors.items()}
+                vectors = {
+                    name: checked[name][position] if name in checked else self._vector(tables, name, vector)
+                    for name, vector in obj.vectors.items()
+                }
             except ValueError as error:
                 errors[position] = str(error)
                 continue
             good.append((position, replace(obj, vectors=vectors)))
         return good
+
+    def _prepare_batched(
+        self, tables: _Tables, objects: Sequence[StoredObject]
+    ) -> dict[str, list[np.ndarray]]:
+        """Vectors prepared in one call per named vector, when every object has it and all are fine."""
+        checked: dict[str, list[np.ndarray]] = {}
+        for name, index in tables.indexes.items():
+            if not isinstance(index, VectorIndex) or not all(name in obj.vectors for obj in objects):
+                continue
+            try:
+                stacked = np.stack([np.asarray(obj.vectors[name], dtype=np.float32) for obj in objects])
+                checked[name] = list(index.prepare(stacked))
+            except ValueError:  # one is wrong: each is checked alone, so its error names it
+                continue
+        return checked
 
     def _vector(self, tables: _Tables, name: str, vector: np.ndarray) -> np.ndarray:
         config = tables.config.vectors.get(name)
