@@ -40,11 +40,7 @@ class MSEEvaluator(Evaluator):
         truncate_dim: int | None = None,
         show_progress_bar: bool = False,
     ) -> None:
-        if len(source_sentences) != len(target_sentences):
-            raise ValueError(
-                f"source_sentences ({len(source_sentences)}) and target_sentences ({len(target_sentences)}) "
-                "must have the same length"
-            )
+        _check_parallel(source_sentences, target_sentences)
         self.target_sentences = list(target_sentences)
         self.batch_size = batch_size
         self.name = name
@@ -99,11 +95,7 @@ class TranslationEvaluator(Evaluator):
         truncate_dim: int | None = None,
         show_progress_bar: bool = False,
     ) -> None:
-        if len(source_sentences) != len(target_sentences):
-            raise ValueError(
-                f"source_sentences ({len(source_sentences)}) and target_sentences ({len(target_sentences)}) "
-                "must have the same length"
-            )
+        _check_parallel(source_sentences, target_sentences)
         self.source_sentences = list(source_sentences)
         self.target_sentences = list(target_sentences)
         self.batch_size = batch_size
@@ -140,3 +132,12 @@ class TranslationEvaluator(Evaluator):
 def _matches(scores: torch.Tensor, texts: list[str]) -> float:
     best: list[int] = scores.argmax(dim=1).tolist()
     return float(sum(texts[i] == texts[j] for i, j in enumerate(best)) / len(texts))
+
+
+def _check_parallel(source_sentences: Sequence[str], target_sentences: Sequence[str]) -> None:
+    """Refuse source and target lists of different lengths (row i of one translates row i of the other)."""
+    if len(source_sentences) != len(target_sentences):
+        raise ValueError(
+            f"source_sentences ({len(source_sentences)}) and target_sentences ({len(target_sentences)}) "
+            "must have the same length"
+        )
