@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from omniembed.store.engines.keyword import KeywordIndex
+from omniembed.store.engines.keyword import KeywordIndex, maxscore
 from omniembed.store.engines.keyword.scoring import length_norms, normed_scores, term_scores, top
 from omniembed.store.schema import BM25Config
 
@@ -43,8 +43,12 @@ def ranked(
     return slots[order].tolist(), scores[slots[order]].tolist()
 
 
+@pytest.mark.parametrize("exact", [0, 500, maxscore.EXACT])  # which terms get exact bounds first
 @pytest.mark.parametrize("limit", [1, 3, 10, 100])
-def test_search_matches_ranking_every_full_score(limit: int) -> None:
+def test_search_matches_ranking_every_full_score(
+    limit: int, exact: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(maxscore, "EXACT", exact)
     keyword, rng = zipf_index()
     keyword.remove(17)
     for _ in range(40):

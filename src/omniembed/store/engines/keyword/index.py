@@ -58,7 +58,7 @@ class KeywordIndex:
         self._delta = (0, 0, 0)  # objects added since the last save: lowest slot, one past the highest, count
         self._scratch = np.zeros(0, dtype=np.float64)  # per-slot sums of a search; zero between searches
         self._mark = np.zeros(0, dtype=bool)  # the slots a search may still rank; false between searches
-        self._norm_cache: dict[str, np.ndarray] = {}  # field name to its length norms, until a change
+        self._norm_cache: dict[str, tuple[np.ndarray, float]] = {}  # per field: norms, until a change
         self._lock = threading.Lock()
 
     def add(self, slot: int, properties: Mapping[str, Any]) -> None:
@@ -133,20 +133,23 @@ class KeywordIndex:
         n_docs, terms = max(self.count, 1), []
         for name, boost in boosts.items():
             field = self.fields[name]
-            norms = None
+            norms, least = None, 0.0
             for term in dict.fromkeys(field.analyzer(query)):
                 found = self._postings(name, field, term)
                 if found is not None:
                     slots, tfs = found
-                    norms = self._norms(name, field) if norms is None else norms
-                    terms.append(Term(slots, tfs, norms, idf(n_docs, len(slots)), boost))
+                    norms, least = self._norms(name, field) if norms is None else (norms, least)
+                    terms.append(Term(slots, tfs, norms, least, idf(n_docs, len(slots)), boost))
         return terms
 
-    def _norms(self, name: str, field: Field) -> np.ndarray:
-        """The field's length norms, kept until the index next changes."""
+    def _norms(self, name: str, field: Field) -> tuple[np.ndarray, float]:
+        """The field's length norms and the smallest of objects holding terms, kept until the index
+        next changes."""
         if name not in self._norm_cache:
             average = field.total_length / max(self.count, 1) or 1.0
-            self._norm_cache[name] = length_norms(field.lengths, average, self.config.k1, self.config.b)
+            norms = length_norms(field.lengths, average, self.config.k1, self.config.b)
+            held = norms[field.lengths > 0]
+            self._norm_cache[name] = norms, float(held.min()) if len(held) else 0.0
         return self._norm_cache[name]
 
     def _postings(self, name: str, field: Field, term: str) -> tuple[np.ndarray, np.ndarray] | None:

@@ -1,10 +1,12 @@
 """Top-k BM25 with MaxScore pruning, giving exactly the slots and scores of scoring every posting.
 
-A term can add at most ``boost * idf * (k1 + 1)`` to an object (its bound). Terms are read from the
-largest bound down (rare terms first); once the k-th best partial score beats the sum of the bounds
-of the terms left, an object holding none of the terms read so far cannot reach the top ``k``, so the
-remaining (common, long) terms are scored only for the objects already found. Final scores are summed
-in the query's own term order, so each equals, to the bit, what scoring every posting gives.
+Each term has a bound, at least the most it adds to an object: the exact maximum for terms with few
+postings (scored up front), else one from its largest count and the field's smallest length norm.
+Terms are read from the largest bound down (rare terms first); once a lower bound on the k-th best
+score (the k-th best partial score of the objects read so far) beats the sum of the bounds of the
+terms left, an object holding none of the terms read cannot reach the top ``k``, so the remaining
+(common, long) terms are scored only for the objects already found. Final scores are summed in the
+query's own term order, so each equals, to the bit, what scoring every posting gives.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from omniembed.store.engines.keyword.scoring import normed_scores, top
 
 SLACK = 1e-9  # relative margin on the pruning test, far above the rounding of a few float64 sums
 PROBE = 1 << 15  # postings whose partial scores estimate the limit-th best score
+EXACT = 1 << 16  # terms with at most this many postings are scored first, for their exact bounds
 
 
 @dataclass
@@ -27,12 +30,24 @@ class Term:
     slots: np.ndarray
     tfs: np.ndarray
     norms: np.ndarray  # the field's length norm per slot (:func:`.scoring.length_norms`)
+    least: float  # the smallest norm of an object holding any term
     idf: float
     boost: float
 
-    def scores(self, k1: float) -> tuple[np.ndarray, np.ndarray]:
-        """The slots and the boosted term scores there."""
-        return self.slots, normed_scores(self.tfs, self.norms[self.slots], self.idf, k1, self.boost)
+    def scores(self, k1: float, where: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The slots (those at positions ``where``, if given) and the boosted term scores there."""
+        slots, tfs = self.slots, self.tfs
+        if where is not None:
+            slots, tfs = slots[where], tfs[where]
+        return slots, normed_scores(tfs, self.norms[slots], self.idf, k1, self.boost)
+
+    def bound(self, k1: float) -> float:
+        """At least the most this term adds to an object, without scoring its postings (the score
+        grows with the count and shrinks with the norm)."""
+        if not len(self.tfs):
+            return 0.0
+        most = float(self.tfs.max())
+        return self.boost * self.idf * most * (k1 + 1) / (most + self.least)
 
 
 def best(
@@ -50,16 +65,21 @@ def best(
         scores, mark: float64 and bool scratch arrays over every slot, zero on entry and on return.
         allowed: when given, a bool array over every slot: only slots true there can match.
     """
-    scored = [term.scores(k1) for term in terms]
-    bounds = [float(values.max()) if len(values) else 0.0 for _, values in scored]
+    scored = {i: term.scores(k1) for i, term in enumerate(terms) if len(term.slots) <= EXACT}
+    bounds = [
+        (float(scored[i][1].max()) if len(terms[i].slots) else 0.0) if i in scored else term.bound(k1)
+        for i, term in enumerate(terms)
+    ]
     order = sorted(range(len(terms)), key=lambda i: -bounds[i])
     rest = [*np.cumsum([bounds[i] for i in order][::-1])[::-1].tolist(), 0.0]  # rest[i]: order[i:]
-    left = [*np.cumsum([len(scored[i][0]) for i in order][::-1])[::-1].tolist(), 0]  # postings, alike
+    left = [*np.cumsum([len(terms[i].slots) for i in order][::-1])[::-1].tolist(), 0]  # postings, alike
+    if min(term.boost for term in terms) < 0:  # a negative term can lower a partial score: no pruning
+        rest = [np.inf] * len(rest)
     summed, cut, floor = 0, len(order), 0.0  # floor: at least the limit-th best final score, about
     for i in range(1, len(order)):
         if rest[i] < rest[0] - rest[i] and left[i] > left[0] - left[i]:  # could pass, and worth testing
             for j in order[summed:i]:
-                slots, values = scored[j]
+                slots, values = scored[j] if j in scored else scored.setdefault(j, terms[j].scores(k1))
                 scores[slots] += values
             summed = i
             floor = max(floor, _kth(scores, _probe([scored[j][0] for j in order[:i]]), limit, allowed))
@@ -67,7 +87,7 @@ def best(
                 cut = i
                 break
     essential = set(order[:cut])
-    everything = _union([scored[j][0] for j in order[:cut]], mark)  # marks them too
+    everything = _union([terms[j].slots for j in order[:cut]], mark)  # marks them too
     scores[everything] = 0.0
     chosen = everything
     if allowed is not None:
@@ -75,10 +95,11 @@ def best(
         mark[everything] = False
         mark[chosen] = True
     try:
-        for at, (slots, values) in enumerate(scored):
+        for at, term in enumerate(terms):
             if at not in essential:
-                where = np.flatnonzero(mark[slots])
-                slots, values = slots[where], values[where]
+                slots, values = term.scores(k1, np.flatnonzero(mark[term.slots]))
+            else:
+                slots, values = scored[at] if at in scored else term.scores(k1)
             scores[slots] += values
         values = scores[chosen]
         keep = values >= floor * (1 - SLACK) if floor > 0 else values > 0  # the others cannot rank
