@@ -29,8 +29,26 @@ def term_scores(
     return term_idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths / average))
 
 
+def length_norms(lengths: np.ndarray, average: float, k1: float, b: float) -> np.ndarray:
+    """``k1 * (1 - b + b * length / average)`` per object: the part of :func:`term_scores` no term changes."""
+    return k1 * (1 - b + b * lengths / average)
+
+
+def normed_scores(tfs: np.ndarray, norms: np.ndarray, term_idf: float, k1: float, boost: float) -> np.ndarray:
+    """``boost`` times :func:`term_scores`, given the objects' :func:`length_norms`: the same operations
+    in the same order, so the same float64 values to the bit, computed in place."""
+    tf = tfs.astype(np.float64)
+    out = term_idf * tf
+    out *= k1 + 1
+    tf += norms
+    out /= tf
+    out *= boost
+    return out
+
+
 def top(scores: np.ndarray, candidates: np.ndarray, limit: int) -> np.ndarray:
     """The best ``limit`` of ``candidates`` (slots with a positive score), best first, ties by slot."""
-    if len(candidates) > limit:
-        candidates = candidates[np.argpartition(-scores[candidates], limit - 1)[:limit]]
-    return candidates[np.lexsort((candidates, -scores[candidates]))]
+    if len(candidates) > limit:  # keep every candidate tied with the limit-th, so the lowest slots win
+        values = -scores[candidates]
+        candidates = candidates[values <= np.partition(values, limit - 1)[limit - 1]]
+    return candidates[np.lexsort((candidates, -scores[candidates]))[:limit]]
