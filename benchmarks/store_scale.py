@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,57 +144,69 @@ def ours_import(data: Path, folder: Path, count: int) -> dict[str, float]:
     }
 
 
-def ours_query(data: Path, folder: Path, queries: int) -> dict[str, float]:
-    import omniembed as oe
+Query = Callable[[np.ndarray, str, int], Any]
+"""One timed query: (query vector, query text, year) -> anything."""
 
+
+def mixed_queries(
+    data: Path,
+    queries: int,
+    open_engine: Callable[[np.ndarray], dict[str, Query]],
+    nearest: Callable[[np.ndarray], set[int]],
+) -> dict[str, float]:
+    """Open an engine (timed up to its first answer), run ``queries`` mixed queries round-robin over
+    its four kinds, and measure recall@10 of ``nearest`` (object numbers) against exact float32."""
     query_vectors = np.load(data / "queries.npy")
     query_texts = json.loads((data / "query_texts.json").read_text())
     truth = np.load(data / "truth.npy")
     start = time.perf_counter()
-    db = oe.connect(folder)
-    docs = db.collections.get("Big")
-    docs.query.near_vector(query_vectors[0], limit=10)
-    opened = time.perf_counter() - start
-    results: dict[str, list[float]] = {"near_vector": [], "bm25": [], "hybrid": [], "filtered": []}
+    kinds = open_engine(query_vectors[0])
+    out = {"open + first query s": time.perf_counter() - start}
+    times: dict[str, list[float]] = {name: [] for name in kinds}
     for q in range(queries):
-        vector, text = query_vectors[q % len(query_vectors)], query_texts[q % len(query_texts)]
-        kind = q % 4
+        name = list(kinds)[q % len(kinds)]
         start = time.perf_counter()
-        if kind == 0:
-            docs.query.near_vector(vector, limit=10)
-            results["near_vector"].append(time.perf_counter() - start)
-        elif kind == 1:
-            docs.query.bm25(text, limit=10)
-            results["bm25"].append(time.perf_counter() - start)
-        elif kind == 2:
-            docs.query.hybrid(text, vector=vector, limit=10)
-            results["hybrid"].append(time.perf_counter() - start)
-        else:
-            year = oe.Filter.by_property("year") == 1900 + q % 100
-            docs.query.near_vector(vector, limit=10, filters=year)
-            results["filtered"].append(time.perf_counter() - start)
-    out = {"open + first query s": opened, "RSS after queries MB": rss_mb(), "peak RSS MB": peak_rss_mb()}
-    out.update({f"{name} p50 ms": 1000 * p50(times) for name, times in results.items()})
-    out["near_vector recall@10"] = _ours_recall(docs, query_vectors, truth)
-    db.close()
+        kinds[name](query_vectors[q % len(query_vectors)], query_texts[q % len(query_texts)], 1900 + q % 100)
+        times[name].append(time.perf_counter() - start)
+    out.update({"RSS after queries MB": rss_mb(), "peak RSS MB": peak_rss_mb()})
+    out.update({f"{name} p50 ms": 1000 * p50(values) for name, values in times.items()})
+    recalls = [
+        len(nearest(query) & set(expected.tolist())) / 10
+        for query, expected in zip(query_vectors, truth, strict=True)
+    ]
+    out["near_vector recall@10"] = float(np.mean(recalls))
     return out
 
 
-def _ours_recall(docs: Any, query_vectors: np.ndarray, truth: np.ndarray) -> float:
-    """Recall@10 of near_vector against exact float32 (objects are found by their ``n``-th insert)."""
-    backend = docs.backend
-    tables = backend.tables["Big"]
-    recalls = []
-    for query, expected in zip(query_vectors, truth, strict=True):
-        found = docs.query.near_vector(query, limit=10)
-        seqs = [seq for (seq,) in _seqs(backend, tables, found.uuids)]
-        recalls.append(len({s - 1 for s in seqs} & set(expected.tolist())) / 10)
-    return float(np.mean(recalls))
+def ours_query(data: Path, folder: Path, queries: int) -> dict[str, float]:
+    import omniembed as oe
 
+    db: Any = None
 
-def _seqs(backend: Any, tables: Any, uuids: list[str]) -> list[tuple[int]]:
-    marks = ",".join("?" * len(uuids))
-    return list(backend.conn.execute(f"SELECT seq FROM {tables.objects} WHERE uuid IN ({marks})", uuids))
+    def open_engine(first: np.ndarray) -> dict[str, Query]:
+        nonlocal db
+        db = oe.connect(folder)
+        query = db.collections.get("Big").query
+        query.near_vector(first, limit=10)
+        return {
+            "near_vector": lambda vector, text, year: query.near_vector(vector, limit=10),
+            "bm25": lambda vector, text, year: query.bm25(text, limit=10),
+            "hybrid": lambda vector, text, year: query.hybrid(text, vector=vector, limit=10),
+            "filtered": lambda vector, text, year: query.near_vector(
+                vector, limit=10, filters=oe.Filter.by_property("year") == year
+            ),
+        }
+
+    def nearest(vector: np.ndarray) -> set[int]:
+        """Object numbers of the nearest ten: seqs count the inserts from 1."""
+        uuids = db.collections.get("Big").query.near_vector(vector, limit=10).uuids
+        marks = ",".join("?" * len(uuids))
+        rows = db.backend.conn.execute(f"SELECT seq FROM objects_1 WHERE uuid IN ({marks})", uuids)
+        return {seq - 1 for (seq,) in rows}
+
+    out = mixed_queries(data, queries, open_engine, nearest)
+    db.close()
+    return out
 
 
 # --- LanceDB ------------------------------------------------------------------------------------
@@ -256,39 +269,29 @@ def lance_import(data: Path, folder: Path, count: int) -> dict[str, float]:
 def lance_query(data: Path, folder: Path, queries: int) -> dict[str, float]:
     import lancedb
 
-    query_vectors = np.load(data / "queries.npy")
-    query_texts = json.loads((data / "query_texts.json").read_text())
-    truth = np.load(data / "truth.npy")
-    start = time.perf_counter()
-    table = lancedb.connect(str(folder)).open_table("big")
-    table.search(query_vectors[0]).limit(10).to_list()
-    opened = time.perf_counter() - start
-    results: dict[str, list[float]] = {"near_vector": [], "bm25": [], "hybrid": [], "filtered": []}
-    for q in range(queries):
-        vector, text = query_vectors[q % len(query_vectors)], query_texts[q % len(query_texts)]
-        kind = q % 4
-        start = time.perf_counter()
-        if kind == 0:
-            table.search(vector).limit(10).to_list()
-            results["near_vector"].append(time.perf_counter() - start)
-        elif kind == 1:
-            table.search(_fts_query(text), query_type="fts").limit(10).to_list()
-            results["bm25"].append(time.perf_counter() - start)
-        elif kind == 2:
-            table.search(query_type="hybrid").vector(vector).text(_fts_query(text)).limit(10).to_list()
-            results["hybrid"].append(time.perf_counter() - start)
-        else:
-            search = table.search(vector).where(f"year = {1900 + q % 100}", prefilter=True)
-            search.limit(10).to_list()
-            results["filtered"].append(time.perf_counter() - start)
-    out = {"open + first query s": opened, "RSS after queries MB": rss_mb(), "peak RSS MB": peak_rss_mb()}
-    out.update({f"{name} p50 ms": 1000 * p50(times) for name, times in results.items()})
-    recalls = []
-    for query, expected in zip(query_vectors, truth, strict=True):
-        found = table.search(query).limit(10).select(["n"]).to_list()
-        recalls.append(len({row["n"] for row in found} & set(expected.tolist())) / 10)
-    out["near_vector recall@10"] = float(np.mean(recalls))
-    return out
+    table: Any = None
+
+    def open_engine(first: np.ndarray) -> dict[str, Query]:
+        nonlocal table
+        table = lancedb.connect(str(folder)).open_table("big")
+        table.search(first).limit(10).to_list()
+        return {
+            "near_vector": lambda vector, text, year: table.search(vector).limit(10).to_list(),
+            "bm25": lambda vector, text, year: (
+                table.search(_fts_query(text), query_type="fts").limit(10).to_list()
+            ),
+            "hybrid": lambda vector, text, year: (
+                table.search(query_type="hybrid").vector(vector).text(_fts_query(text)).limit(10).to_list()
+            ),
+            "filtered": lambda vector, text, year: (
+                table.search(vector).where(f"year = {year}", prefilter=True).limit(10).to_list()
+            ),
+        }
+
+    def nearest(vector: np.ndarray) -> set[int]:
+        return {row["n"] for row in table.search(vector).limit(10).select(["n"]).to_list()}
+
+    return mixed_queries(data, queries, open_engine, nearest)
 
 
 def _fts_query(text: str) -> str:
@@ -371,8 +374,12 @@ def cranfield_quality() -> dict[str, dict[str, float]]:
 
 # --- driver -------------------------------------------------------------------------------------
 
-STEPS = {"ours_import": ours_import, "ours_query": ours_query, "lance_import": lance_import}
-STEPS["lance_query"] = lance_query  # type: ignore[assignment]
+STEPS: dict[str, Callable[[Path, Path, int], dict[str, float]]] = {
+    "ours_import": ours_import,
+    "ours_query": ours_query,
+    "lance_import": lance_import,
+    "lance_query": lance_query,
+}
 
 
 def in_process(step: str, data: Path, folder: Path, number: int) -> dict[str, float]:
