@@ -58,7 +58,8 @@ class Collection:
     ) -> None:
         self.backend, self.vectorizers, self.cache = backend, vectorizers, cache
         self.name = config.name
-        self._opened = config
+        self._identity = _unsized(config)
+        self._checked: CollectionConfig | None = None  # the last config found to be this collection's
         self.data = DataAPI(self)
         self.query = QueryAPI(self)
 
@@ -66,11 +67,14 @@ class Collection:
     def config(self) -> CollectionConfig:
         """The collection's current configuration (vector sizes fill in on first insert)."""
         config = self.backend.configs().get(self.name)
-        if config is None or _unsized(config) != _unsized(self._opened):  # gone, or a new one by its name
+        if config is not None and config is self._checked:  # unchanged since the last look
+            return config
+        if config is None or _unsized(config) != self._identity:  # gone, or a new one by its name
             raise CollectionNotFoundError(
                 f"collection {self.name!r} was deleted since it was opened; get it again with "
                 f"db.collections.get({self.name!r})"
             )
+        self._checked = config
         return config
 
     def __len__(self) -> int:
