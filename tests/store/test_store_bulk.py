@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 import omniembed as oe
+from omniembed.store.filters import to_sql
+from omniembed.store.schema import Schema
 
 
 def test_insert_many_streams_a_generator_batch_by_batch(tmp_path: Path) -> None:
@@ -49,9 +52,9 @@ def test_the_import_progress_bar_honours_tqdm_disable(
     assert ("importing into Doc" in capsys.readouterr().err) == shown
 
 
-def plan(folder: Path, sql: str) -> str:
+def plan(folder: Path, sql: str, params: Sequence[Any] = ()) -> str:
     with sqlite3.connect(folder / "omniembed.sqlite") as conn:
-        return " ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        return " ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
 
 
 def test_filters_on_scalar_properties_use_an_index(tmp_path: Path) -> None:
@@ -76,9 +79,13 @@ def test_filters_on_scalar_properties_use_an_index(tmp_path: Path) -> None:
         assert len(in_1960.objects) == 20
         assert all(o.properties["year"] == 1960 for o in in_1960.objects)
         assert docs.query.fetch_objects(filters=oe.Filter.by_property("done") == True).uuids  # noqa: E712
-    for name in ("year", "score", "done", "day", "title"):
-        sql = f"SELECT seq FROM objects_1 WHERE json_extract(properties, '$.{name}') = 1"
-        assert f"USING INDEX objects_1_{name}" in plan(folder, sql)
+    schema = Schema(kinds)
+    values = {"year": 1960, "score": 0.5, "done": True, "day": "2026-01-01T00:00:00Z", "title": "t7"}
+    for name, value in values.items():
+        for flt in (oe.Filter.by_property(name) == value, oe.Filter.by_property(name).contains_any([value])):
+            clause, params = to_sql(flt, schema)
+            sql = f"SELECT seq FROM objects_1 WHERE {clause}"
+            assert f"USING INDEX objects_1_{name}" in plan(folder, sql, params)
     assert "objects_1_tags" not in plan(
         folder, "SELECT seq FROM objects_1 WHERE json_extract(properties, '$.tags') = 1"
     )

@@ -14,6 +14,9 @@ from typing import Any
 from omniembed.store.schema import Schema, clean_value
 
 _COMPARISONS = {"==": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+TEXT_KEY_CHARS = 32
+"""A text property's filter index holds only its first characters: a short key keeps the index small
+and cheap to grow on import, and an equality filter narrows by it before comparing whole values."""
 # Limits that keep a filter well inside SQLite's: its parser overflows past ~26 nested and/or levels,
 # an expression deeper than 1,000 nodes is refused, a statement takes at most 32,766 parameters and
 # a LIKE pattern at most 50,000 bytes.
@@ -273,14 +276,26 @@ def _condition(cond: Condition, schema: Schema, params: list[Any]) -> str:
         quantifier = "NOT EXISTS" if cond.op == "!=" else "EXISTS"
         positive = "=" if cond.op == "!=" else operator
         return f"{quantifier} (SELECT 1 FROM json_each({column}) WHERE value {positive} ?{suffix})"
+    if kind == "text" and cond.op == "==":  # narrow by the indexed key first
+        params.extend([value[:TEXT_KEY_CHARS], value])
+        return f"({index_key(column, kind)} = ? AND {column} = ?)"
     params.append(value)
     return f"({column} {operator} ?{suffix})"
+
+
+def index_key(column: str, kind: str) -> str:
+    """The SQL expression the filter index of a property of ``kind`` holds, read from ``column``."""
+    return f"substr({column}, 1, {TEXT_KEY_CHARS})" if kind == "text" else column
 
 
 def _contains(column: str, kind: str, op: str, values: list[Any], params: list[Any]) -> str:
     marks = ", ".join("?" * len(values))
     if not kind.endswith("[]") and op == "contains_all" and len(set(values)) > 1:
         return "0"  # a scalar cannot equal two different values (and "0" takes no parameters)
+    if kind == "text":  # narrow by the indexed key first
+        params.extend(value[:TEXT_KEY_CHARS] for value in values)
+        params.extend(values)
+        return f"({index_key(column, kind)} IN ({marks}) AND {column} IN ({marks}))"
     params.extend(values)
     if not kind.endswith("[]"):
         return f"({column} IN ({marks}))"

@@ -19,6 +19,7 @@ tail file (codes not yet in the graph) and a manifest written last with sizes an
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 FORMAT = 1
 _BATCH = 512  # rows the builder inserts per lock hold: bounds how long a query can wait on it
 _CHUNK = 65_536  # rows scored per numpy step in exact searches over codes
+_BUSY_S = 2.0  # after an add, the builder keeps to one thread this long and leaves a core to the writer
+_THREADS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 Fetch = Callable[[np.ndarray], np.ndarray]
 
 
@@ -54,7 +57,8 @@ class VectorIndex:
         fetch: Fetch | None = None,
     ) -> None:
         self.dims, self.metric, self.config, self.path, self.fetch = dims, metric, config, path, fetch
-        self._lock = threading.RLock()
+        self._graph_lock = threading.RLock()  # held while the graph is searched, grown or written
+        self._lock = threading.RLock()  # the rows; taken after _graph_lock when both are needed
         self._idle = threading.Condition(self._lock)
         self._count = 0  # rows held, tombstones included; row numbers never change
         self._alive = 0
@@ -75,6 +79,7 @@ class VectorIndex:
         self._low = self._width = np.zeros(0, dtype=np.float32)
         self._live_bits: np.ndarray | None = None
         self._builder: threading.Thread | None = None
+        self._last_add = 0.0
         self._closing = False
         self._changes, self._saved_at = 0, -1
         self._saved_watermark: dict[str, int] | None = None
@@ -133,6 +138,7 @@ class VectorIndex:
             self._slots[start:stop], self._dead[start:stop] = slots, False
             self._count, self._alive, self._order = stop, self._alive + len(slots), None
             self._changes += 1
+            self._last_add = time.monotonic()
             if self._matrix is not None:
                 self._matrix[start:stop] = vectors
                 if self._alive > self.config.flat_threshold:
@@ -187,7 +193,7 @@ class VectorIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Return the slots and distances of the ``limit`` nearest vectors (among ``allowed`` slots)."""
         query = self.prepare(query.reshape(1, -1))[0]
-        with self._lock:
+        with self._graph_lock, self._lock:
             rows = None if allowed is None else self._rows_of(np.asarray(allowed, dtype=np.int64))
             if limit <= 0 or self._alive == 0 or (rows is not None and not len(rows)):
                 return np.zeros(0, dtype=np.int64), np.zeros(0)
@@ -425,7 +431,11 @@ class VectorIndex:
         self._builder.start()
 
     def _build(self) -> None:
-        """Insert the tail into the graph, a batch per lock hold, until it is empty or closing."""
+        """Insert the tail into the graph a batch at a time until it is empty or closing.
+
+        Only the graph is locked while a batch goes in, so adds go on meanwhile; queries wait for
+        the batch (``_BATCH`` bounds how long).
+        """
         faiss = _faiss()
         try:
             while True:
@@ -437,14 +447,14 @@ class VectorIndex:
                     source = self._graph_file
                 if source is not None:  # a memory-mapped graph cannot grow: load a private copy
                     private = faiss.read_index(str(source))
-                    with self._lock:
+                    with self._graph_lock, self._lock:
                         if self._graph_file == source:
                             self._graph_file = None
                             self._set_graph(private)
                     continue
-                with self._lock:
+                with self._graph_lock:
                     self._insert_batch()
-                time.sleep(0.0005)  # let waiting queries and adds take the lock
+                time.sleep(0.0005)  # let waiting queries take the graph
         except Exception:  # the tail stays searched exactly; wait_indexed reports the lag
             logger.exception("the background HNSW build stopped")
             with self._lock:
@@ -452,21 +462,26 @@ class VectorIndex:
                 self._idle.notify_all()
 
     def _insert_batch(self) -> None:
-        start = self._graph_rows
-        stop = min(self._count, start + _BATCH)
-        codes = self._tail[start - self._tail_start : stop - self._tail_start].copy()
+        """Add the next tail rows to the graph (the caller holds ``_graph_lock``, not ``_lock``)."""
+        with self._lock:
+            start = self._graph_rows
+            stop = min(self._count, start + _BATCH)
+            codes = self._tail[start - self._tail_start : stop - self._tail_start].copy()
         decoded = self._low + (codes.astype(np.float32) + 0.5) * (self._width / 255.0)
+        busy = time.monotonic() - self._last_add < _BUSY_S
+        _faiss().omp_set_num_threads(1 if busy else _THREADS)  # this thread's setting only
         self.graph.add(decoded)
-        self._refresh_view()
-        self._graph_codes[start:stop] = codes  # the graph's codes are exactly the tail's
-        self._graph_rows = stop
-        self._live_bits = None
-        self._changes += 1
-        if self._graph_rows - self._tail_start > len(self._tail) // 2:
-            left = self._tail[self._graph_rows - self._tail_start : self._count - self._tail_start]
-            grown = np.zeros((max(2 * len(left), 1024), self.dims), dtype=np.uint8)
-            grown[: len(left)] = left
-            self._tail, self._tail_start = grown, self._graph_rows
+        with self._lock:
+            self._refresh_view()
+            self._graph_codes[start:stop] = codes  # the graph's codes are exactly the tail's
+            self._graph_rows = stop
+            self._live_bits = None
+            self._changes += 1
+            if self._graph_rows - self._tail_start > len(self._tail) // 2:
+                left = self._tail[self._graph_rows - self._tail_start : self._count - self._tail_start]
+                grown = np.zeros((max(2 * len(left), 1024), self.dims), dtype=np.uint8)
+                grown[: len(left)] = left
+                self._tail, self._tail_start = grown, self._graph_rows
 
     # -- persistence -----------------------------------------------------------------------------
 
@@ -491,7 +506,7 @@ class VectorIndex:
         if prefix is None:
             return
         watermark = dict(watermark or {})
-        with self._lock:
+        with self._graph_lock, self._lock:
             if self.graph is None:
                 files.remove_files(prefix)
                 files.manifest_path(prefix).unlink(missing_ok=True)
