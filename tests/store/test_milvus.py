@@ -489,3 +489,40 @@ def test_bm25_on_cranfield_matches_the_embedded_backend(tmp_path: Path) -> None:
     for got, expected in zip(*found, strict=True):
         assert got.uuids == expected.uuids
         np.testing.assert_allclose([o.score for o in got], [o.score for o in expected], rtol=1e-5)
+
+
+NESTED = [
+    {"name": "a", "meta": {"author": "ann", "year": 1999, "ok": True, "inner": {"page": 3}}},
+    {"name": "b", "meta": {"author": "bob", "year": 2005, "ok": False}},
+    {"name": "c", "meta": {"author": "Anna", "year": 2010.5}},
+    {"name": "d"},
+]
+NESTED_FILTERS = [
+    P("meta.author") == "ann",
+    P("meta.author") != "ann",
+    P("meta.year") >= 2005,
+    P("meta.year") < 2005,
+    P("meta.ok") == True,  # noqa: E712 (the filter operator, not a comparison)
+    P("meta.inner.page") == 3,
+    P("meta.author").contains_any(["bob", "Anna"]),
+    P("meta.author").is_none(),
+    ~(P("meta.author") == "ann"),
+    ~(P("meta.year") > 2000),
+]
+
+
+def test_paths_into_objects_filter_like_the_embedded_backend(tmp_path: Path) -> None:
+    databases = [milvus(tmp_path / "m.db"), oe.connect()]
+    pair = []
+    for db in databases:
+        collection = db.collections.create("Nested", {"name": "text", "meta": "object"})
+        assert not collection.data.insert_many(NESTED).errors
+        pair.append(collection)
+    try:
+        assert pair[0].query.fetch_objects(filters=P("name") == "a")[0].properties == NESTED[0]
+        for where in NESTED_FILTERS:
+            assert names(pair[0], where) == names(pair[1], where), where
+        assert names(pair[0], P("meta.author") == "ann") == ["a"]
+    finally:
+        for db in databases:
+            db.close()

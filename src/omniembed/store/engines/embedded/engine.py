@@ -9,6 +9,8 @@ missing, stale or corrupt. A crash at any moment loses nothing that was acknowle
 costs what changed since the last save, not the size of the collection.
 
 Scalar properties get SQLite indexes on their JSON values, so filters on them read only the matches.
+Filters on a path inside an ``object`` property (``metadata.author``) have no index and scan the
+collection's rows (``json_extract`` on the nested path).
 """
 
 from __future__ import annotations
