@@ -526,3 +526,24 @@ def test_paths_into_objects_filter_like_the_embedded_backend(tmp_path: Path) -> 
     finally:
         for db in databases:
             db.close()
+
+
+def test_an_id_field_updates_in_milvus_too(tmp_path: Path) -> None:
+    from omniembed.store.ids import object_uuid
+
+    with milvus(tmp_path / "m.db") as db:
+        docs = db.collections.create("Docs", {"id": "text", "title": "text", "meta": "object"})
+        rows = [{"_id": str(i), "title": f"t{i}", "meta": {"n": i}} for i in range(5)]
+        assert not docs.data.insert_many(rows, id_field="_id").errors
+        rows[2]["title"] = "changed"
+        again = docs.data.insert_many([*rows, {"_id": "9", "title": "new"}], id_field="_id")
+        assert not again.errors
+        assert len(docs) == 6
+        changed = docs.data.get_by_id(object_uuid("Docs", "2"))
+        assert changed is not None
+        assert changed.properties == {"id": "2", "title": "changed", "meta": {"n": 2}}
+        assert names_of(docs, P("meta.n") >= 3) == ["t3", "t4"]
+
+
+def names_of(collection: Any, where: Filter) -> list[str]:
+    return sorted(obj.properties["title"] for obj in collection.query.fetch_objects(filters=where))

@@ -162,17 +162,14 @@ class DataAPI:
         """Replace the objects whose uuid the collection holds; return the ones still to insert."""
         backend, name = self._collection.backend, self._collection.name
         held = {obj.uuid for obj in backend.get(name, [obj.uuid for _, obj in stored])}
-        fresh = []
-        for index, obj in stored:
-            if obj.uuid not in held:
-                fresh.append((index, obj))
-                continue
-            try:
-                backend.replace(name, obj)
+        old = [(index, obj) for index, obj in stored if obj.uuid in held]
+        refused = backend.replace_many(name, [obj for _, obj in old])
+        for position, (index, obj) in enumerate(old):
+            if position in refused:
+                result.errors[index] = refused[position]
+            else:
                 result.uuids[index] = obj.uuid
-            except ValueError as error:
-                result.errors[index] = str(error)
-        return fresh
+        return [(index, obj) for index, obj in stored if obj.uuid not in held]
 
     def update(
         self, uuid: str, properties: Mapping[str, Any], vectors: Mapping[str, Any] | None = None
