@@ -215,3 +215,83 @@ def test_the_id_field_can_be_named(model: str, tmp_path: Path) -> None:
         stored = docs.data.get_by_id(object_uuid("Docs", 7))
         assert stored is not None
         assert stored.properties == {"id": "7", "title": "seven"}
+
+
+def test_a_folder_of_images_and_records_imports_both(
+    tiny_clip: Any, cifar: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for path, _ in cifar[:2]:
+        shutil.copy(path, folder / Path(path).name)
+    write_jsonl(folder / "notes.jsonl", [{"file": "notes", "caption": "a cat on a mat"}])
+    model = str(tiny_clip("plain"))
+    db = str(tmp_path / "db")
+    assert main(["-q", "import", db, "Media", str(folder), "--model", model]) == OK
+    with oe.connect(db) as opened:
+        media = opened.collections.get("Media")
+        assert media.config.schema.properties == {"file": "text", "image": "image", "caption": "text"}
+        assert len(media) == 3
+    write_jsonl(folder / "notes.jsonl", [{"file": 5}])
+    assert main(["-q", "import", db, "Other", str(folder), "--model", model]) == INPUT_ERROR
+    assert "'file' holds text" in capsys.readouterr().err
+
+
+def test_vectorize_names_text_inside_an_object(model: str, tmp_path: Path) -> None:
+    rows = [{"_id": "1", "title": "Wings", "meta": {"author": "ann"}}]
+    data = write_jsonl(tmp_path / "docs.jsonl", rows)
+    db = str(tmp_path / "db")
+    args = ["-q", "import", db, "Docs", str(data), "--model", model]
+    assert main([*args, "--vectorize", "title", "--vectorize", "meta.author"]) == OK
+    with oe.connect(db) as opened:
+        docs = opened.collections.get("Docs")
+        vectorizer = docs.vectorizers["default"]
+        assert vectorizer.properties == ["title", "meta.author"]
+        assert vectorizer.input_for(rows[0], docs.config.schema) == "Wings\nann"
+        assert docs.query.near_text("ann", limit=1)[0].properties["title"] == "Wings"
+
+
+class LineSource(io.RawIOBase):
+    """Standard input that makes JSON lines as they are read, counting how many it has made."""
+
+    def __init__(self, total: int) -> None:
+        self.made, self.total = 0, total
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.made == self.total:
+            return 0
+        line = json.dumps({"title": f"t{self.made}"}).encode() + b"\n"
+        buffer[: len(line)] = line
+        self.made += 1
+        return len(line)
+
+
+def test_input_streams_into_insert_many_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from omniembed.store.data import DataAPI
+    from omniembed.store.infer import SAMPLE_SIZE
+
+    db = str(tmp_path / "db")
+    with oe.connect(db) as opened:
+        opened.collections.create("Docs", {"title": "text"})
+    source = LineSource(5 * SAMPLE_SIZE)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BufferedReader(source)))
+    read_ahead: list[int] = []
+    insert_batch = DataAPI._insert_batch
+
+    def watched(self: DataAPI, batch: Any, offset: int, *args: Any) -> None:
+        read_ahead.append(source.made - offset - len(batch))  # lines read but not yet handed over
+        insert_batch(self, batch, offset, *args)
+
+    monkeypatch.setattr(DataAPI, "_insert_batch", watched)
+    assert main(["-q", "import", db, "Docs", "-", "--batch-size", "100"]) == OK
+    assert source.made == 5 * SAMPLE_SIZE
+    assert len(read_ahead) == 50
+    assert max(read_ahead) <= SAMPLE_SIZE + 300  # the inference sample and a read buffer, not the file
+    assert read_ahead[-1] == 0
+    with oe.connect(db) as opened:
+        assert len(opened.collections.get("Docs")) == 5 * SAMPLE_SIZE

@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -56,14 +56,14 @@ def import_command(
     include: Annotated[list[str] | None, typer.Option(help="import only these properties")] = None,
     exclude: Annotated[list[str] | None, typer.Option(help="leave out these properties")] = None,
     format: Annotated[
-        str | None, typer.Option(help="jsonl, csv or parquet: how to read stdin or an unusual extension")
+        Literal["jsonl", "csv", "parquet"] | None,
+        typer.Option(help="how to read stdin or a file with another extension"),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 256,
 ) -> int:
     """Import objects into a collection, with a progress bar and a summary of refused objects.
 
-    Property types of a new collection are inferred from a sample of the objects (the widest type that
-    fits: int and number make number; nested JSON is an object); --schema states them instead.
+    A new collection's types are inferred from a sample (the widest that fits); --schema states them.
     """
     import omniembed as oe
 
