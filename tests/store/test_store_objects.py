@@ -226,3 +226,23 @@ def test_the_cranfield_corpus_imports_twice_without_duplicates(tmp_path: Path) -
         found = collection.query.fetch_objects(filters=P("metadata.author") == author, limit=100)
         assert sorted(obj.properties["id"] for obj in found) == expected
         assert all(obj.properties["metadata"]["author"] == author for obj in found)
+
+
+def test_top_level_filters_keep_their_index_and_nested_paths_scan(tmp_path: Path) -> None:
+    import sqlite3
+
+    with oe.connect(tmp_path / "db") as db:
+        docs = db.collections.create("Doc", {"year": "int", "meta": "object"})
+        docs.data.insert_many([{"year": n, "meta": {"author": f"a{n}"}} for n in range(100)])
+        schema = docs.config.schema
+    with sqlite3.connect(tmp_path / "db" / "omniembed.sqlite") as conn:
+
+        def plan(where: Filter) -> str:
+            clause, params = to_sql(where, schema)
+            query = f"EXPLAIN QUERY PLAN SELECT seq FROM objects_1 WHERE {clause}"
+            return " ".join(row[-1] for row in conn.execute(query, params))
+
+        assert "USING INDEX objects_1_year" in plan(P("year") == 5)
+        assert "SCAN" in plan(P("meta.author") == "a5")
+        indexes = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")]
+        assert "objects_1_meta" not in indexes  # no index for an object property

@@ -121,7 +121,7 @@ def split_path(path: str) -> tuple[str, list[str]]:
 
 def value_at(properties: Mapping[str, Any], path: str) -> Any:
     """The value at a dotted path (``None`` where a key is missing; through lists, every element's)."""
-    head, keys = path.split(".")[0], path.split(".")[1:]
+    head, *keys = path.split(".")
     value: Any = properties.get(head)
     for key in keys:
         if isinstance(value, list):
