@@ -70,5 +70,16 @@ def test_the_all_extra_installs_every_feature() -> None:
         return found
 
     features = set(extras) - {"all", "dev", "bench"}
-    assert {"image", "audio", "video", "store", "server", "onnx", "openvino", "milvus", "ray"} <= features
+    assert {
+        "image",
+        "audio",
+        "video",
+        "store",
+        "server",
+        "onnx",
+        "openvino",
+        "milvus",
+        "ray",
+        "parquet",
+    } <= features
     assert set().union(*(expand(name) for name in features)) <= expand("all")

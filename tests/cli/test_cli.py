@@ -56,12 +56,16 @@ def test_encode_reads_stdin(
 def test_input_errors_exit_2(minilm_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["-q", "encode", str(tmp_path / "no-model"), "-"]) == INPUT_ERROR
     assert "no-model" in capsys.readouterr().err
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"title": "ok"}\nnot json\n')
+    bad = tmp_path / "bad.txt"
+    bad.write_text('{"title": "ok"}\n')
     assert main(["-q", "import", str(tmp_path / "db"), "Docs", str(bad), "--model", str(minilm_dir)]) == (
         INPUT_ERROR
     )
-    assert "bad.jsonl:2" in capsys.readouterr().err
+    assert "bad.txt is not a file omniembed imports" in capsys.readouterr().err
+    assert main(["-q", "import", str(tmp_path / "db"), "Docs", str(tmp_path / "missing.jsonl")]) == (
+        INPUT_ERROR
+    )
+    assert "missing.jsonl does not exist" in capsys.readouterr().err
     (tmp_path / "db2").mkdir()
     assert main(["-q", "search", str(tmp_path / "db2"), "Missing", "query"]) == INPUT_ERROR
     assert "Missing" in capsys.readouterr().err
@@ -84,14 +88,14 @@ def test_import_then_search(minilm_dir: Path, tmp_path: Path, capsys: pytest.Cap
     records = [
         {"title": "Cats", "body": "Cats purr and sleep in the sun.", "year": 2001},
         {"title": "Rockets", "body": "Rockets burn fuel to reach orbit.", "year": 2015},
-        {"title": "Broken", "year": "not a year"},
+        {"title": "Broken", "year": 2**70},
     ]
     data.write_text("\n".join(json.dumps(r) for r in records))
     db = tmp_path / "db"
     assert main(["-q", "import", str(db), "Article", str(data), "--model", str(minilm_dir)]) == PARTIAL
     captured = capsys.readouterr()
     assert "imported 2 of 3" in captured.out
-    assert "object 2" in captured.err
+    assert "articles.jsonl:3: property 'year' is int" in captured.err
     assert main(["-q", "search", str(db), "Article", "kittens", "--mode", "near_text"]) == OK
     table = capsys.readouterr().out
     assert table.index("Cats") < table.index("Rockets")

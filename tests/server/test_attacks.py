@@ -172,6 +172,35 @@ def test_integers_outside_64_bits_are_refused(served: tuple[httpx.Client, Any]) 
     refused(put, 400, "64-bit")
 
 
+def test_nested_objects_are_bounded_in_depth_and_size(served: tuple[httpx.Client, Any]) -> None:
+    from omniembed.store.nested import MAX_OBJECT_BYTES, MAX_OBJECT_DEPTH
+
+    client, _ = served
+    spec = {"name": "Nested", "properties": {"meta": "object", "id": "text"}}
+    assert client.post("/v1/collections", json={**spec, "vectors": {}}).status_code == 201
+
+    def deep(levels: int) -> str:
+        return '{"k": ' * levels + "1" + "}" * levels
+
+    def insert(meta: str, id_field: str | None = None) -> httpx.Response:
+        extra = f', "id_field": "{id_field}"' if id_field else ""
+        body = '{"objects": [{"properties": {"meta": ' + meta + ', "_id": "a"}}]' + extra + "}"
+        headers = {"content-type": "application/json"}
+        return client.post("/v1/collections/Nested/objects", content=body, headers=headers)
+
+    assert insert(deep(MAX_OBJECT_DEPTH), "_id").json()["errors"] == {}
+    assert "nests more than" in insert(deep(MAX_OBJECT_DEPTH + 1), "_id").json()["errors"]["0"]
+    # Far deeper than the store's limit: JSON parsing gives up first, with a 4xx all the same.
+    far = insert(deep(100_000), "_id")
+    assert 400 <= far.status_code < 500, far.text[:300]
+    assert "error" in far.json()
+    huge = '{"text": "' + "x" * MAX_OBJECT_BYTES + '"}'
+    assert "bytes of JSON" in insert(huge, "_id").json()["errors"]["0"]
+    assert "has no 'missing'" in insert("{}", "missing").json()["errors"]["0"]
+    bad_path = {"path": "meta.k') OR 1 --", "operator": "==", "value": 1}
+    refused(fetch(client, "Nested", filters=bad_path), 400, "not letters")
+
+
 def test_offset_is_capped(served: tuple[httpx.Client, Any]) -> None:
     client, _ = served
     make(client, "Pages")
@@ -536,7 +565,10 @@ ROUTES = {
     "POST /v1/collections": ["test_dims_have_a_ceiling", "test_names_ending_in_a_newline_are_refused"],
     "GET /v1/collections/{name}": ["test_unknown_collection_is_a_plain_404"],
     "DELETE /v1/collections/{name}": ["test_collection_deleted_while_requests_run"],
-    "POST /v1/collections/{name}/objects": ["test_integers_outside_64_bits_are_refused"],
+    "POST /v1/collections/{name}/objects": [
+        "test_integers_outside_64_bits_are_refused",
+        "test_nested_objects_are_bounded_in_depth_and_size",
+    ],
     "GET /v1/collections/{name}/objects": ["test_offset_is_capped"],
     "GET /v1/collections/{name}/objects/{uuid}": ["test_unknown_collection_is_a_plain_404"],
     "PATCH /v1/collections/{name}/objects/{uuid}": ["test_integers_outside_64_bits_are_refused"],

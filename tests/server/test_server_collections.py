@@ -150,3 +150,28 @@ def test_self_provided_vectors_and_images_come_only_as_data(served: tuple[httpx.
     stored = hits.json()["objects"][0]["properties"]["picture"]
     assert base64.b64decode(stored) == buffer.getvalue()
     assert np.isclose(hits.json()["objects"][0]["score"], 0.9 / np.linalg.norm([0.9, 0.1, 0]), atol=1e-5)
+
+
+def test_the_beir_corpus_through_the_batch_route_twice(served: tuple[httpx.Client, Any]) -> None:
+    import json
+
+    corpus = Path(__file__).parents[2] / "data" / "cranfield" / "beir" / "corpus.jsonl"
+    rows = [json.loads(line) for line in corpus.read_text().splitlines()]
+    client, _ = served
+    spec = {
+        "name": "Cran",
+        "properties": {"id": "text", "title": "text", "text": "text", "metadata": "object"},
+        "vectors": {"own": {"self_provided": True, "dims": 3}},
+    }
+    assert client.post("/v1/collections", json=spec).status_code == 201
+    body = {"objects": [{"properties": row} for row in rows], "id_field": "_id"}
+    for _ in range(2):
+        inserted = client.post("/v1/collections/Cran/objects", json=body).json()
+        assert inserted["errors"] == {}
+        assert len(inserted["uuids"]) == 1400
+    assert client.get("/v1/collections/Cran").json()["count"] == 1400
+    author = rows[0]["metadata"]["author"]
+    where = {"path": "metadata.author", "operator": "==", "value": author}
+    found = client.post("/v1/collections/Cran/query", json={"type": "fetch", "filters": where}).json()
+    assert rows[0]["_id"] in [obj["properties"]["id"] for obj in found["objects"]]
+    assert all(obj["properties"]["metadata"]["author"] == author for obj in found["objects"])

@@ -489,3 +489,61 @@ def test_bm25_on_cranfield_matches_the_embedded_backend(tmp_path: Path) -> None:
     for got, expected in zip(*found, strict=True):
         assert got.uuids == expected.uuids
         np.testing.assert_allclose([o.score for o in got], [o.score for o in expected], rtol=1e-5)
+
+
+NESTED = [
+    {"name": "a", "meta": {"author": "ann", "year": 1999, "ok": True, "inner": {"page": 3}}},
+    {"name": "b", "meta": {"author": "bob", "year": 2005, "ok": False}},
+    {"name": "c", "meta": {"author": "Anna", "year": 2010.5}},
+    {"name": "d"},
+]
+NESTED_FILTERS = [
+    P("meta.author") == "ann",
+    P("meta.author") != "ann",
+    P("meta.year") >= 2005,
+    P("meta.year") < 2005,
+    P("meta.ok") == True,  # noqa: E712 (the filter operator, not a comparison)
+    P("meta.inner.page") == 3,
+    P("meta.author").contains_any(["bob", "Anna"]),
+    P("meta.author").is_none(),
+    ~(P("meta.author") == "ann"),
+    ~(P("meta.year") > 2000),
+]
+
+
+def test_paths_into_objects_filter_like_the_embedded_backend(tmp_path: Path) -> None:
+    databases = [milvus(tmp_path / "m.db"), oe.connect()]
+    pair = []
+    for db in databases:
+        collection = db.collections.create("Nested", {"name": "text", "meta": "object"})
+        assert not collection.data.insert_many(NESTED).errors
+        pair.append(collection)
+    try:
+        assert pair[0].query.fetch_objects(filters=P("name") == "a")[0].properties == NESTED[0]
+        for where in NESTED_FILTERS:
+            assert names(pair[0], where) == names(pair[1], where), where
+        assert names(pair[0], P("meta.author") == "ann") == ["a"]
+    finally:
+        for db in databases:
+            db.close()
+
+
+def test_an_id_field_updates_in_milvus_too(tmp_path: Path) -> None:
+    from omniembed.store.ids import object_uuid
+
+    with milvus(tmp_path / "m.db") as db:
+        docs = db.collections.create("Docs", {"id": "text", "title": "text", "meta": "object"})
+        rows = [{"_id": str(i), "title": f"t{i}", "meta": {"n": i}} for i in range(5)]
+        assert not docs.data.insert_many(rows, id_field="_id").errors
+        rows[2]["title"] = "changed"
+        again = docs.data.insert_many([*rows, {"_id": "9", "title": "new"}], id_field="_id")
+        assert not again.errors
+        assert len(docs) == 6
+        changed = docs.data.get_by_id(object_uuid("Docs", "2"))
+        assert changed is not None
+        assert changed.properties == {"id": "2", "title": "changed", "meta": {"n": 2}}
+        assert names_of(docs, P("meta.n") >= 3) == ["t3", "t4"]
+
+
+def names_of(collection: Any, where: Filter) -> list[str]:
+    return sorted(obj.properties["title"] for obj in collection.query.fetch_objects(filters=where))

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from omniembed.cli import data, serve
+from omniembed.cli import data, importing, serve
 from omniembed.errors import MissingExtraError
 
 app = typer.Typer(
@@ -21,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command("import")(data.import_command)
+app.command("import")(importing.import_command)
 app.command("search")(data.search_command)
 app.command("serve")(serve.serve_command)
 
@@ -103,7 +103,7 @@ def write_parquet(path: Path, texts: list[str], embeddings: Any) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        raise MissingExtraError("parquet output needs pyarrow: pip install pyarrow") from None
+        raise MissingExtraError("parquet output needs pyarrow: pip install 'omniembed[parquet]'") from None
     width = int(embeddings.shape[1])
     column = pa.FixedSizeListArray.from_arrays(pa.array(embeddings.reshape(-1), pa.float32()), width)
     pq.write_table(pa.table({"text": texts, "embedding": column}), path)

@@ -80,6 +80,12 @@ class InsertObjects(BaseModel):
     """A batch of objects; refused ones are reported by index and the rest are stored."""
 
     objects: list[ObjectIn]
+    id_field: str | None = Field(
+        default=None,
+        max_length=128,
+        description="a property naming each object (such as '_id'): its value derives the uuid, so sending "
+        "the same objects again updates them, and is kept as the property 'id'",
+    )
 
 
 class UpdateObject(BaseModel):
@@ -258,7 +264,9 @@ async def insert_objects(name: str, body: InsertObjects, state: StateDep) -> dic
         )
     collection = state.collection(name)
     objects = [DataObject(obj.properties, obj.uuid, dict(obj.vectors)) for obj in body.objects]
-    result = await _locked(state, lambda: collection.data.insert_many(objects, show_progress=False))
+    result = await _locked(
+        state, lambda: collection.data.insert_many(objects, show_progress=False, id_field=body.id_field)
+    )
     return {
         "uuids": result.uuids,
         "errors": result.errors,

@@ -53,6 +53,9 @@ class StorageBackend(Protocol):
     def replace(self, name: str, obj: StoredObject) -> None:
         """Overwrite an existing object (properties and vectors) atomically."""
 
+    def replace_many(self, name: str, objects: Sequence[StoredObject]) -> dict[int, str]:
+        """Overwrite existing objects together; return ``{index: message}`` for those refused."""
+
     def delete(self, name: str, uuids: Sequence[str]) -> int:
         """Delete objects by uuid; return how many existed."""
 

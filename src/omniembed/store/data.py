@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from omniembed.errors import ObjectNotFoundError
 from omniembed.store.backend import StoredObject
 from omniembed.store.filters import Filter
+from omniembed.store.ids import object_uuid
 from omniembed.store.results import BatchResult, Object
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class DataAPI:
         *,
         batch_size: int = 512,
         show_progress: bool | None = None,
+        id_field: str | None = None,
     ) -> BatchResult:
         """Insert objects in batches; a refused object is reported in ``errors`` and the rest are kept.
 
@@ -68,9 +70,15 @@ class DataAPI:
             show_progress: show a progress bar (by default when there are over 1,000 objects, or for
                 an iterable of unknown length once a first full batch has come); ``TQDM_DISABLE=1``
                 in the environment hides it.
+            id_field: a field of each object (such as ``"_id"``) whose value names it: the object's
+                uuid is :func:`omniembed.store.ids.object_uuid` of the collection and the value, an
+                object with a uuid the collection holds is replaced (so importing the same data twice
+                updates it), and the value is kept as the property ``id``, which the collection must
+                have (``text``, or ``int`` for integer ids).
         """
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        id_kind = self._id_kind(id_field)
         total = len(objects) if isinstance(objects, Sized) else None
         result = BatchResult()
         bar: Any = None
@@ -84,7 +92,7 @@ class DataAPI:
                     unit="object",
                     disable=not _shows_progress(show_progress, total, len(batch) == batch_size),
                 )
-            self._insert_batch(batch, offset, result)
+            self._insert_batch(batch, offset, result, id_field, id_kind)
             offset += len(batch)
             bar.update(len(batch))
         if bar is not None:
@@ -99,8 +107,28 @@ class DataAPI:
         )
         return result
 
+    def _id_kind(self, id_field: str | None) -> str | None:
+        """The type of the ``id`` property an ``id_field`` fills (``None`` without an id field)."""
+        if id_field is None:
+            return None
+        if not isinstance(id_field, str) or not id_field:
+            raise ValueError(f"id_field names a field of the objects, got {id_field!r:.60}")
+        kind: str | None = self._collection.config.schema.properties.get("id")
+        if kind not in ("text", "int"):
+            raise ValueError(
+                f"id_field={id_field!r} keeps each object's id as the property 'id', which collection "
+                f"{self._collection.name!r} {'has as ' + repr(kind) if kind else 'lacks'}; create it with "
+                "properties={'id': 'text', ...}"
+            )
+        return kind
+
     def _insert_batch(
-        self, batch: Sequence[Mapping[str, Any] | DataObject], offset: int, result: BatchResult
+        self,
+        batch: Sequence[Mapping[str, Any] | DataObject],
+        offset: int,
+        result: BatchResult,
+        id_field: str | None = None,
+        id_kind: str | None = None,
     ) -> None:
         collection = self._collection
         ready: list[tuple[int, StoredObject]] = []
@@ -108,6 +136,8 @@ class DataAPI:
         for i, given in enumerate(batch):
             try:
                 item = given if isinstance(given, DataObject) else DataObject(_as_dict(given))
+                if id_field is not None and id_kind is not None:
+                    item = _with_id(item, collection.name, id_field, id_kind)
                 properties = schema.clean(item.properties)
                 ident = _check_uuid(item.uuid) if item.uuid is not None else str(uuid_module.uuid4())
                 vectors = {name: np.asarray(v, dtype=np.float32) for name, v in item.vectors.items()}
@@ -117,12 +147,29 @@ class DataAPI:
             ready.append((offset + i, StoredObject(ident, properties, vectors)))
         collection.vectorize([obj for _, obj in ready], result, [index for index, _ in ready])
         stored = [(index, obj) for index, obj in ready if index not in result.errors]
+        if id_field is not None:
+            stored = self._replace_existing(stored, result)
         refused = collection.backend.insert(collection.name, [obj for _, obj in stored])
         for position, (index, obj) in enumerate(stored):
             if position in refused:
                 result.errors[index] = refused[position]
             else:
                 result.uuids[index] = obj.uuid
+
+    def _replace_existing(
+        self, stored: list[tuple[int, StoredObject]], result: BatchResult
+    ) -> list[tuple[int, StoredObject]]:
+        """Replace the objects whose uuid the collection holds; return the ones still to insert."""
+        backend, name = self._collection.backend, self._collection.name
+        held = {obj.uuid for obj in backend.get(name, [obj.uuid for _, obj in stored])}
+        old = [(index, obj) for index, obj in stored if obj.uuid in held]
+        refused = backend.replace_many(name, [obj for _, obj in old])
+        for position, (index, obj) in enumerate(old):
+            if position in refused:
+                result.errors[index] = refused[position]
+            else:
+                result.uuids[index] = obj.uuid
+        return [(index, obj) for index, obj in stored if obj.uuid not in held]
 
     def update(
         self, uuid: str, properties: Mapping[str, Any], vectors: Mapping[str, Any] | None = None
@@ -199,6 +246,25 @@ def _as_dict(obj: Any) -> dict[str, Any]:
     if not isinstance(obj, Mapping):
         raise TypeError(f"an object is a dict of properties or a DataObject, got {type(obj).__name__}")
     return dict(obj)
+
+
+def _with_id(item: DataObject, collection: str, id_field: str, id_kind: str) -> DataObject:
+    """``item`` named by its id field: the derived uuid, the value moved to the property ``id``."""
+    properties = dict(item.properties)
+    if id_field not in properties or properties[id_field] is None:
+        raise ValueError(f"the object has no {id_field!r} (the id field); give every object one")
+    value = properties.pop(id_field)
+    ident = object_uuid(collection, value)
+    if item.uuid is not None and _check_uuid(item.uuid) != ident:
+        raise ValueError(f"the object has both a uuid and an id field {id_field!r}; give one of them")
+    kept = str(value) if id_kind == "text" else value
+    if properties.get("id", kept) != kept:
+        raise ValueError(
+            f"the object has an 'id' ({properties['id']!r:.60}) besides the id field {id_field!r}; "
+            "the id field's value is kept as 'id': rename or drop the other"
+        )
+    properties["id"] = kept
+    return DataObject(properties, ident, item.vectors)
 
 
 def _check_uuid(value: str) -> str:

@@ -101,7 +101,8 @@ class Collections:
         Args:
             name: the collection's name.
             properties: property name to type (``text``, ``text[]``, ``int``, ``number``, ``bool``,
-                ``date``, ``uuid``, their ``[]`` arrays, ``image``, ``audio``, ``video``), or a
+                ``date``, ``uuid``, their ``[]`` arrays, ``image``, ``audio``, ``video``, and
+                ``object`` / ``object[]`` for nested JSON, filtered by path: ``"metadata.author"``), or a
                 :class:`Property` such as ``Property("text", tokenization="field")``.
             vectors: named vectors: a ``Vectorizer`` to embed properties, or ``SelfProvided()`` /
                 ``None`` for vectors you bring. A single ``Vectorizer`` is named ``"default"``.

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from omniembed.store.nested import split_path
 from omniembed.store.schema import Schema, clean_value
 
 _COMPARISONS = {"==": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
@@ -248,12 +249,9 @@ def _compile(flt: Filter, schema: Schema, params: list[Any]) -> str:
 def _condition(cond: Condition, schema: Schema, params: list[Any]) -> str:
     if cond.prop == "_id":
         column, kind = "uuid", "uuid"
-    elif cond.prop in schema.properties:
-        column, kind = f"json_extract(properties, '$.{cond.prop}')", schema.properties[cond.prop]
     else:
-        raise ValueError(
-            f"filter on unknown property {cond.prop!r}; the collection has {sorted(schema.properties)}"
-        )
+        keys, kind = resolve(cond, schema)
+        column = f"json_extract(properties, '$.{'.'.join(keys)}')"  # keys are checked identifiers
     if cond.op == "is_none":
         return f"({column} IS {'' if cond.value else 'NOT '}NULL)"
     scalar = kind.removesuffix("[]")
@@ -261,7 +259,7 @@ def _condition(cond: Condition, schema: Schema, params: list[Any]) -> str:
         values = [_param(cond.prop, scalar, v) for v in cond.value]
         if not values:
             raise ValueError(f"{cond.op} on {cond.prop!r} needs at least one value")
-        return _contains(column, kind, cond.op, values, params)
+        return _contains(column, kind, cond.op, values, params, keyed=cond.prop in schema.properties)
     if cond.op == "like" and scalar != "text":
         raise ValueError(f"like works on text properties; {cond.prop!r} is {kind}")
     value = _param(cond.prop, scalar, cond.value)
@@ -276,7 +274,7 @@ def _condition(cond: Condition, schema: Schema, params: list[Any]) -> str:
         quantifier = "NOT EXISTS" if cond.op == "!=" else "EXISTS"
         positive = "=" if cond.op == "!=" else operator
         return f"{quantifier} (SELECT 1 FROM json_each({column}) WHERE value {positive} ?{suffix})"
-    if kind == "text" and cond.op == "==":  # narrow by the indexed key first
+    if kind == "text" and cond.op == "==" and cond.prop in schema.properties:  # the indexed key first
         params.extend([value[:TEXT_KEY_CHARS], value])
         return f"({index_key(column, kind)} = ? AND {column} = ?)"
     params.append(value)
@@ -288,11 +286,50 @@ def index_key(column: str, kind: str) -> str:
     return f"substr({column}, 1, {TEXT_KEY_CHARS})" if kind == "text" else column
 
 
-def _contains(column: str, kind: str, op: str, values: list[Any], params: list[Any]) -> str:
+def resolve(cond: Condition, schema: Schema) -> tuple[list[str], str]:
+    """The keys a condition's property path names and the type it compares as.
+
+    A path into an ``object`` property (``metadata.author``) compares as the type of the filter's
+    value (text, number or bool): object values carry no declared types below the top.
+    """
+    head, keys = split_path(cond.prop)
+    kind = schema.properties.get(head)
+    if kind is None:
+        raise ValueError(
+            f"filter on unknown property {cond.prop!r}; the collection has {sorted(schema.properties)}"
+        )
+    if not keys and kind.startswith("object"):
+        raise ValueError(f"{kind} property {head!r} is filtered by a path inside it, e.g. {head + '.key'!r}")
+    if keys and kind != "object":
+        hint = " (paths into object[] values are not supported yet)" if kind == "object[]" else ""
+        raise ValueError(f"filter path {cond.prop!r}: {head!r} is {kind}, not an object{hint}")
+    if keys:
+        kind = _nested_kind(cond)
+    return [head, *keys], kind
+
+
+def _nested_kind(cond: Condition) -> str:
+    """The type a nested value is compared as, from the filter's value(s)."""
+    if cond.op == "is_none":
+        return "text"
+    values = cond.value if isinstance(cond.value, (list, tuple)) else [cond.value]
+    kinds = {
+        "bool" if isinstance(v, bool) else "number" if isinstance(v, (int, float)) else "text" for v in values
+    }
+    if len(kinds) != 1 or not all(isinstance(v, (str, int, float, bool)) for v in values):
+        raise ValueError(
+            f"filter on {cond.prop!r} compares with {cond.value!r:.60}; give text, a number or a boolean"
+        )
+    return kinds.pop()
+
+
+def _contains(
+    column: str, kind: str, op: str, values: list[Any], params: list[Any], *, keyed: bool = False
+) -> str:
     marks = ", ".join("?" * len(values))
     if not kind.endswith("[]") and op == "contains_all" and len(set(values)) > 1:
         return "0"  # a scalar cannot equal two different values (and "0" takes no parameters)
-    if kind == "text":  # narrow by the indexed key first
+    if kind == "text" and keyed:  # narrow by the indexed key first
         params.extend(value[:TEXT_KEY_CHARS] for value in values)
         params.extend(values)
         return f"({index_key(column, kind)} IN ({marks}) AND {column} IN ({marks}))"

@@ -15,6 +15,7 @@ from omniembed.errors import InvalidInputError
 from omniembed.inputs import data_urls
 from omniembed.inputs import policy as input_policy
 from omniembed.inputs.modality import check_text
+from omniembed.store.nested import clean_object, clean_objects
 
 PropertyType = Literal[
     "text",
@@ -31,6 +32,8 @@ PropertyType = Literal[
     "image",
     "audio",
     "video",
+    "object",
+    "object[]",
 ]
 PROPERTY_TYPES: tuple[str, ...] = get_args(PropertyType)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")  # fullmatch: "$" would let a final newline in
@@ -185,7 +188,8 @@ def check_name(name: str, what: str) -> str:
 
 
 def check_new_properties(schema: Schema) -> None:
-    """Refuse property names that start with ``_``: those are the system's (``_id`` is the uuid).
+    """Refuse property names that start with ``_``: those are the system's (``_id`` is the uuid;
+    import an ``_id`` field with ``id_field="_id"``, which keeps its value as the property ``id``).
 
     Checked when a collection is created, so databases that already have such names still open.
     """
@@ -193,12 +197,17 @@ def check_new_properties(schema: Schema) -> None:
         if name.startswith("_"):
             raise ValueError(
                 f"property name {name!r} starts with '_', which is reserved for the system (the filter "
-                f"path '_id' is the uuid); rename it, e.g. to {name.lstrip('_') or 'value'!r}"
+                f"path '_id' is the uuid); rename it, e.g. to {name.lstrip('_') or 'value'!r}, or for "
+                "an id field import it with id_field (--id-field), which keeps it as the property 'id'"
             )
 
 
 def clean_value(name: str, kind: str, value: Any) -> Any:
     """Check one property value against its type and return its stored form."""
+    if kind == "object":
+        return clean_object(name, value)
+    if kind == "object[]":
+        return clean_objects(name, value)
     if kind.endswith("[]"):
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             raise ValueError(f"property {name!r} is {kind}: give a list, got {type(value).__name__}")

@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from omniembed.store.nested import split_path, value_at
 from omniembed.store.schema import Schema
 
 LongInputs = Literal["truncate", "chunk"]
@@ -180,11 +181,11 @@ class Vectorizer:
         usable = [name for name, kind in schema.properties.items() if kind in _READABLE]
         if self.properties is None:
             self.properties = usable
-        wrong = [name for name in self.properties if name not in usable]
+        wrong = [name for name in self.properties if name not in usable and not _nested_text(name, schema)]
         if wrong or not self.properties:
             raise ValueError(
-                f"a vectorizer reads text or image properties (and audio or video ones); "
-                f"{wrong or '[]'} not among {usable}"
+                f"a vectorizer reads text or image properties (and audio or video ones, or text inside an "
+                f"object property such as 'metadata.author'); {wrong or '[]'} not among {usable}"
             )
 
     def input_for(self, properties: Mapping[str, Any], schema: Schema) -> Any:
@@ -194,10 +195,10 @@ class Vectorizer:
         texts: list[str] = []
         media: dict[str, Any] = {}
         for name in self.properties or []:
-            value = properties.get(name)
+            value = properties.get(name) if name in schema.properties else _text_at(properties, name)
             if value is None or value == "" or value == []:
                 continue
-            kind = schema.properties[name]
+            kind = schema.properties.get(name, "text")
             if kind in ("image", "audio", "video"):
                 media.setdefault(kind, value)
                 continue
@@ -314,6 +315,27 @@ class Vectorizer:
             return digest.hexdigest()
         _digest_value(digest, item)
         return digest.hexdigest()
+
+
+def _nested_text(name: str, schema: Schema) -> bool:
+    """Whether ``name`` is a path into an object property (``metadata.author``)."""
+    head, _, rest = name.partition(".")
+    if not rest or schema.properties.get(head) not in ("object", "object[]"):
+        return False
+    split_path(name)  # a malformed path raises here, naming the bad key
+    return True
+
+
+def _text_at(properties: Mapping[str, Any], path: str) -> str | list[str] | None:
+    """The text at a path into an object: a string, numbers written out, a list of them, or ``None``."""
+    value = value_at(properties, path)
+    items = value if isinstance(value, list) else [value]
+    texts = [
+        str(item) for item in items if isinstance(item, (str, int, float)) and not isinstance(item, bool)
+    ]
+    if not texts:
+        return None
+    return texts if isinstance(value, list) else texts[0]
 
 
 _READABLE = ("text", "text[]", "image", "audio", "video")

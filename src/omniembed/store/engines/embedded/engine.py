@@ -9,6 +9,8 @@ missing, stale or corrupt. A crash at any moment loses nothing that was acknowle
 costs what changed since the last save, not the size of the collection.
 
 Scalar properties get SQLite indexes on their JSON values, so filters on them read only the matches.
+Filters on a path inside an ``object`` property (``metadata.author``) have no index and scan the
+collection's rows (``json_extract`` on the nested path).
 """
 
 from __future__ import annotations
@@ -391,19 +393,30 @@ class EmbeddedBackend:
 
     def replace(self, name: str, obj: StoredObject) -> None:
         """Overwrite an object: the old row goes, a new row (new seq) comes, in one transaction."""
+        errors = self.replace_many(name, [obj])
+        if errors:
+            raise ValueError(errors[0])
+
+    def replace_many(self, name: str, objects: Sequence[StoredObject]) -> dict[int, str]:
+        """Overwrite objects in one transaction (old rows go, new rows with new seqs come); return
+        ``{index: message}`` for those refused."""
         with self.lock:
             tables = self._tables(name)
             errors: dict[int, str] = {}
-            [(_, obj)] = self._prepare(tables, [obj], errors) or [(0, obj)]
-            if errors:
-                raise ValueError(errors[0])
+            ready = [
+                obj
+                for _, obj in self._first_of_each_uuid(self._prepare(tables, objects, errors), set(), errors)
+            ]
+            if not ready:
+                return errors
             with transaction(self.conn):
-                old = self._delete_rows(tables, [obj.uuid])
-                seqs = self._write(tables, [obj])
+                old = self._delete_rows(tables, [obj.uuid for obj in ready])
+                seqs = self._write(tables, ready)
             self._committed(tables, seqs, deleted=len(old))
             self._unindex(tables, old)
-            self._index(tables, [(seqs[0], obj)])
-            self._changed(tables, 1 + len(old))
+            self._index(tables, zip(seqs, ready, strict=True))
+            self._changed(tables, len(ready) + len(old))
+            return errors
 
     def delete(self, name: str, uuids: Sequence[str]) -> int:
         """Delete objects by uuid."""

@@ -218,6 +218,29 @@ class MilvusBackend:
             row = to_row(self._config(name), obj, self._next_seq())
             self.client.upsert(self.prefix + name, [row])
 
+    def replace_many(self, name: str, objects: Sequence[StoredObject]) -> dict[int, str]:
+        """Overwrite objects with one upsert; return ``{index: message}`` for those refused."""
+        with self.lock:
+            config = self._config(name)
+            errors: dict[int, str] = {}
+            rows: dict[int, dict[str, Any]] = {}
+            for position, obj in enumerate(objects):
+                try:
+                    rows[position] = to_row(config, obj, self._next_seq())
+                except ValueError as error:
+                    errors[position] = str(error)
+            if not rows:
+                return errors
+            try:
+                self.client.upsert(self.prefix + name, list(rows.values()))
+            except self.pymilvus.MilvusException:  # find the rows Milvus refuses, keep the rest
+                for position, row in rows.items():
+                    try:
+                        self.client.upsert(self.prefix + name, [row])
+                    except self.pymilvus.MilvusException as error:
+                        errors[position] = f"Milvus refused object {row['uuid']}: {error.message}"
+            return errors
+
     def delete(self, name: str, uuids: Sequence[str]) -> int:
         """Delete objects by uuid; return how many existed."""
         with self.lock:

@@ -8,6 +8,7 @@ adds ``exists``. The result matches the embedded backend operator for operator, 
 
 - ``like`` is case-sensitive in Milvus (SQLite's LIKE ignores ASCII case), and Milvus Lite has no
   escape for ``%`` and ``_``, so a literal ``%`` or ``_`` in a pattern matches any one character.
+- a path into an object property (``metadata.author``) compiles to ``properties["metadata"]["author"]``;
 - ordering comparisons and ``like`` on array properties (``int[] > 3``: "any element") are refused,
   since Milvus expressions cannot range over JSON array elements.
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from omniembed.store.filters import And, Condition, Filter, Not, Or, _param, check_size
+from omniembed.store.filters import And, Condition, Filter, Not, Or, _param, check_size, resolve
 from omniembed.store.schema import Schema
 
 _COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
@@ -69,12 +70,9 @@ def _compile(flt: Filter, schema: Schema, negate: bool) -> str:
 def _condition(cond: Condition, schema: Schema, negate: bool) -> str:
     if cond.prop == "_id":
         field, kind = "uuid", "uuid"
-    elif cond.prop in schema.properties:
-        field, kind = f'properties["{cond.prop}"]', schema.properties[cond.prop]
     else:
-        raise ValueError(
-            f"filter on unknown property {cond.prop!r}; the collection has {sorted(schema.properties)}"
-        )
+        keys, kind = resolve(cond, schema)
+        field = "properties" + "".join(f'["{key}"]' for key in keys)  # keys are checked identifiers
     positive, total = _positive(cond, field, kind)
     if not negate:
         return positive
