@@ -48,7 +48,7 @@ def test_colbert_collection_ranks_by_exact_maxsim(tmp_path: Path, colbert_dir: P
         )
         filtered = docs.query.near_text("supersonic shock", limit=4, filters=oe.Filter.by_property("n") >= 2)
         assert [o.properties["n"] for o in filtered] == [i for i in expected if i >= 2]
-    with oe.connect(tmp_path / "db") as db:  # rebuilt from SQLite on open
+    with oe.connect(tmp_path / "db") as db:  # the saved index, memory-mapped on open
         docs = db.collections.get("Doc")
         assert [o.properties["n"] for o in docs.query.near_text("supersonic shock", limit=4)] == expected
 

@@ -35,7 +35,7 @@ from omniembed.store.engines.embedded.vector_index import VectorIndex
 from omniembed.store.engines.keyword import KeywordIndex
 from omniembed.store.filters import Filter, index_key, to_sql
 
-if TYPE_CHECKING:  # imported when a collection has one: it needs torch, which opening must not pay
+if TYPE_CHECKING:  # imported when a collection has one
     from omniembed.store.engines.embedded.multi_vector_index import MultiVectorIndex
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,9 @@ class _Tables:
         if vector.multi_vector:
             from omniembed.store.engines.embedded.multi_vector_index import MultiVectorIndex
 
-            self.indexes[name] = MultiVectorIndex(vector.dims)
+            self.indexes[name] = MultiVectorIndex(
+                vector.dims, self.matrix_fetcher(name), self.vector_path(name)
+            )
             return self.indexes[name]
         path = self.vector_path(name)
         self.indexes[name] = VectorIndex(
@@ -107,6 +109,31 @@ class _Tables:
                 for seq, data in self.conn.execute(query, [name, *chunk]):
                     out[where[seq]] = np.frombuffer(data, dtype=np.float32)
             return out
+
+        return fetch
+
+    def matrix_fetcher(self, name: str) -> Callable[[np.ndarray], list[np.ndarray]]:
+        """Read the stored (tokens x dims) matrices of some slots, in their order (for exact MaxSim).
+
+        A slot without a row means the index and SQLite disagree: that raises rather than score less.
+        """
+        dims = self.config.vectors[name].dims
+        assert dims is not None
+
+        def fetch(slots: np.ndarray) -> list[np.ndarray]:
+            found: dict[int, np.ndarray] = {}
+            for chunk in _chunks(slots.tolist()):
+                marks = ",".join("?" * len(chunk))
+                query = f"SELECT seq, data FROM {self.vectors} WHERE name = ? AND seq IN ({marks})"
+                for seq, data in self.conn.execute(query, [name, *chunk]):
+                    found[seq] = np.frombuffer(data, dtype=np.float32).reshape(-1, dims)
+            missing = [seq for seq in slots.tolist() if seq not in found]
+            if missing:
+                raise RuntimeError(
+                    f"{self.vectors} holds no {name!r} matrix for seqs {missing[:10]}, which its index "
+                    "holds; reopen the database to rebuild the index"
+                )
+            return [found[seq] for seq in slots.tolist()]
 
         return fetch
 
@@ -200,20 +227,42 @@ class EmbeddedBackend:
         behind = self._catch_up_keyword(tables, self._load_keyword(tables))
         for name, index in list(tables.indexes.items()):
             if not isinstance(index, VectorIndex):
-                self._load_multi_vector(tables, name, index)
+                behind += self._load_multi_vector(tables, name)
             else:
                 behind += self._load_vectors(tables, name)
         tables.unsaved = behind
         return tables
 
-    def _load_multi_vector(self, tables: _Tables, name: str, index: MultiVectorIndex) -> None:
+    def _load_multi_vector(self, tables: _Tables, name: str) -> int:
+        """Load a multi-vector index and catch it up, or rebuild it; return the changes read."""
+        from omniembed.store.engines.embedded.multi_vector_index import MultiVectorIndex
+
+        dims, path = tables.config.vectors[name].dims, tables.vector_path(name)
+        assert dims is not None
+        watermark = {"seq": 0, "deleted": 0}
+        if path is not None:
+            found = MultiVectorIndex.load(path, dims, tables.matrix_fetcher(name))
+            if found is not None:
+                tables.indexes[name], watermark = found[0], dict(found[1])
+        index = tables.indexes[name]
+        assert isinstance(index, MultiVectorIndex)
         rows = self.conn.execute(
-            f"SELECT seq, data FROM {tables.vectors} WHERE name = ? ORDER BY seq", (name,)
+            f"SELECT seq, data FROM {tables.vectors} WHERE name = ? AND seq > ? ORDER BY seq",
+            (name, watermark["seq"]),
         )
-        slots, blobs = _unzip(rows)
-        if slots:
+        added = 0
+        while chunk := rows.fetchmany(1_000):
+            slots, blobs = _unzip(chunk)
             matrices = [index.prepare_one(np.frombuffer(blob, dtype=np.float32)) for blob in blobs]
             index.add(np.array(slots, dtype=np.int64), matrices)
+            added += len(slots)
+        gone = self._deleted_since(tables, watermark)
+        index.remove(gone)
+        if added or gone:
+            logger.info(
+                "multi-vector index %s.%s: %d added, %d removed", tables.config.name, name, added, len(gone)
+            )
+        return added + len(gone)
 
     def _load_vectors(self, tables: _Tables, name: str) -> int:
         """Load a named vector's saved index and catch it up, or rebuild it; return the changes read."""
@@ -295,8 +344,7 @@ class EmbeddedBackend:
         watermark = {"seq": tables.last_seq, "deleted": tables.last_deleted}
         tables.keyword.save(self._keyword_path(tables), watermark)
         for name, index in tables.indexes.items():
-            if isinstance(index, VectorIndex):
-                index.save(tables.vector_path(name), watermark)
+            index.save(tables.vector_path(name), watermark)
         tables.unsaved = 0
 
     def _changed(self, tables: _Tables, count: int) -> None:

@@ -12,6 +12,7 @@ import json
 import mmap
 import os
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ def fsync_folder(folder: Path) -> None:
             os.close(fd)
 
 
-def write_bytes(path: Path, chunks: list[bytes | memoryview]) -> dict[str, Any]:
+def write_bytes(path: Path, chunks: Iterable[bytes | memoryview]) -> dict[str, Any]:
     """Write ``chunks`` to ``path`` atomically; return the manifest entry (name, size, crc32)."""
     temp = path.with_name(path.name + ".tmp")
     crc, size = 0, 0
