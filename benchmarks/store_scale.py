@@ -407,6 +407,7 @@ def main() -> None:
     parser.add_argument("--skip-lancedb", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--data", type=Path, default=None, help="where the generated data is kept")
+    parser.add_argument("--keep", type=Path, help="import omniembed's database here and keep it")
     parser.add_argument("--step", choices=sorted(STEPS), help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--number", type=int, help=argparse.SUPPRESS)
@@ -420,12 +421,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=data) as work:
         engines = [("omniembed", "ours")] + ([] if args.skip_lancedb else [("LanceDB", "lance")])
         for engine, prefix in engines:
-            folder = Path(work) / engine
+            folder = args.keep if args.keep and prefix == "ours" else Path(work) / engine
             results[engine] = in_process(f"{prefix}_import", data, folder, args.objects)
             print(f"{engine} import: {results[engine]}", flush=True)
             results[engine].update(in_process(f"{prefix}_query", data, folder, args.queries))
             print(f"{engine} queries: {results[engine]}", flush=True)
-            shutil.rmtree(folder)
+            if folder != args.keep:
+                shutil.rmtree(folder)
     print(f"\n{args.objects:,} objects, 384-d given vectors, {args.queries} mixed queries")
     table(results)
     if not args.skip_quality:
