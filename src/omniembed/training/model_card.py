@@ -45,7 +45,7 @@ class TrainingRecord:
     steps: int = 0
     epoch: float = 0.0
 
-    def render(self, dimension: int, similarity: str) -> str:
+    def render(self, summary: str) -> str:
         """The card as Markdown."""
         lines = [
             "---",
@@ -56,9 +56,8 @@ class TrainingRecord:
             "",
             "# Fine-tuned embedding model",
             "",
-            f"Trained with omniembed from `{self.base_model or 'a model built in code'}`. It maps text to "
-            f"{dimension}-dimensional embeddings compared by {similarity} similarity, and loads in "
-            "omniembed and in sentence-transformers.",
+            f"Trained with omniembed from `{self.base_model or 'a model built in code'}`. {summary} It loads "
+            "in omniembed and in sentence-transformers.",
             "",
             "## Training",
             "",
@@ -136,6 +135,16 @@ class ModelCardCallback(TrainerCallback):
             return
         self.record.steps = state.global_step
         self.record.epoch = float(state.epoch or 0)
-        model = self.trainer.encoder
-        dimension = model.get_sentence_embedding_dimension()
-        model.model_card = self.record.render(int(dimension), str(model.similarity_fn_name))
+        model: Any = self.trainer.model
+        model.model_card = self.record.render(model_summary(model))
+
+
+def model_summary(model: Any) -> str:
+    """One sentence on what the trained model does, for its card."""
+    dimension = getattr(model, "get_sentence_embedding_dimension", None)
+    if dimension is None:
+        return f"It scores (query, document) pairs with {model.num_labels} output(s) (a reranker)."
+    return (
+        f"It maps text to {int(dimension())}-dimensional embeddings compared by "
+        f"{model.similarity_fn_name} similarity."
+    )
