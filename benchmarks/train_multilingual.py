@@ -11,7 +11,7 @@ label the teacher's embedding of the English sentence, under ``MSELoss``. Before
 dev split, per language: translation retrieval accuracy English to the language and back
 (``TranslationEvaluator`` over the dev sentences), cross-lingual STS Spearman (English sentence 1
 against translated sentence 2, cosine, gold scores), and the English STS-B dev Spearman (which
-must stay within 1% of the teacher's). ``--max-pairs`` and ``--max-steps`` make a smoke run.
+must stay within 1% of the teacher's). ``--max-pairs``, ``--max-steps`` and ``--dev-rows`` make a smoke run.
 The output is markdown, ready to paste into BENCHMARKS.md.
 """
 
@@ -43,15 +43,15 @@ def read_split(
     return [r[0] for r in rows], [r[1] for r in rows], [float(r[2]) / 5 for r in rows]
 
 
-def measure(model: Any, languages: list[str]) -> dict[str, float]:
-    """Every number of the report for one model."""
+def measure(model: Any, languages: list[str], rows: int | None) -> dict[str, float]:
+    """Every number of the report for one model, on the first ``rows`` dev rows."""
     from omniembed.training import evaluators
 
-    en1, en2, scores = read_split("en", "dev")
+    en1, en2, scores = read_split("en", "dev", rows)
     found = {"en_sts": evaluators.EmbeddingSimilarityEvaluator(en1, en2, scores)(model)["spearman_cosine"]}
     english = list(dict.fromkeys(en1 + en2))
     for language in languages:
-        xx1, xx2, _ = read_split(language, "dev")
+        xx1, xx2, _ = read_split(language, "dev", rows)
         pairs = dict(zip(en1 + en2, xx1 + xx2, strict=True))  # first translation of each English sentence
         translation = evaluators.TranslationEvaluator(english, [pairs[e] for e in english], batch_size=64)(
             model
@@ -76,6 +76,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--max-pairs", type=int, default=None, help="STS-B train rows per language")
     parser.add_argument("--max-steps", type=int, default=-1)
+    parser.add_argument(
+        "--dev-rows", type=int, default=None, help="STS-B dev rows to measure on (default: all)"
+    )
     parser.add_argument("--seed", type=int, default=12)
     options = parser.parse_args()
     folder, languages = model_folder(options.model), options.languages.split(",")
@@ -86,7 +89,7 @@ def main() -> None:
         xx1, xx2, _ = read_split(language, "train", options.max_pairs)
         translations[language] = xx1 + xx2
     train = parallel_sentences_dataset(teacher, en1 + en2, translations)
-    before = measure(teacher, languages)
+    before = measure(teacher, languages, options.dev_rows)
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(
             model=student,
@@ -109,7 +112,7 @@ def main() -> None:
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
-    after = measure(student, languages)
+    after = measure(student, languages, options.dev_rows)
     print(f"{len(train)} training rows, {trainer.state.global_step} steps, {seconds:.0f} s\n")
     print("| language | en→xx accuracy | xx→en accuracy | cross-lingual STS Spearman |")
     print("|---|---|---|---|")
