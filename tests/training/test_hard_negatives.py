@@ -15,7 +15,7 @@ pytest.importorskip("sentence_transformers")
 from datasets import Dataset
 from sentence_transformers.util import mine_hard_negatives as reference_mine
 
-from omniembed.training.hard_negatives import mine_hard_negatives
+from omniembed.training import mine_hard_negatives
 
 
 def sts_pairs(limit: int) -> Dataset:
