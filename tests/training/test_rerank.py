@@ -247,7 +247,7 @@ def test_trained_model_saves_a_folder_the_reference_scores_the_same(folder: Path
     )
     card = (tmp_path / "final" / "README.md").read_text()
     assert "MultipleNegativesRankingLoss" in card
-    assert "reranker" in card
+    assert "# Fine-tuned reranker" in card
 
 
 def test_listwise_training_runs_on_list_columns(folder: Path, tmp_path: Path) -> None:
