@@ -91,3 +91,19 @@ def test_multilingual_image_search_runs_on_a_pair(
     output = run("multilingual_image_search.py", str(multilingual_text_dir), str(tiny_clip("plain")))
     assert "(4, 3)" in output
     assert output.count(" -> a ") == 4
+
+
+@pytest.mark.slow
+def test_train_multilingual_runs_a_few_steps(tmp_path: Path) -> None:
+    pytest.importorskip("datasets")
+    output = run(
+        "train_multilingual.py",
+        *("--languages", "de,fr", "--max-pairs", "16", "--dev-pairs", "16", "--steps", "2"),
+        *("--batch-size", "8", "--output", str(tmp_path / "student")),
+    )
+    # 16 rows, two sentences each, two languages: 64 pairs less the repeated ones
+    assert "Trained on 62 (English, translation) pairs for 2 steps." in output
+    rows = [line.split() for line in output.splitlines() if line.startswith(("de ", "fr "))]
+    assert [row[0] for row in rows] == ["de", "fr"]
+    assert all(0 <= float(row[1]) <= 1 and row[2] == "->" and 0 <= float(row[3]) <= 1 for row in rows)
+    assert (tmp_path / "student" / "modules.json").is_file()

@@ -148,6 +148,31 @@ def test_gradients_and_training_keep_the_transformers_forward_pass() -> None:
         assert fused({"attention_mask": inputs["attention_mask"]}) is None
 
 
+def fused_or_foreach_adamw(parameters: Any) -> torch.optim.Optimizer:
+    """AdamW that updates the weights in place without bumping their version where torch can."""
+    try:
+        return torch.optim.AdamW(parameters, lr=0.05, fused=True)
+    except RuntimeError:
+        return torch.optim.AdamW(parameters, lr=0.05, foreach=True)
+
+
+def test_encode_sees_a_fused_optimizer_step_taken_by_hand(tiny_model: Any, sts_sentences: list[str]) -> None:
+    model = oe.SentenceTransformer(tiny_model("bert"), device="cpu")
+    texts = sts_sentences[:6]
+    before = model.encode(texts)  # packs the weights
+    optimizer = fused_or_foreach_adamw(model.parameters())
+    model.train()
+    features, _ = model.transformer.tokenize(texts)
+    model(dict(features))["sentence_embedding"].pow(2).sum().backward()
+    optimizer.step()
+    model.eval()
+    after = model.encode(texts)
+    fresh = oe.SentenceTransformer(tiny_model("bert"), device="cpu")  # packs the stepped weights anew
+    fresh.load_state_dict(model.state_dict())
+    assert np.abs(after - before).max() > 1e-3
+    np.testing.assert_allclose(after, fresh.encode(texts), rtol=0, atol=1e-5)
+
+
 def test_only_bert_family_transformers_get_it(tiny_model: Any, tiny_clip: Any) -> None:
     for folder in (tiny_model("bert"), tiny_model("bert", arch="distilbert")):
         model = oe.SentenceTransformer(folder, device="cpu")

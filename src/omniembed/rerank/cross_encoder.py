@@ -103,6 +103,9 @@ class CrossEncoder(nn.Module):
         else:
             self.scorer = ClassifierScorer(model, tokenizer)
         self.activation_fn: Activation = activation_fn or folder_activation(folder, self.num_labels)
+        self.name_or_path = str(model_name_or_path)
+        self.model_card: str | None = None
+        """Markdown written as README.md by ``save`` (training fills it in)."""
         prepare_for_inference(self, device)
         logger.info("loaded reranker from %s", folder)
 
@@ -128,6 +131,14 @@ class CrossEncoder(nn.Module):
         self.tokenizer.model_max_length = value
 
     max_seq_length = max_length
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the model folder in the reference library's layout (it loads it too)."""
+        from omniembed.rerank.saving import save_cross_encoder
+
+        save_cross_encoder(self, path)
+
+    save_pretrained = save
 
     @property
     def device(self) -> torch.device:

@@ -34,10 +34,33 @@ PACK_MAX_BYTES = 16 * 2**20
 products are long enough that reordering on each call costs little."""
 
 
+_optimizer_steps = 0
+"""How many ``torch.optim`` steps ran in this process since the first weights were packed."""
+_step_hook: object | None = None
+
+
+def _count_step(optimizer: object, args: object, kwargs: object) -> None:
+    global _optimizer_steps
+    _optimizer_steps += 1
+
+
 def tensor_versions(*tensors: Tensor) -> tuple[int, ...]:
-    """Where each tensor's data lives and its in-place version: a copy made from them (such as
-    reordered weights) is stale once this changes."""
-    return tuple(number for tensor in tensors for number in (tensor.data_ptr(), tensor._version))
+    """Where each tensor's data lives, its in-place version and the optimizer step count: a copy
+    made from them (such as reordered weights) is stale once this changes.
+
+    Fused optimizers (``torch.optim.AdamW(fused=True)``, transformers' default) write weights in
+    place without bumping their version, so every optimizer step also counts as a change: a hook
+    on all ``torch.optim`` optimizers, set the first time this runs, counts the steps. Inference
+    then compares one more integer per packed weight.
+    """
+    global _step_hook
+    if _step_hook is None:
+        from torch.optim.optimizer import register_optimizer_step_post_hook
+
+        _step_hook = register_optimizer_step_post_hook(_count_step)
+    numbers = [number for tensor in tensors for number in (tensor.data_ptr(), tensor._version)]
+    numbers.append(_optimizer_steps)
+    return tuple(numbers)
 
 
 class OneDnnLinear(nn.Linear):

@@ -29,9 +29,9 @@ def forget_packed_weights(model: nn.Module) -> int:
     ``runtime.onednn`` and ``runtime.fused_encoder``); the next inference call remakes them from the
     parameters. Return how many modules held some.
 
-    Those copies are remade when a weight's storage or in-place version changes, but fused
-    optimizers (``torch.optim.AdamW(fused=True)``, transformers' default on CPU and GPU) update
-    weights without bumping the version: call this after such steps.
+    Those copies are remade by themselves when a weight's storage or in-place version changes and
+    after any ``torch.optim`` step (fused optimizers update weights without bumping the version);
+    call this after changing weights some other way that keeps both, or to free the memory.
     """
     dropped = 0
     for module in model.modules():

@@ -1,7 +1,10 @@
-"""Fine-tune embedding models: ``Trainer``, ``TrainingArguments``, ``losses`` and ``evaluators``.
+"""Fine-tune embedding models: ``Trainer``, ``TrainingArguments``, ``losses`` and ``evaluators``;
+``mine_hard_negatives``; rerankers in ``omniembed.training.rerank``; multilingual distillation rows
+in ``omniembed.training.distillation``.
 
-``Trainer`` and ``TrainingArguments`` need the ``train`` extra (``datasets`` and ``accelerate``):
-``pip install 'omniembed[train]'``. The losses and evaluators need only torch.
+``Trainer``, ``TrainingArguments`` and ``mine_hard_negatives`` need the ``train`` extra
+(``datasets`` and ``accelerate``): ``pip install 'omniembed[train]'``. The losses and evaluators
+need only torch.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ from omniembed.training import evaluators, losses
 
 if TYPE_CHECKING:
     from omniembed.training.arguments import TrainingArguments
+    from omniembed.training.hard_negatives import mine_hard_negatives
     from omniembed.training.trainer import Trainer
 
-__all__ = ["Trainer", "TrainingArguments", "evaluators", "losses"]
+__all__ = ["Trainer", "TrainingArguments", "evaluators", "losses", "mine_hard_negatives"]
 
 
 def __getattr__(name: str) -> Any:
-    if name not in ("Trainer", "TrainingArguments"):
+    if name not in ("Trainer", "TrainingArguments", "mine_hard_negatives"):
         raise AttributeError(f"module 'omniembed.training' has no attribute {name!r}")
     from omniembed.errors import MissingExtraError
 
@@ -34,6 +38,10 @@ def __getattr__(name: str) -> Any:
         from omniembed.training.trainer import Trainer
 
         return Trainer
+    if name == "mine_hard_negatives":
+        from omniembed.training.hard_negatives import mine_hard_negatives
+
+        return mine_hard_negatives
     from omniembed.training.arguments import TrainingArguments
 
     return TrainingArguments

@@ -47,7 +47,10 @@ def check_dataset(dataset: Any, spec: ColumnSpec, loss_name: str, role: str) -> 
     _check_counts(inputs, label, spec, loss_name, role)
     features = getattr(dataset, "features", None) or {}
     for name in inputs:
-        dtype = getattr(features.get(name), "dtype", None)
+        feature = features.get(name)
+        dtype = getattr(feature, "dtype", None)
+        if hasattr(feature, "feature"):  # a list per row
+            dtype = None if spec.text_lists else "a list per row"
         if dtype not in (None, "string", "large_string"):
             raise DatasetColumnsError(
                 f"column {name!r} of the {role} dataset holds {dtype}, not text; {loss_name} reads every "

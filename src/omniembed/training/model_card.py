@@ -28,6 +28,8 @@ CARD_ARGUMENTS = (
     "batch_sampler",
     "prompts",
 )
+ModelSummary = tuple[str, tuple[str, ...], str]
+"""What the model is ("reranker"), its hub tags, and one sentence on what it does."""
 
 
 @dataclass
@@ -45,20 +47,20 @@ class TrainingRecord:
     steps: int = 0
     epoch: float = 0.0
 
-    def render(self, dimension: int, similarity: str) -> str:
+    def render(self, summary: ModelSummary) -> str:
         """The card as Markdown."""
+        kind, tags, sentence = summary
         lines = [
             "---",
             "library_name: omniembed",
-            "tags: [sentence-transformers, sentence-similarity, feature-extraction]",
+            f"tags: [{', '.join(tags)}]",
             f"base_model: {self.base_model}" if self.base_model else "",
             "---",
             "",
-            "# Fine-tuned embedding model",
+            f"# Fine-tuned {kind}",
             "",
-            f"Trained with omniembed from `{self.base_model or 'a model built in code'}`. It maps text to "
-            f"{dimension}-dimensional embeddings compared by {similarity} similarity, and loads in "
-            "omniembed and in sentence-transformers.",
+            f"Trained with omniembed from `{self.base_model or 'a model built in code'}`. {sentence} "
+            "It loads in omniembed and in sentence-transformers.",
             "",
             "## Training",
             "",
@@ -136,6 +138,18 @@ class ModelCardCallback(TrainerCallback):
             return
         self.record.steps = state.global_step
         self.record.epoch = float(state.epoch or 0)
-        model = self.trainer.encoder
-        dimension = model.get_sentence_embedding_dimension()
-        model.model_card = self.record.render(int(dimension), str(model.similarity_fn_name))
+        model: Any = self.trainer.model
+        model.model_card = self.record.render(model_summary(model))
+
+
+def model_summary(model: Any) -> ModelSummary:
+    """What the trained model is, its hub tags, and one sentence on what it does, for its card."""
+    dimension = getattr(model, "get_sentence_embedding_dimension", None)
+    if dimension is None:
+        sentence = f"It scores (query, document) pairs with {model.num_labels} output(s)."
+        return "reranker", ("sentence-transformers", "cross-encoder", "text-ranking"), sentence
+    sentence = (
+        f"It maps text to {int(dimension())}-dimensional embeddings compared by "
+        f"{model.similarity_fn_name} similarity."
+    )
+    return "embedding model", ("sentence-transformers", "sentence-similarity", "feature-extraction"), sentence

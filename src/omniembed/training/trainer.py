@@ -19,7 +19,6 @@ from transformers import TrainerCallback
 from transformers.trainer import TRAINING_ARGS_NAME
 
 from omniembed.embedding.encoder import SentenceTransformer
-from omniembed.runtime.placement import forget_packed_weights
 from omniembed.training.arguments import TrainingArguments
 from omniembed.training.data import Collator, check_dataset, split_batch
 from omniembed.training.evaluators import Evaluator, SequentialEvaluator
@@ -60,15 +59,15 @@ class Trainer(HFTrainer):
         callbacks: list[TrainerCallback] | None = None,
         optimizers: tuple[Any, Any] = (None, None),
     ) -> None:
-        check_model(model)
+        self.check_model(model)
         args = args if args is not None else TrainingArguments(output_dir="trainer_output")
         if not isinstance(args, TrainingArguments):
             raise TypeError(
                 f"args must be omniembed.training.TrainingArguments, got {type(args).__name__}; "
                 "it takes the same arguments as transformers' plus prompts and batch_sampler"
             )
-        loss = loss if loss is not None else CoSENTLoss(model)
-        check_loss(loss, model)
+        loss = loss if loss is not None else self.default_loss(model)
+        self.check_loss(loss, model)
         for role, dataset in (("train", train_dataset), ("eval", eval_dataset)):
             if dataset is not None:
                 check_dataset(dataset, loss.columns, type(loss).__name__, role)
@@ -82,7 +81,7 @@ class Trainer(HFTrainer):
         super().__init__(
             model=model,
             args=args,
-            data_collator=Collator(model, args.prompts),
+            data_collator=self.make_collator(model, args),
             train_dataset=train_dataset,
             eval_dataset=eval_dataset if eval_dataset is not None or evaluator is None else _NO_EVAL_DATASET,
             callbacks=callbacks,
@@ -94,13 +93,32 @@ class Trainer(HFTrainer):
         self.loss = loss.to(model.device)
         self.evaluator = evaluator
         self.add_callback(ModelCardCallback(self))
-        self.add_callback(FreshWeightsCallback())
 
     @property
     def encoder(self) -> SentenceTransformer:
         """The model being trained."""
         assert isinstance(self.model, SentenceTransformer)
         return self.model
+
+    @staticmethod
+    def check_model(model: Any) -> None:
+        """Raise unless this trainer can train ``model``."""
+        check_model(model)
+
+    @staticmethod
+    def check_loss(loss: Any, model: Any) -> None:
+        """Raise unless ``loss`` fits this trainer and was made with ``model``."""
+        check_loss(loss, model)
+
+    @staticmethod
+    def default_loss(model: Any) -> Any:
+        """The loss used when none is given."""
+        return CoSENTLoss(model)
+
+    @staticmethod
+    def make_collator(model: Any, args: TrainingArguments) -> Any:
+        """The function turning dataset rows into a batch."""
+        return Collator(model, args.prompts)
 
     @property
     def training_args(self) -> TrainingArguments:
@@ -173,7 +191,7 @@ class Trainer(HFTrainer):
         if self.is_world_process_zero():
             folder = os.path.join(self.args.output_dir or ".", "eval")
         epoch, steps = self.state.epoch or -1, self.state.global_step
-        metrics = self.evaluator(self.encoder, output_path=folder, epoch=epoch, steps=steps)
+        metrics = self.evaluator(self.model, output_path=folder, epoch=epoch, steps=steps)  # type: ignore[arg-type]
         found = output.metrics if output.metrics is not None else {}
         for key, value in metrics.items():
             found[key if key.startswith(f"{prefix}_") else f"{prefix}_{key}"] = value
@@ -185,31 +203,21 @@ class Trainer(HFTrainer):
         folder = output_dir if output_dir is not None else self.args.output_dir
         assert folder is not None
         os.makedirs(folder, exist_ok=True)
-        self.encoder.save(folder)
+        model: Any = self.model
+        model.save(folder)
         torch.save(self.args, os.path.join(folder, TRAINING_ARGS_NAME))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
         """Load the weights of a checkpoint folder that ``_save`` wrote into the model."""
-        target = model if model is not None else self.encoder
-        loaded = SentenceTransformer(resume_from_checkpoint, device="cpu")
+        target = model if model is not None else self.model
+        assert target is not None
+        loaded = type(target)(resume_from_checkpoint, device="cpu")
         target.load_state_dict(loaded.state_dict())
 
     def _load_best_model(self) -> None:
         """Load the best checkpoint's weights (``load_best_model_at_end``)."""
         if self.state.best_model_checkpoint:
             self._load_from_checkpoint(self.state.best_model_checkpoint)
-
-
-class FreshWeightsCallback(TrainerCallback):
-    """After each optimizer step, drop the fast CPU paths' packed copies of the weights, which a
-    fused optimizer's in-place update would leave stale (see ``runtime.placement``)."""
-
-    def on_step_end(
-        self, args: Any, state: Any, control: Any, model: nn.Module | None = None, **kwargs: Any
-    ) -> None:
-        """Forget the packed weights of the model just updated."""
-        if model is not None:
-            forget_packed_weights(model)
 
 
 def check_model(model: Any) -> None:
