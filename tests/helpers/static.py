@@ -107,3 +107,19 @@ def build_model2vec(
             )
         (path / "modules.json").write_text(json.dumps(entries, indent=4), encoding="utf-8")
     return path
+
+
+def sts_dev_pairs() -> tuple[list[str], list[str], np.ndarray]:
+    """STS-B dev sentence pairs and their gold scores."""
+    import csv
+
+    from helpers.models import STS_DIR
+
+    first, second, gold = [], [], []
+    with (STS_DIR / "sts-dev.csv").open(encoding="utf-8", newline="") as handle:
+        for row in csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
+            if len(row) >= 7:
+                first.append(row[5])
+                second.append(row[6])
+                gold.append(float(row[4]))
+    return first, second, np.asarray(gold)
