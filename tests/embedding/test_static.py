@@ -143,3 +143,16 @@ def test_distilled_minilm_keeps_most_of_its_sts_quality(minilm: SentenceTransfor
     student.save(tmp_path / "static")
     reference = Reference(str(tmp_path / "static"), device="cpu")
     np.testing.assert_allclose(reference.encode(first[:100]), student.encode(first[:100]), atol=1e-6)
+
+
+def test_static_model_vectorizes_a_collection(distilled: SentenceTransformer) -> None:
+    docs = ["boundary layer flow over a flat plate", "the stock market fell today", "supersonic " * 300]
+    with omniembed.connect() as db:
+        collection = db.collections.create(
+            "Docs",
+            properties={"body": "text"},
+            vectors={"text": omniembed.Vectorizer(distilled, properties=["body"])},
+        )
+        assert collection.data.insert_many([{"body": doc} for doc in docs]).errors == {}
+        found = collection.query.near_text(docs[1], limit=1).objects
+    assert found[0].properties["body"] == docs[1]
