@@ -27,12 +27,14 @@ from omniembed.errors import (
 )
 
 if TYPE_CHECKING:
+    from omniembed.embedding.distill import distill_static
     from omniembed.embedding.encoder import SentenceTransformer
     from omniembed.embedding.interface import EmbeddingModel
     from omniembed.embedding.paired import PairedEncoder
     from omniembed.embedding.quantize import quantize_embeddings
     from omniembed.late_interaction.encoder import MultiVectorEncoder
     from omniembed.late_interaction.vision import VisionMultiVectorEncoder
+    from omniembed.modules.static_embedding import StaticEmbedding
     from omniembed.rerank.cross_encoder import CrossEncoder
     from omniembed.retrieval.zero_shot import zero_shot_classify
     from omniembed.store import (
@@ -56,6 +58,8 @@ _LAZY = {
     "PairedEncoder": "omniembed.embedding.paired",
     "zero_shot_classify": "omniembed.retrieval.zero_shot",
     "VisionMultiVectorEncoder": "omniembed.late_interaction.vision",
+    "StaticEmbedding": "omniembed.modules.static_embedding",
+    "distill_static": "omniembed.embedding.distill",
     **dict.fromkeys(
         [
             "BM25Config",
@@ -98,11 +102,13 @@ __all__ = [
     "Rerank",
     "SelfProvided",
     "SentenceTransformer",
+    "StaticEmbedding",
     "UnsupportedModalityError",
     "Vectorizer",
     "VisionMultiVectorEncoder",
     "__version__",
     "connect",
+    "distill_static",
     "quantize_embeddings",
     "zero_shot_classify",
 ]

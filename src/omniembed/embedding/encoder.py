@@ -17,17 +17,20 @@ from omniembed.embedding.common import ScoringAndPrompts
 from omniembed.embedding.pool import EncodePool, check_chunk_size, encode_with_pool, start_pool
 from omniembed.embedding.pool_worker import TRUNCATION_WARNING, EncodeJob
 from omniembed.embedding.quantize import PRECISIONS, Precision, quantize_embeddings
+from omniembed.embedding.static import check_static_output, check_static_runtime, static_embeddings
 from omniembed.formats.hub import HubOptions
 from omniembed.inputs.images import load_images_in
 from omniembed.inputs.media import load_media
 from omniembed.inputs.modality import Modality, input_batch, unwrap
 from omniembed.modules import (
+    INPUT_MODULES,
     Dense,
     Features,
     LoadOptions,
     ModelConfig,
     Module,
     Pooling,
+    StaticEmbedding,
     Transformer,
     load_modules,
     save_modules,
@@ -109,8 +112,10 @@ class SentenceTransformer(ScoringAndPrompts, nn.Sequential):
             modules = load_modules(folder, options)
             config = ModelConfig.read(folder)
             logger.info("loaded model from %s", folder)
-        if not modules or not isinstance(modules[0], Transformer):
-            raise ValueError("give a model name or path, or modules starting with a Transformer")
+        if not modules or not isinstance(modules[0], INPUT_MODULES):
+            raise ValueError(
+                "give a model name or path, or modules starting with a Transformer or StaticEmbedding"
+            )
         super().__init__(*modules)
         self.name_or_path = None if model_name_or_path is None else os.fspath(model_name_or_path)
         self.prompts = {**config.prompts, **(prompts or {})}
@@ -128,11 +133,15 @@ class SentenceTransformer(ScoringAndPrompts, nn.Sequential):
         prepare_for_inference(self, device)
         self.runtime = RuntimeOptions(backend, dtype, check_num_threads(num_threads), runtime_cache_folder)
         check_runtime(self.runtime, self.device)
+        self._network: Network | None = None
+        if self.is_static:
+            check_static_runtime(self.runtime)
+            return
         if dtype == "bfloat16" and self.runtime.resolved_backend() == "torch":
             self.to(torch.bfloat16)
         # Weights loaded just above are those of the files, which save() can read again; modules
         # handed in may have been changed since, so they keep their weights.
-        self._network: Network | None = prepare_network(
+        self._network = prepare_network(
             self.transformer, self.runtime, release_weights=model_name_or_path is not None
         )
 
@@ -144,14 +153,27 @@ class SentenceTransformer(ScoringAndPrompts, nn.Sequential):
         return module
 
     @property
+    def input_module(self) -> Transformer | StaticEmbedding:
+        """The first module, which turns inputs into features: a Transformer, or a StaticEmbedding."""
+        module = self[0]
+        assert isinstance(module, INPUT_MODULES)
+        return module
+
+    @property
+    def is_static(self) -> bool:
+        """Whether this is a static token-embedding model (a lookup table, no network)."""
+        return isinstance(self[0], StaticEmbedding)
+
+    @property
     def num_threads(self) -> int | None:
         """CPU threads a forward pass may use (``None``: every core)."""
         return self.runtime.num_threads
 
     @property
     def tokenizer(self) -> Any:
-        """The tokenizer of the first module."""
-        return self.transformer.tokenizer
+        """The tokenizer of the first module (for a static model, as a ``transformers`` tokenizer)."""
+        module = self.input_module
+        return module.transformers_tokenizer if isinstance(module, StaticEmbedding) else module.tokenizer
 
     @property
     def device(self) -> torch.device:
@@ -161,16 +183,16 @@ class SentenceTransformer(ScoringAndPrompts, nn.Sequential):
     @property
     def max_seq_length(self) -> int:
         """Inputs longer than this many tokens are truncated."""
-        return self.transformer.max_seq_length
+        return self.input_module.max_seq_length
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        self.transformer.max_seq_length = value
+        self.input_module.max_seq_length = value
 
     @property
     def modalities(self) -> list[Modality]:
         """The kinds of input this model embeds, such as ``["text", "image"]`` for a CLIP model."""
-        return list(self.transformer.modalities)
+        return list(self.input_module.modalities)
 
     def supports(self, modality: Modality) -> bool:
         """Return whether the model embeds inputs of this modality."""
@@ -178,7 +200,7 @@ class SentenceTransformer(ScoringAndPrompts, nn.Sequential):
 
     def get_sentence_embedding_dimension(self) -> int:
         """Return the width of the embeddings ``encode`` returns (after ``truncate_dim``)."""
-        dimension = self.transformer.dimension
+        dimension = self.input_module.dimension
         for module in self:
             if isinstance(module, Pooling):
                 dimension = module.output_dimension
@@ -251,6 +273,17 @@ class SentenceTransformer(ScoringAndPrompts, nn.Sequential):
                 raise ValueError(f"device must be a device such as 'cpu' or a list of them, got {device!r}")
             check_runtime(self.runtime, torch.device(device))
             self.to(device)
+        if self.is_static:
+            check_static_output(output_value)
+            texts = [unwrap(item, "text") for item in items]
+            with torch_threads(self.num_threads):
+                embeddings = _finish(
+                    static_embeddings(self, texts, prompt, show_progress_bar),
+                    truncate_dim,
+                    normalize_embeddings,
+                )
+            result = _convert(embeddings, precision, convert_to_numpy, convert_to_tensor)
+            return result[0] if single else result
         batches = self._routed_batches(items, kinds, prompt, batch_size, show_progress_bar)
         with torch_threads(self.num_threads):
             if output_value != "sentence_embedding":
@@ -427,14 +460,18 @@ class SentenceTransformer(ScoringAndPrompts, nn.Sequential):
             return torch.zeros((0, min(width, truncate_dim or width)), dtype=torch.float32)
         order, parts = [], []
         for indices, features in batches:
-            embeddings = features["sentence_embedding"]
-            if truncate_dim is not None:
-                embeddings = embeddings[:, :truncate_dim]
-            if normalize:
-                embeddings = nn.functional.normalize(embeddings, p=2, dim=1)
             order.append(indices)
-            parts.append(embeddings.cpu())
+            parts.append(_finish(features["sentence_embedding"], truncate_dim, normalize).cpu())
         return torch.cat(parts)[torch.from_numpy(np.argsort(np.concatenate(order)))]
+
+
+def _finish(embeddings: Tensor, truncate_dim: int | None, normalize: bool) -> Tensor:
+    """Keep the first ``truncate_dim`` dimensions, then scale to unit length if asked."""
+    if truncate_dim is not None:
+        embeddings = embeddings[:, :truncate_dim]
+    if normalize:
+        embeddings = nn.functional.normalize(embeddings, p=2, dim=1)
+    return embeddings
 
 
 def _check_options(

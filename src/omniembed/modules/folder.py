@@ -16,12 +16,17 @@ from omniembed.modules.multimodal.clip import CLIPModel
 from omniembed.modules.multimodal.vision_language import VisionLanguageTransformer, refuse_vision_language
 from omniembed.modules.normalize import Normalize
 from omniembed.modules.pooling import Pooling
+from omniembed.modules.static_embedding import StaticEmbedding
 from omniembed.modules.transformer import Transformer
 
 MODULE_TYPES: dict[str, type[Module]] = {
     cls.__name__: cls for cls in (Transformer, Pooling, Dense, Normalize, CLIPModel)
 }
+MODULE_TYPES[StaticEmbedding.__name__] = StaticEmbedding
 """The allow-list: class names a ``modules.json`` entry may name. Nothing else is ever imported."""
+
+INPUT_MODULES = (Transformer, StaticEmbedding)
+"""The module types a pipeline may start with: they turn raw inputs into features."""
 
 _KNOWN_NAMESPACES = ("sentence_transformers", "omniembed")
 MODEL_CONFIG_FILE = "config_sentence_transformers.json"
@@ -110,12 +115,17 @@ def load_modules(folder: Path, options: LoadOptions) -> list[Module]:
             # the reference's v6 form: one Transformer with text and image (or audio) modalities
             cls = ClapModel if ClapModel.holds_model(entry.folder) else CLIPModel
         modules.append(cls.load(entry.folder, options))
-    if not isinstance(modules[0], Transformer):
-        raise ModelFormatError(f"{folder / MODULES_FILE}: the first module must be a Transformer")
+    if not isinstance(modules[0], INPUT_MODULES):
+        raise ModelFormatError(
+            f"{folder / MODULES_FILE}: the first module must be a Transformer or StaticEmbedding"
+        )
     return modules
 
 
 def _default_modules(folder: Path, options: LoadOptions) -> list[Module]:
+    if StaticEmbedding.holds_model(folder):  # a model2vec folder from before it wrote modules.json
+        static = StaticEmbedding.load(folder, options)
+        return [static, Normalize()] if StaticEmbedding.normalizes(folder) else [static]
     refuse_vision_language(folder)
     if VisionLanguageTransformer.holds_model(folder):
         vision_language = VisionLanguageTransformer.load(folder, options)
@@ -136,7 +146,8 @@ def save_modules(modules: list[Module], folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     entries = []
     for index, module in enumerate(modules):
-        path = "" if isinstance(module, Transformer) else f"{index}_{type(module).__name__}"
+        at_root = isinstance(module, Transformer) or (index == 0 and isinstance(module, StaticEmbedding))
+        path = "" if at_root else f"{index}_{type(module).__name__}"
         module.save(folder / path)
         entries.append({"idx": index, "name": str(index), "path": path, "type": module.reference_type})
     write_json(folder / MODULES_FILE, entries)
