@@ -28,10 +28,13 @@ from omniembed.modules import (
     ModelConfig,
     Module,
     Pooling,
+    Router,
     Transformer,
     load_modules,
+    routing_task,
     save_modules,
 )
+from omniembed.modules.router import ACTIVE_TASK
 from omniembed.runtime.backends import Backend, DType, Network, RuntimeOptions, check_runtime, prepare_network
 from omniembed.runtime.placement import prepare_for_inference
 from omniembed.runtime.threads import check_num_threads, torch_threads
@@ -109,8 +112,11 @@ class SentenceTransformer(ScoringAndPrompts, nn.Sequential):
             modules = load_modules(folder, options)
             config = ModelConfig.read(folder)
             logger.info("loaded model from %s", folder)
-        if not modules or not isinstance(modules[0], Transformer):
-            raise ValueError("give a model name or path, or modules starting with a Transformer")
+        if not modules or not _starts_with_transformer(modules[0]):
+            raise ValueError(
+                "give a model name or path, or modules starting with a Transformer (or a Router whose "
+                "routes each start with one)"
+            )
         super().__init__(*modules)
         self.name_or_path = None if model_name_or_path is None else os.fspath(model_name_or_path)
         self.prompts = {**config.prompts, **(prompts or {})}
@@ -132,14 +138,19 @@ class SentenceTransformer(ScoringAndPrompts, nn.Sequential):
             self.to(torch.bfloat16)
         # Weights loaded just above are those of the files, which save() can read again; modules
         # handed in may have been changed since, so they keep their weights.
+        if isinstance(self[0], Router) and self.runtime.resolved_backend() != "torch":
+            raise ValueError("a model with a Router runs in torch only: load it with backend='torch'")
         self._network: Network | None = prepare_network(
             self.transformer, self.runtime, release_weights=model_name_or_path is not None
         )
 
     @property
     def transformer(self) -> Transformer:
-        """The first module, which tokenizes and runs the network."""
+        """The first module, which tokenizes and runs the network (with a Router, the first module of
+        the route of the ``encode`` call in progress, else of its default route)."""
         module = self[0]
+        if isinstance(module, Router):
+            module = module.route(ACTIVE_TASK.get())[0]
         assert isinstance(module, Transformer)
         return module
 
@@ -205,6 +216,7 @@ class SentenceTransformer(ScoringAndPrompts, nn.Sequential):
         truncate_dim: int | None = None,
         pool: EncodePool | None = None,
         chunk_size: int | None = None,
+        task: str | None = None,
     ) -> Any:
         """Embed one input (giving one vector) or a list (giving a matrix, rows in input order).
 
@@ -227,41 +239,56 @@ class SentenceTransformer(ScoringAndPrompts, nn.Sequential):
             truncate_dim: keep the first dimensions of each embedding; defaults to the model's setting.
             pool: encode in the worker processes of a pool from ``start_multi_process_pool``.
             chunk_size: inputs per chunk sent to a pool worker (default: about ten chunks per worker).
+            task: the route of a model with a Router (``"query"``, ``"document"``); ``None`` takes its
+                default route. ``encode_query`` and ``encode_document`` set it.
         """
-        items, kinds, single = input_batch(inputs, self.modalities)
-        _check_options(batch_size, precision, output_value, truncate_dim)
-        if output_value != "sentence_embedding" and any(kind != "text" for kind in kinds):
-            raise ValueError(f"output_value {output_value!r} is only available for text inputs")
-        prompt = self._resolve_prompt(prompt, prompt_name)
-        truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
-        check_chunk_size(chunk_size)
-        if show_progress_bar is None:
-            show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
-        if pool is not None or isinstance(device, (list, tuple)):
-            job = EncodeJob(prompt, batch_size, output_value, normalize_embeddings, truncate_dim)
-            gathered = encode_with_pool(
-                self, items, job, pool=pool, devices=device, chunk_size=chunk_size, progress=show_progress_bar
-            )
-            if output_value != "sentence_embedding":
-                return gathered[0] if single else gathered
-            result = _convert(gathered, precision, convert_to_numpy, convert_to_tensor)
+        if task is not None and (pool is not None or isinstance(device, (list, tuple))):
+            raise ValueError("task= routes inputs in this process only; leave out pool and device lists")
+        with routing_task(task):
+            items, kinds, single = input_batch(inputs, self.modalities)
+            _check_options(batch_size, precision, output_value, truncate_dim)
+            if output_value != "sentence_embedding" and any(kind != "text" for kind in kinds):
+                raise ValueError(f"output_value {output_value!r} is only available for text inputs")
+            prompt = self._resolve_prompt(prompt, prompt_name)
+            truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
+            check_chunk_size(chunk_size)
+            if show_progress_bar is None:
+                show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
+            if pool is not None or isinstance(device, (list, tuple)):
+                job = EncodeJob(prompt, batch_size, output_value, normalize_embeddings, truncate_dim)
+                gathered = encode_with_pool(
+                    self,
+                    items,
+                    job,
+                    pool=pool,
+                    devices=device,
+                    chunk_size=chunk_size,
+                    progress=show_progress_bar,
+                )
+                if output_value != "sentence_embedding":
+                    return gathered[0] if single else gathered
+                result = _convert(gathered, precision, convert_to_numpy, convert_to_tensor)
+                return result[0] if single else result
+            if device is not None:
+                if not isinstance(device, (str, torch.device)):
+                    raise ValueError(
+                        f"device must be a device such as 'cpu' or a list of them, got {device!r}"
+                    )
+                check_runtime(self.runtime, torch.device(device))
+                self.to(device)
+            batches = self._routed_batches(items, kinds, prompt, batch_size, show_progress_bar)
+            with torch_threads(self.num_threads):
+                if output_value != "sentence_embedding":
+                    rows = _rows_in_input_order(batches, len(items), output_value)
+                    if output_value is None and truncate_dim is not None:
+                        for row in rows:
+                            row["sentence_embedding"] = row["sentence_embedding"][:truncate_dim]
+                    return rows[0] if single else rows
+                embeddings = self._sentence_embeddings(
+                    batches, len(items), truncate_dim, normalize_embeddings
+                )
+            result = _convert(embeddings, precision, convert_to_numpy, convert_to_tensor)
             return result[0] if single else result
-        if device is not None:
-            if not isinstance(device, (str, torch.device)):
-                raise ValueError(f"device must be a device such as 'cpu' or a list of them, got {device!r}")
-            check_runtime(self.runtime, torch.device(device))
-            self.to(device)
-        batches = self._routed_batches(items, kinds, prompt, batch_size, show_progress_bar)
-        with torch_threads(self.num_threads):
-            if output_value != "sentence_embedding":
-                rows = _rows_in_input_order(batches, len(items), output_value)
-                if output_value is None and truncate_dim is not None:
-                    for row in rows:
-                        row["sentence_embedding"] = row["sentence_embedding"][:truncate_dim]
-                return rows[0] if single else rows
-            embeddings = self._sentence_embeddings(batches, len(items), truncate_dim, normalize_embeddings)
-        result = _convert(embeddings, precision, convert_to_numpy, convert_to_tensor)
-        return result[0] if single else result
 
     def start_multi_process_pool(self, target_devices: list[str] | None = None) -> EncodePool:
         """Start one worker process per device, for ``encode(..., pool=pool)``.
@@ -489,3 +516,10 @@ def _convert(embeddings: Tensor, precision: Precision, to_numpy: bool, to_tensor
     if to_numpy:
         return embeddings.float().numpy() if embeddings.dtype == torch.bfloat16 else embeddings.numpy()
     return list(embeddings)
+
+
+def _starts_with_transformer(first: Module) -> bool:
+    """Whether a pipeline's first module is a Transformer, or a Router whose routes each start with one."""
+    if isinstance(first, Router):
+        return all(isinstance(route[0], Transformer) for route in first.sub_modules.values())  # type: ignore[index]
+    return isinstance(first, Transformer)

@@ -5,6 +5,8 @@ from omniembed.modules.folder import MODULE_TYPES, ModelConfig, load_modules, sa
 from omniembed.modules.module import Features, LoadOptions, Module
 from omniembed.modules.normalize import Normalize
 from omniembed.modules.pooling import Pooling
+from omniembed.modules.router import Router, routing_task
+from omniembed.modules.sparse import MaskedLMTransformer, SparseStaticEmbedding, SpladePooling
 from omniembed.modules.transformer import Transformer
 
 __all__ = [
@@ -12,11 +14,16 @@ __all__ = [
     "Dense",
     "Features",
     "LoadOptions",
+    "MaskedLMTransformer",
     "ModelConfig",
     "Module",
     "Normalize",
     "Pooling",
+    "Router",
+    "SparseStaticEmbedding",
+    "SpladePooling",
     "Transformer",
     "load_modules",
+    "routing_task",
     "save_modules",
 ]

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from omniembed.modules import Features, Transformer
 from omniembed.modules.scorers import ClassifierScorer
+from omniembed.modules.sparse import MaskedLMTransformer
 from omniembed.runtime.onednn import ONEDNN_DTYPES, PACK_ROWS, OneDnnLinear, tensor_versions
 
 
@@ -310,12 +311,52 @@ class FusedClassifier:
         return logits
 
 
+MASKED_LM_HEADS = {
+    "BertForMaskedLM": "cls",
+    "RobertaForMaskedLM": "lm_head",
+    "XLMRobertaForMaskedLM": "lm_head",
+    "CamembertForMaskedLM": "lm_head",
+}
+"""The vocabulary head of each masked language model whose encoder ``FusedEncoder`` runs."""
+
+
+class FusedMaskedLM:
+    """The vocabulary logits of a BERT-family ``...ForMaskedLM`` model (a SPLADE network), its
+    encoder run by ``FusedEncoder`` and its own head after it (whose linear layers run in oneDNN)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.encoder = FusedEncoder(model.base_model)  # type: ignore[arg-type]
+        self.head: nn.Module = getattr(model, MASKED_LM_HEADS[type(model).__name__])
+
+    @staticmethod
+    def supports(model: nn.Module) -> bool:
+        """Whether ``model`` is one of ``MASKED_LM_HEADS`` over an encoder ``FusedEncoder`` runs."""
+        head = MASKED_LM_HEADS.get(type(model).__name__)
+        encoder: Any = getattr(model, "base_model", None)
+        if head is None or not isinstance(getattr(model, head, None), nn.Module):
+            return False
+        return isinstance(encoder, nn.Module) and FusedEncoder.supports(encoder)
+
+    def __call__(self, inputs: Features) -> Tensor | None:
+        """Return the logits, or ``None`` where the flat path does not apply."""
+        hidden = self.encoder(inputs)
+        if hidden is None:
+            return None
+        logits: Tensor = self.head(hidden)
+        return logits
+
+
 def use_fused_encoder(model: nn.Module) -> int:
     """Give every ``Transformer`` and classifier reranker in ``model`` whose network qualifies a
     flat forward pass as its ``fast_forward``; return how many got one."""
     installed = 0
     for module in model.modules():
-        if isinstance(module, Transformer) and FusedEncoder.supports(module.auto_model):
+        if isinstance(module, MaskedLMTransformer):
+            if FusedMaskedLM.supports(module.auto_model):
+                module.fast_forward = FusedMaskedLM(module.auto_model)
+                installed += 1
+        elif isinstance(module, Transformer) and FusedEncoder.supports(module.auto_model):
             module.fast_forward = FusedEncoder(module.auto_model)
             installed += 1
         elif isinstance(module, ClassifierScorer) and FusedClassifier.supports(module.model):
