@@ -104,6 +104,17 @@ class SpladePooling(Module):
         features["sentence_embedding"] = embeddings
         return features
 
+    def reduce_rows(self, logits: Tensor) -> Tensor:
+        """Pool the logits of one input's own tokens (no padding), ``(tokens, vocab)``; ``finish``
+        the stacked results to get the vectors."""
+        if self.pooling_strategy == "max":
+            return logits.amax(dim=0)
+        return self._activate(logits).sum(dim=0)
+
+    def finish(self, reduced: Tensor) -> Tensor:
+        """The vectors from stacked ``reduce_rows`` results (the max strategy activates after pooling)."""
+        return self._activate(reduced) if self.pooling_strategy == "max" else reduced
+
     def _activate(self, values: Tensor) -> Tensor:
         values = torch.log1p(torch.relu(values))
         return torch.log1p(values) if self.activation_function == "log1p_relu" else values

@@ -15,6 +15,7 @@ loop saves is measured in BENCHMARKS.md, "Figures behind the runtime choices".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -345,6 +346,52 @@ class FusedMaskedLM:
             return None
         logits: Tensor = self.head(hidden)
         return logits
+
+    def pooled(self, inputs: Features, pool_rows: Callable[[Tensor], Tensor]) -> Tensor | None:
+        """One pooled row per input, ``pool_rows`` applied to the logits of its own tokens; ``None``
+        where the flat path does not apply.
+
+        The head runs on the unpadded tokens, ``HEAD_ROWS`` at a time (whole inputs per chunk), and
+        each chunk is pooled at once: the (tokens × vocabulary) logits, the largest tensor of a SPLADE
+        model, are never held whole nor computed for padding.
+        """
+        hidden = self.encoder(inputs)
+        if hidden is None:
+            return None
+        mask = inputs["attention_mask"].bool()
+        lengths = mask.sum(dim=1).tolist()
+        rows = hidden[mask]  # each input's tokens in turn
+        pooled = []
+        for start, stop in _chunks(lengths, HEAD_ROWS):
+            first_row = sum(lengths[:start])
+            logits: Tensor = self.head(rows[first_row : first_row + sum(lengths[start:stop])])
+            offset = 0
+            for length in lengths[start:stop]:
+                pooled.append(pool_rows(logits[offset : offset + length]))
+                offset += length
+        return torch.stack(pooled)
+
+
+HEAD_ROWS = 256
+"""Token rows per product of a masked-LM head in ``FusedMaskedLM.pooled``: enough to amortize reading
+the (vocabulary × hidden) weights, few enough that a chunk's logits stay tens of megabytes."""
+
+
+def _chunks(lengths: list[int], rows: int) -> list[tuple[int, int]]:
+    """Cut consecutive inputs into runs of at most ``rows`` tokens (an input longer runs alone).
+
+    >>> _chunks([100, 100, 100, 300, 10], 256)
+    [(0, 2), (2, 3), (3, 4), (4, 5)]
+    """
+    chunks, start, total = [], 0, 0
+    for index, length in enumerate(lengths):
+        if index > start and total + length > rows:
+            chunks.append((start, index))
+            start, total = index, 0
+        total += length
+    if start < len(lengths):
+        chunks.append((start, len(lengths)))
+    return chunks
 
 
 def use_fused_encoder(model: nn.Module) -> int:

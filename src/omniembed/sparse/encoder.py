@@ -19,7 +19,8 @@ from omniembed.modules import LoadOptions, ModelConfig, Module, Transformer, loa
 from omniembed.modules.folder import MODEL_CONFIG_FILE
 from omniembed.modules.module import Features, read_json, write_json
 from omniembed.modules.router import Router
-from omniembed.modules.sparse import MaskedLMTransformer, SparseStaticEmbedding
+from omniembed.modules.sparse import MaskedLMTransformer, SparseStaticEmbedding, SpladePooling
+from omniembed.runtime.fused_encoder import FusedMaskedLM
 from omniembed.runtime.placement import prepare_for_inference
 from omniembed.runtime.threads import check_num_threads, torch_threads
 from omniembed.runtime.token_batches import token_budget_batches
@@ -274,8 +275,7 @@ class SparseEncoder(nn.Sequential):
         with tqdm(total=len(texts), desc="Batches", unit="input", disable=not progress) as bar:
             for indices, features in self._batches(modules[0], texts, batch_size):
                 with torch.inference_mode():
-                    for module in modules:
-                        features = module(features)
+                    features = _forward(modules, features)
                     rows = select_max_active_dims(features["sentence_embedding"].float(), limit).cpu()
                 # made outside inference mode, so that users may coalesce and index them
                 order.append(indices)
@@ -324,6 +324,22 @@ class SparseEncoder(nn.Sequential):
                 len(texts),
                 first.max_seq_length,
             )
+
+
+def _forward(modules: list[Module], features: Features) -> Features:
+    """Run a route; a SPLADE network and its pooling run as one, chunk by chunk, where they can (see
+    ``FusedMaskedLM.pooled``)."""
+    first, rest = modules[0], modules[1:]
+    fused = getattr(first, "fast_forward", None)
+    if isinstance(fused, FusedMaskedLM) and rest and isinstance(rest[0], SpladePooling):
+        inputs = {name: features[name] for name in first.model_inputs if name in features}  # type: ignore[union-attr]
+        pooled = fused.pooled(inputs, rest[0].reduce_rows)
+        if pooled is not None:
+            features["sentence_embedding"] = rest[0].finish(pooled)
+            modules = rest[1:]
+    for module in modules:
+        features = module(features)
+    return features
 
 
 def _check_max_active_dims(value: Any) -> int | None:
