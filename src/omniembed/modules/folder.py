@@ -39,6 +39,15 @@ ModelFamily = Literal["dense", "sparse"]
 """"dense": one embedding per input (``SentenceTransformer``); "sparse": vocabulary-wide sparse vectors
 (``SparseEncoder``)."""
 
+
+class ModelFamilyError(ModelFormatError):
+    """A model folder of the other family than the class loading it; ``family`` is the one it holds."""
+
+    def __init__(self, message: str, family: ModelFamily) -> None:
+        super().__init__(message)
+        self.family = family
+
+
 _KNOWN_NAMESPACES = ("sentence_transformers", "omniembed")
 MODEL_CONFIG_FILE = "config_sentence_transformers.json"
 
@@ -181,14 +190,16 @@ def _is_masked_lm(folder: Path) -> bool:
 
 def _refuse_family(folder: Path, family: ModelFamily, sparse: bool) -> None:
     if family == "dense" and sparse:
-        raise ModelFormatError(
+        raise ModelFamilyError(
             f"{folder} holds a sparse model (vocabulary-wide sparse vectors): load it with "
-            "omniembed.SparseEncoder, not SentenceTransformer"
+            "omniembed.SparseEncoder, not SentenceTransformer",
+            "sparse",
         )
     if family == "sparse" and not sparse:
-        raise ModelFormatError(
+        raise ModelFamilyError(
             f"{folder} holds a dense embedding model: load it with omniembed.SentenceTransformer; "
-            "SparseEncoder loads SPLADE and inference-free sparse models"
+            "SparseEncoder loads SPLADE and inference-free sparse models",
+            "dense",
         )
 
 

@@ -50,6 +50,9 @@ class SparseEncoder(nn.Sequential):
         num_threads: CPU threads a forward pass may use; ``None`` uses every core.
     """
 
+    is_sparse = True
+    """What the server reads to send ``{"indices", "values"}`` instead of dense vectors."""
+
     def __init__(
         self,
         model_name_or_path: str | os.PathLike[str] | None = None,

@@ -14,6 +14,8 @@ from sentence_transformers import SparseEncoder as Reference
 from omniembed import ModelFormatError, SentenceTransformer, SparseEncoder
 from omniembed.runtime.fused_encoder import FusedMaskedLM
 
+from helpers import sparse as builders
+
 TEXTS = [
     "The weather is lovely today.",
     "It's so sunny outside!",
@@ -22,6 +24,26 @@ TEXTS = [
     "Search engines retrieve relevant passages for a query, " * 8,
     "",
 ]
+
+
+@pytest.fixture(scope="module")
+def sparse_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``sparse_model(kind, **options)``: a folder saved by the reference library, built once per
+    distinct options; kind is ``splade``, ``legacy`` or ``inference_free``."""
+    built: dict[tuple[object, ...], Path] = {}
+    makers = {
+        "splade": builders.build_splade,
+        "legacy": builders.build_legacy_splade,
+        "inference_free": builders.build_inference_free,
+    }
+
+    def build(kind: str, **options: object) -> Path:
+        key = (kind, *sorted((name, repr(value)) for name, value in options.items()))
+        if key not in built:
+            built[key] = makers[kind](tmp_path_factory.mktemp(kind) / "model", **options)  # type: ignore[operator]
+        return built[key]
+
+    return build
 
 
 def assert_same_vectors(ours: torch.Tensor, theirs: torch.Tensor) -> None:
@@ -44,6 +66,20 @@ def test_splade_matches_reference(sparse_model: Callable[..., Path], pooling: st
     assert embeddings.shape == (len(TEXTS), 30522)
     assert_same_vectors(embeddings, theirs.encode(TEXTS))
     assert_same_vectors(ours.encode_query(TEXTS[:3]), theirs.encode_query(TEXTS[:3]))
+
+
+@pytest.mark.parametrize("pooling", ["max", "sum"])
+def test_long_batches_pool_chunk_by_chunk_as_the_reference(
+    sparse_model: Callable[..., Path], pooling: str
+) -> None:
+    """Batches of many long inputs run the head in several chunks (HEAD_ROWS token rows each)."""
+    folder = sparse_model("splade", pooling=pooling)
+    texts = [
+        f"document {index}: " + "the quick brown fox jumps over the lazy dog " * (3 + index % 9)
+        for index in range(40)
+    ]
+    ours, theirs = SparseEncoder(folder, device="cpu"), Reference(str(folder), device="cpu")
+    assert_same_vectors(ours.encode(texts, batch_size=16), theirs.encode(texts, batch_size=16))
 
 
 def test_splade_runs_the_fused_network_and_its_head_in_onednn(sparse_model: Callable[..., Path]) -> None:
