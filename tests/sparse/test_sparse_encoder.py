@@ -82,6 +82,14 @@ def test_long_batches_pool_chunk_by_chunk_as_the_reference(
     assert_same_vectors(ours.encode(texts, batch_size=16), theirs.encode(texts, batch_size=16))
 
 
+def test_a_plain_masked_lm_checkpoint_becomes_splade_with_max_pooling(tmp_path: Path) -> None:
+    folder = builders.save_masked_lm(tmp_path / "plain")
+    ours, theirs = SparseEncoder(folder, device="cpu"), Reference(str(folder), device="cpu")
+    assert_same_vectors(ours.encode(TEXTS), theirs.encode(TEXTS))
+    # the dense encoder reads the same checkpoint as a mean-pooled embedding model, as the reference does
+    assert SentenceTransformer(folder, device="cpu").encode("hello").shape == (32,)
+
+
 def test_splade_runs_the_fused_network_and_its_head_in_onednn(sparse_model: Callable[..., Path]) -> None:
     model = SparseEncoder(sparse_model("splade"), device="cpu")
     assert isinstance(model[0].fast_forward, FusedMaskedLM)

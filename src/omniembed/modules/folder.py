@@ -128,8 +128,7 @@ def load_modules(folder: Path, options: LoadOptions, family: ModelFamily = "dens
     if entries is None:
         if family == "sparse":
             return _default_sparse_modules(folder, options)
-        _refuse_family(folder, family, _is_masked_lm(folder))
-        return _default_modules(folder, options)
+        return _default_modules(folder, options)  # a ...ForMaskedLM checkpoint too, as the reference does
     types = [entry.type for entry in entries]
     for entry in entries:
         if module_class(entry.type) is Router:
