@@ -17,6 +17,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("modules",),  # transformer, pooling, dense, normalize, multimodal towers, rerank heads
     ("runtime",),  # speed only: oneDNN, int8, fused encoder, ONNX, OpenVINO, token batches, threads
     ("embedding",),  # SentenceTransformer, PairedEncoder, similarity, quantize, process pool
+    ("sparse",),  # SparseEncoder (SPLADE, inference-free), sparse scores, checks of sparse vectors
     ("rerank",),  # CrossEncoder
     ("late_interaction",),  # multi-vector encoders, MaxSim, MUVERA, index
     ("retrieval",),  # semantic search, retrieve and rerank, fusion, zero-shot

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from omniembed.modules.static_embedding import StaticEmbedding
     from omniembed.rerank.cross_encoder import CrossEncoder
     from omniembed.retrieval.zero_shot import zero_shot_classify
+    from omniembed.sparse.encoder import SparseEncoder
     from omniembed.store import (
         BM25Config,
         DataObject,
@@ -53,6 +54,7 @@ _LAZY = {
     "CrossEncoder": "omniembed.rerank.cross_encoder",
     "MultiVectorEncoder": "omniembed.late_interaction.encoder",
     "SentenceTransformer": "omniembed.embedding.encoder",
+    "SparseEncoder": "omniembed.sparse.encoder",
     "quantize_embeddings": "omniembed.embedding.quantize",
     "EmbeddingModel": "omniembed.embedding.interface",
     "PairedEncoder": "omniembed.embedding.paired",
@@ -102,6 +104,7 @@ __all__ = [
     "Rerank",
     "SelfProvided",
     "SentenceTransformer",
+    "SparseEncoder",
     "StaticEmbedding",
     "UnsupportedModalityError",
     "Vectorizer",

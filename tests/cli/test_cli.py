@@ -173,3 +173,15 @@ def test_allowed_hosts_follow_the_listening_address(caplog: pytest.LogCaptureFix
         assert allowed_hosts("0.0.0.0", None) == ("*",)
     assert "answering any Host header" in caplog.text
     assert allowed_hosts("0.0.0.0", ["api.example.com"]) == ("api.example.com",)
+
+
+def test_serve_loads_a_sparse_folder_as_a_sparse_encoder(tmp_path: Path, tiny_model: Any) -> None:
+    from omniembed import SentenceTransformer, SparseEncoder
+    from omniembed.cli.serve import _load
+
+    from helpers.sparse import build_splade
+
+    loaded, _, _ = _load(str(build_splade(tmp_path / "splade")), None, None)
+    assert isinstance(loaded, SparseEncoder)
+    dense, _, _ = _load(str(tiny_model("bert")), None, None)
+    assert isinstance(dense, SentenceTransformer)

@@ -67,7 +67,7 @@ def test_static_refuses_what_it_does_not_have(static_folder: Path) -> None:
         SentenceTransformer(static_folder, device="cpu", dtype="bfloat16")
     with pytest.raises(ValueError, match="table lookup"):
         SentenceTransformer(static_folder, device="cpu", backend="onnx")
-    with pytest.raises(ValueError, match="Transformer or StaticEmbedding"):
+    with pytest.raises(ValueError, match="a Transformer, a StaticEmbedding"):
         SentenceTransformer(modules=[])
 
 

@@ -426,6 +426,26 @@ def test_max_input_chars_is_a_setting(minilm: Any) -> None:
     assert ServerSettings().input_char_limit == 32 * ServerSettings().max_tokens_per_input
 
 
+def test_sparse_model_requests_are_checked(tmp_path: Path) -> None:
+    from helpers.sparse import build_splade
+
+    model = oe.SparseEncoder(build_splade(tmp_path / "splade"), device="cpu")
+    settings = ServerSettings(max_inputs=4, max_tokens_per_input=32, max_input_chars=500)
+    with serve(create_app(model=model, settings=settings)) as url, httpx.Client(base_url=url) as client:
+        refused(
+            client.post("/v1/embeddings", json={"input": "a", "dimensions": 8}), 400, "sparse", "leave it out"
+        )
+        refused(client.post("/v1/embeddings", json={"input": "a", "encoding_format": "base64"}), 400, "float")
+        refused(client.post("/v1/embeddings", json={"input": ["a"] * 5}), 413, "5 inputs")
+        refused(client.post("/v1/embeddings", json={"input": ["ok", "x" * 501]}), 413, "index 1")
+        refused(client.post("/v1/embeddings", json={"input": [[1, 2]]}), 400, "token-id")
+        refused(client.post("/v1/embeddings", json={"input": "a", "prompt_name": "nope"}), 400, "nope")
+        answer = client.post("/v1/embeddings", json={"input": ["a short sentence", "word " * 200]})
+        assert answer.status_code == 413  # the long one passes 32 tokens
+        vector = client.post("/v1/embeddings", json={"input": "a short sentence"}).json()["data"][0]
+        assert set(vector["embedding"]) == {"indices", "values"}
+
+
 def test_rerank_inputs_are_capped(served: tuple[httpx.Client, Any]) -> None:
     client, _ = served
     start = time.monotonic()
@@ -556,7 +576,10 @@ def test_sigterm_closes_the_database_and_saves_indexes(tmp_path: Path) -> None:
 
 # Each route, and the tests above that attack it. A new route needs a test here before it ships.
 ROUTES = {
-    "POST /v1/embeddings": ["test_a_huge_text_is_refused_before_tokenizing_and_stalls_nobody"],
+    "POST /v1/embeddings": [
+        "test_a_huge_text_is_refused_before_tokenizing_and_stalls_nobody",
+        "test_sparse_model_requests_are_checked",
+    ],
     "POST /v1/rerank": ["test_rerank_inputs_are_capped"],
     "GET /v1/collections": [
         "test_collection_deleted_while_requests_run",

@@ -149,3 +149,21 @@ def test_missing_server_extra_names_the_install_command() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install 'omniembed[server]'" in result.stdout
+
+
+def test_a_sparse_model_returns_indices_and_values(tmp_path: Any) -> None:
+    from omniembed import SparseEncoder
+    from omniembed.sparse import check_sparse
+
+    from helpers.sparse import build_splade
+
+    model = SparseEncoder(build_splade(tmp_path / "splade"), device="cpu")
+    with serve(create_app(model=model, settings=ServerSettings(model_name="splade"))) as url:
+        answer = httpx.post(f"{url}/v1/embeddings", json={"input": SENTENCES}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    expected = model.encode(SENTENCES).to_dense()
+    for item in answer.json()["data"]:
+        vector = check_sparse(item["embedding"], vocab_size=expected.shape[1])  # sorted, positive
+        row = expected[item["index"]]
+        assert list(vector.indices) == row.nonzero().flatten().tolist()
+        np.testing.assert_allclose(vector.values, row[list(vector.indices)].numpy(), rtol=1e-6)

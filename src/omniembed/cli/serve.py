@@ -150,12 +150,19 @@ def _is_loopback(host: str) -> bool:
 def _load(model: str | None, db: Path | None, reranker: str | None) -> tuple[Any, Any, Any]:
     if model is None and db is None and reranker is None:
         raise ValueError("give --model, --db or --reranker: there is nothing to serve")
-    loaded = cross = database = None
+    loaded: Any = None
+    cross = database = None
     if model is not None:
-        from omniembed import SentenceTransformer
+        from omniembed import SentenceTransformer, SparseEncoder
+        from omniembed.modules.folder import ModelFamilyError
 
         logger.info("loading model %s", model)
-        loaded = SentenceTransformer(model)
+        try:
+            loaded = SentenceTransformer(model)
+        except ModelFamilyError as error:
+            if error.family != "sparse":
+                raise
+            loaded = SparseEncoder(model)  # served as {indices, values} vectors
     if reranker is not None:
         from importlib import import_module
 

@@ -45,6 +45,8 @@ class ScoringAndPrompts:
         model: Any = self  # the class this is mixed into has ``prompts`` and ``encode``
         if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None and "query" in model.prompts:
             kwargs["prompt_name"] = "query"
+        if _has_router(model):
+            kwargs.setdefault("task", "query")
         return model.encode(inputs, **kwargs)
 
     def encode_document(self, inputs: Any, **kwargs: Any) -> Any:
@@ -54,4 +56,14 @@ class ScoringAndPrompts:
         if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None:
             name = next((name for name in DOCUMENT_PROMPT_NAMES if name in model.prompts), None)
             kwargs["prompt_name"] = name
+        if _has_router(model):
+            kwargs.setdefault("task", "document")
         return model.encode(inputs, **kwargs)
+
+
+def _has_router(model: Any) -> bool:
+    """Whether a model's pipeline starts with a Router (whose routes ``task=`` picks)."""
+    from omniembed.modules.router import Router
+
+    first = next(iter(model.children()), None) if hasattr(model, "children") else None
+    return isinstance(first, Router)

@@ -30,11 +30,14 @@ from omniembed.modules import (
     ModelConfig,
     Module,
     Pooling,
+    Router,
     StaticEmbedding,
     Transformer,
     load_modules,
+    routing_task,
     save_modules,
 )
+from omniembed.modules.router import ACTIVE_TASK
 from omniembed.runtime.backends import Backend, DType, Network, RuntimeOptions, check_runtime, prepare_network
 from omniembed.runtime.placement import prepare_for_inference
 from omniembed.runtime.threads import check_num_threads, torch_threads
@@ -112,9 +115,10 @@ class SentenceTransformer(ScoringAndPrompts, nn.Sequential):
             modules = load_modules(folder, options)
             config = ModelConfig.read(folder)
             logger.info("loaded model from %s", folder)
-        if not modules or not isinstance(modules[0], INPUT_MODULES):
+        if not modules or not _starts_with_an_input(modules[0]):
             raise ValueError(
-                "give a model name or path, or modules starting with a Transformer or StaticEmbedding"
+                "give a model name or path, or modules starting with a Transformer, a StaticEmbedding "
+                "or a Router whose routes each start with a Transformer"
             )
         super().__init__(*modules)
         self.name_or_path = None if model_name_or_path is None else os.fspath(model_name_or_path)
@@ -141,21 +145,29 @@ class SentenceTransformer(ScoringAndPrompts, nn.Sequential):
             self.to(torch.bfloat16)
         # Weights loaded just above are those of the files, which save() can read again; modules
         # handed in may have been changed since, so they keep their weights.
+        if isinstance(self[0], Router) and self.runtime.resolved_backend() != "torch":
+            raise ValueError("a model with a Router runs in torch only: load it with backend='torch'")
         self._network = prepare_network(
             self.transformer, self.runtime, release_weights=model_name_or_path is not None
         )
 
     @property
     def transformer(self) -> Transformer:
-        """The first module, which tokenizes and runs the network."""
+        """The first module, which tokenizes and runs the network (with a Router, the first module of
+        the route of the ``encode`` call in progress, else of its default route)."""
         module = self[0]
+        if isinstance(module, Router):
+            module = module.route(ACTIVE_TASK.get())[0]
         assert isinstance(module, Transformer)
         return module
 
     @property
     def input_module(self) -> Transformer | StaticEmbedding:
-        """The first module, which turns inputs into features: a Transformer, or a StaticEmbedding."""
+        """The module that turns inputs into features: the first (a Transformer or a StaticEmbedding),
+        or with a Router the Transformer of the active route."""
         module = self[0]
+        if isinstance(module, Router):
+            return self.transformer
         assert isinstance(module, INPUT_MODULES)
         return module
 
@@ -227,6 +239,7 @@ class SentenceTransformer(ScoringAndPrompts, nn.Sequential):
         truncate_dim: int | None = None,
         pool: EncodePool | None = None,
         chunk_size: int | None = None,
+        task: str | None = None,
     ) -> Any:
         """Embed one input (giving one vector) or a list (giving a matrix, rows in input order).
 
@@ -249,7 +262,48 @@ class SentenceTransformer(ScoringAndPrompts, nn.Sequential):
             truncate_dim: keep the first dimensions of each embedding; defaults to the model's setting.
             pool: encode in the worker processes of a pool from ``start_multi_process_pool``.
             chunk_size: inputs per chunk sent to a pool worker (default: about ten chunks per worker).
+            task: the route of a model with a Router (``"query"``, ``"document"``); ``None`` takes its
+                default route. ``encode_query`` and ``encode_document`` set it.
         """
+        if task is not None and (pool is not None or isinstance(device, (list, tuple))):
+            raise ValueError("task= routes inputs in this process only; leave out pool and device lists")
+        with routing_task(task):
+            return self._encode(
+                inputs,
+                prompt_name=prompt_name,
+                prompt=prompt,
+                batch_size=batch_size,
+                show_progress_bar=show_progress_bar,
+                output_value=output_value,
+                precision=precision,
+                convert_to_numpy=convert_to_numpy,
+                convert_to_tensor=convert_to_tensor,
+                device=device,
+                normalize_embeddings=normalize_embeddings,
+                truncate_dim=truncate_dim,
+                pool=pool,
+                chunk_size=chunk_size,
+            )
+
+    def _encode(
+        self,
+        inputs: Any,
+        *,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        output_value: OutputValue = "sentence_embedding",
+        precision: Precision = "float32",
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        device: str | list[str] | None = None,
+        normalize_embeddings: bool = False,
+        truncate_dim: int | None = None,
+        pool: EncodePool | None = None,
+        chunk_size: int | None = None,
+    ) -> Any:
+        """``encode`` on the route ``task`` chose (see ``encode`` for the arguments)."""
         items, kinds, single = input_batch(inputs, self.modalities)
         _check_options(batch_size, precision, output_value, truncate_dim)
         if output_value != "sentence_embedding" and any(kind != "text" for kind in kinds):
@@ -526,3 +580,11 @@ def _convert(embeddings: Tensor, precision: Precision, to_numpy: bool, to_tensor
     if to_numpy:
         return embeddings.float().numpy() if embeddings.dtype == torch.bfloat16 else embeddings.numpy()
     return list(embeddings)
+
+
+def _starts_with_an_input(first: Module) -> bool:
+    """Whether a pipeline's first module is a Transformer or StaticEmbedding, or a Router whose routes
+    each start with a Transformer."""
+    if isinstance(first, Router):
+        return all(isinstance(route[0], Transformer) for route in first.sub_modules.values())  # type: ignore[index]
+    return isinstance(first, INPUT_MODULES)

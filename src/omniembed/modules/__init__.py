@@ -5,6 +5,8 @@ from omniembed.modules.folder import INPUT_MODULES, MODULE_TYPES, ModelConfig, l
 from omniembed.modules.module import Features, LoadOptions, Module
 from omniembed.modules.normalize import Normalize
 from omniembed.modules.pooling import Pooling
+from omniembed.modules.router import Router, routing_task
+from omniembed.modules.sparse import MaskedLMTransformer, SparseStaticEmbedding, SpladePooling
 from omniembed.modules.static_embedding import StaticEmbedding
 from omniembed.modules.transformer import Transformer
 
@@ -14,12 +16,17 @@ __all__ = [
     "Dense",
     "Features",
     "LoadOptions",
+    "MaskedLMTransformer",
     "ModelConfig",
     "Module",
     "Normalize",
     "Pooling",
+    "Router",
+    "SparseStaticEmbedding",
+    "SpladePooling",
     "StaticEmbedding",
     "Transformer",
     "load_modules",
+    "routing_task",
     "save_modules",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from omniembed.errors import ModelFormatError
 from omniembed.formats.modules_json import MODULES_FILE, read_modules_json
@@ -16,6 +16,14 @@ from omniembed.modules.multimodal.clip import CLIPModel
 from omniembed.modules.multimodal.vision_language import VisionLanguageTransformer, refuse_vision_language
 from omniembed.modules.normalize import Normalize
 from omniembed.modules.pooling import Pooling
+from omniembed.modules.router import Router, read_router_config
+from omniembed.modules.sparse import (
+    SPARSE_ONLY,
+    MaskedLMTransformer,
+    SparseAutoEncoder,
+    SparseStaticEmbedding,
+    SpladePooling,
+)
 from omniembed.modules.static_embedding import StaticEmbedding
 from omniembed.modules.transformer import Transformer
 
@@ -24,6 +32,23 @@ MODULE_TYPES: dict[str, type[Module]] = {
 }
 MODULE_TYPES[StaticEmbedding.__name__] = StaticEmbedding
 """The allow-list: class names a ``modules.json`` entry may name. Nothing else is ever imported."""
+MODULE_TYPES.update(
+    {cls.__name__: cls for cls in (SpladePooling, SparseStaticEmbedding, SparseAutoEncoder, Router)}
+)
+MODULE_TYPES.update({"Asym": Router, "MLMTransformer": MaskedLMTransformer})  # the reference's older names
+
+ModelFamily = Literal["dense", "sparse"]
+""""dense": one embedding per input (``SentenceTransformer``); "sparse": vocabulary-wide sparse vectors
+(``SparseEncoder``)."""
+
+
+class ModelFamilyError(ModelFormatError):
+    """A model folder of the other family than the class loading it; ``family`` is the one it holds."""
+
+    def __init__(self, message: str, family: ModelFamily) -> None:
+        super().__init__(message)
+        self.family = family
+
 
 INPUT_MODULES = (Transformer, StaticEmbedding)
 """The module types a pipeline may start with: they turn raw inputs into features."""
@@ -99,27 +124,95 @@ def module_class(type_name: str) -> type[Module]:
     )
 
 
-def load_modules(folder: Path, options: LoadOptions) -> list[Module]:
-    """Build the module pipeline a folder describes; a plain Hugging Face checkpoint gets a default one."""
+def load_modules(folder: Path, options: LoadOptions, family: ModelFamily = "dense") -> list[Module]:
+    """Build the module pipeline a folder describes; a plain Hugging Face checkpoint gets a default one.
+
+    A folder of the other ``family`` is refused with an error that names the class that loads it.
+    """
     entries = read_modules_json(folder)
     if entries is None:
-        return _default_modules(folder, options)
-    modules = []
+        if family == "sparse":
+            return _default_sparse_modules(folder, options)
+        return _default_modules(folder, options)  # a ...ForMaskedLM checkpoint too, as the reference does
+    types = [entry.type for entry in entries]
     for entry in entries:
-        cls = module_class(entry.type)
-        if cls is Transformer:
-            refuse_vision_language(entry.folder)
-        if cls is Transformer and VisionLanguageTransformer.holds_model(entry.folder):
-            cls = VisionLanguageTransformer
-        elif cls is Transformer and has_media_modalities(entry.folder):
-            # the reference's v6 form: one Transformer with text and image (or audio) modalities
-            cls = ClapModel if ClapModel.holds_model(entry.folder) else CLIPModel
-        modules.append(cls.load(entry.folder, options))
-    if not isinstance(modules[0], INPUT_MODULES):
+        if module_class(entry.type) is Router:
+            types += read_router_config(entry.folder)[0].values()
+    _refuse_family(folder, family, _names_sparse(folder, types))
+    modules = [load_module(entry.type, entry.folder, options) for entry in entries]
+    if not isinstance(modules[0], (*INPUT_MODULES, Router, SparseStaticEmbedding)):
         raise ModelFormatError(
-            f"{folder / MODULES_FILE}: the first module must be a Transformer or StaticEmbedding"
+            f"{folder / MODULES_FILE}: the first module must be a Transformer, a StaticEmbedding or a Router"
         )
     return modules
+
+
+def load_module(type_name: str, folder: Path, options: LoadOptions) -> Module:
+    """Load one module of the allow-list from its folder (a Router with its routes' modules)."""
+    cls = module_class(type_name)
+    if cls is Router:
+        return _load_router(folder, options)
+    if cls is Transformer:
+        refuse_vision_language(folder)
+        if _transformer_task(folder) == "fill-mask":
+            cls = MaskedLMTransformer
+    if cls is Transformer and VisionLanguageTransformer.holds_model(folder):
+        cls = VisionLanguageTransformer
+    elif cls is Transformer and has_media_modalities(folder):
+        # the reference's v6 form: one Transformer with text and image (or audio) modalities
+        cls = ClapModel if ClapModel.holds_model(folder) else CLIPModel
+    return cls.load(folder, options)
+
+
+def _load_router(folder: Path, options: LoadOptions) -> Router:
+    types, structure, parameters = read_router_config(folder)
+    loaded = {name: load_module(type_name, folder / name, options) for name, type_name in types.items()}
+    routes = {route: [loaded[name] for name in names] for route, names in structure.items()}
+    return Router(
+        routes,
+        default_route=parameters.get("default_route"),
+        allow_empty_key=bool(parameters.get("allow_empty_key", True)),
+        route_mappings=parameters["route_mappings"],
+    )
+
+
+def _transformer_task(folder: Path) -> str:
+    task = read_json(folder / Transformer.config_file_name, missing_ok=True).get("transformer_task")
+    return task if isinstance(task, str) else "feature-extraction"
+
+
+def _names_sparse(folder: Path, types: list[str]) -> bool:
+    """Whether a folder holds a sparse model: its config says so, or a module makes sparse vectors."""
+    if read_json(folder / MODEL_CONFIG_FILE, missing_ok=True).get("model_type") == "SparseEncoder":
+        return True
+    sparse_names = {cls.__name__ for cls in SPARSE_ONLY} | {"MLMTransformer"}
+    return any(name.rpartition(".")[2] in sparse_names for name in types)
+
+
+def _is_masked_lm(folder: Path) -> bool:
+    architectures = read_json(folder / "config.json", missing_ok=True).get("architectures") or []
+    return any(isinstance(name, str) and name.endswith("ForMaskedLM") for name in architectures)
+
+
+def _refuse_family(folder: Path, family: ModelFamily, sparse: bool) -> None:
+    if family == "dense" and sparse:
+        raise ModelFamilyError(
+            f"{folder} holds a sparse model (vocabulary-wide sparse vectors): load it with "
+            "omniembed.SparseEncoder, not SentenceTransformer",
+            "sparse",
+        )
+    if family == "sparse" and not sparse:
+        raise ModelFamilyError(
+            f"{folder} holds a dense embedding model: load it with omniembed.SentenceTransformer; "
+            "SparseEncoder loads SPLADE and inference-free sparse models",
+            "dense",
+        )
+
+
+def _default_sparse_modules(folder: Path, options: LoadOptions) -> list[Module]:
+    """A plain ``...ForMaskedLM`` checkpoint becomes a SPLADE model with max pooling."""
+    _refuse_family(folder, "sparse", _is_masked_lm(folder))
+    return [MaskedLMTransformer.load(folder, options), SpladePooling("max")]
 
 
 def _default_modules(folder: Path, options: LoadOptions) -> list[Module]:
@@ -146,7 +239,9 @@ def save_modules(modules: list[Module], folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     entries = []
     for index, module in enumerate(modules):
-        at_root = isinstance(module, Transformer) or (index == 0 and isinstance(module, StaticEmbedding))
+        at_root = isinstance(module, (Transformer, Router)) or (
+            index == 0 and isinstance(module, StaticEmbedding)
+        )
         path = "" if at_root else f"{index}_{type(module).__name__}"
         module.save(folder / path)
         entries.append({"idx": index, "name": str(index), "path": path, "type": module.reference_type})

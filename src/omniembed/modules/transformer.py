@@ -58,6 +58,8 @@ class Transformer(Module):
     reference_type = "sentence_transformers.base.modules.transformer.Transformer"
     modalities: ClassVar[list[Any]] = ["text"]
     chat_inputs: ClassVar[bool] = False
+    task: ClassVar[str] = "feature-extraction"
+    """The ``transformer_task`` this class loads (a subclass may load another, such as ``fill-mask``)."""
 
     def __init__(self, model: Any, tokenizer: Any, do_lower_case: bool = False) -> None:
         super().__init__()
@@ -201,13 +203,13 @@ class Transformer(Module):
     @classmethod
     def load(cls, folder: Path, options: LoadOptions) -> Transformer:
         """Load model and tokenizer from a folder in any of the reference library's layouts."""
-        config = _read_module_config(folder)
+        config = _read_module_config(folder, task=cls.task)
         if not (folder / "config.json").is_file():
             raise ModelFormatError(f"model file {folder / 'config.json'} is missing")
-        model = _load_model(folder, options, config)
+        model = _load_model(folder, options, config, cls.task)
         tokenizer = _load_tokenizer(folder, options, config)
         module = cls(model, tokenizer, do_lower_case=bool(config.get("do_lower_case", False)))
-        module.reload_model = functools.partial(_load_model, folder, options, config)
+        module.reload_model = functools.partial(_load_model, folder, options, config, cls.task)
         set_max_length(module, config, options)
         return module
 
@@ -228,7 +230,13 @@ def set_max_length(module: Transformer, config: dict[str, Any], options: LoadOpt
         module.max_seq_length = min(module.max_seq_length, positions)
 
 
-def _read_module_config(folder: Path, *, text_only: bool = True) -> dict[str, Any]:
+_TASK_OUTPUTS = {"feature-extraction": "last_hidden_state", "fill-mask": "logits"}
+"""The model output each ``transformer_task`` we load reads (as ``token_embeddings``)."""
+
+
+def _read_module_config(
+    folder: Path, *, text_only: bool = True, task: str = "feature-extraction"
+) -> dict[str, Any]:
     config: dict[str, Any] = {}
     for name in CONFIG_FILE_NAMES:
         config = read_json(folder / name, missing_ok=True)
@@ -239,10 +247,16 @@ def _read_module_config(folder: Path, *, text_only: bool = True) -> dict[str, An
             config[new] = config.pop(old)
     for key in ("model_kwargs", "tokenizer_kwargs", "config_kwargs"):
         config[key] = {k: v for k, v in (config.get(key) or {}).items() if _safe_folder_option(k, v)}
-    task = config.get("transformer_task", "feature-extraction")
-    if task != "feature-extraction":
-        raise ModelFormatError(f"{folder}: transformer_task {task!r} is not supported for embeddings")
-    modalities = config.get("modality_config", _TEXT_MODALITY)
+    found = config.get("transformer_task", task)
+    if found != task:
+        hint = (
+            "; it is a sparse (SPLADE) model: load it with omniembed.SparseEncoder"
+            if found == "fill-mask"
+            else ""
+        )
+        raise ModelFormatError(f"{folder}: transformer_task {found!r} is not supported for embeddings{hint}")
+    expected = {"text": {"method": "forward", "method_output_name": _TASK_OUTPUTS[task]}}
+    modalities = config.get("modality_config", expected)
     if not text_only:
         return config
     if set(modalities) != {"text"}:
@@ -250,10 +264,10 @@ def _read_module_config(folder: Path, *, text_only: bool = True) -> dict[str, An
             f"{folder}: modalities {sorted(modalities)} are not supported yet; only text models load"
         )
     output = config.get("module_output_name", "token_embeddings")
-    if modalities["text"] != _TEXT_MODALITY["text"] or output != "token_embeddings":
+    if modalities["text"] != expected["text"] or output != "token_embeddings":
         raise ModelFormatError(
             f"{folder}: text modality {modalities['text']} with output {output!r} is not supported; "
-            "only forward -> last_hidden_state -> token_embeddings is"
+            f"only forward -> {_TASK_OUTPUTS[task]} -> token_embeddings is"
         )
     return config
 
@@ -268,10 +282,13 @@ def _safe_folder_option(name: str, value: Any) -> bool:
     return not (name == "attn_implementation" and isinstance(value, str) and "/" in value)
 
 
-def _load_model(folder: Path, options: LoadOptions, config: dict[str, Any]) -> Any:
+def _load_model(
+    folder: Path, options: LoadOptions, config: dict[str, Any], task: str = "feature-extraction"
+) -> Any:
     from safetensors import SafetensorError
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
+    auto_class = AutoModelForMaskedLM if task == "fill-mask" else AutoModel
     pickled = folder / "pytorch_model.bin"
     if not options.allow_pickle and pickled.is_file() and not list(folder.glob("*.safetensors")):
         raise pickle_refused(pickled)
@@ -282,7 +299,7 @@ def _load_model(folder: Path, options: LoadOptions, config: dict[str, Any]) -> A
         hf_config = AutoConfig.from_pretrained(
             folder, trust_remote_code=options.trust_remote_code, **config["config_kwargs"]
         )
-        return AutoModel.from_pretrained(
+        return auto_class.from_pretrained(
             folder, config=hf_config, trust_remote_code=options.trust_remote_code, **kwargs
         )
     except SafetensorError as error:

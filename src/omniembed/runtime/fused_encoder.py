@@ -15,6 +15,7 @@ loop saves is measured in BENCHMARKS.md, "Figures behind the runtime choices".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from torch import Tensor, nn
 
 from omniembed.modules import Features, Transformer
 from omniembed.modules.scorers import ClassifierScorer
+from omniembed.modules.sparse import MaskedLMTransformer
 from omniembed.runtime.onednn import ONEDNN_DTYPES, PACK_ROWS, OneDnnLinear, tensor_versions
 
 
@@ -310,12 +312,98 @@ class FusedClassifier:
         return logits
 
 
+MASKED_LM_HEADS = {
+    "BertForMaskedLM": "cls",
+    "RobertaForMaskedLM": "lm_head",
+    "XLMRobertaForMaskedLM": "lm_head",
+    "CamembertForMaskedLM": "lm_head",
+}
+"""The vocabulary head of each masked language model whose encoder ``FusedEncoder`` runs."""
+
+
+class FusedMaskedLM:
+    """The vocabulary logits of a BERT-family ``...ForMaskedLM`` model (a SPLADE network), its
+    encoder run by ``FusedEncoder`` and its own head after it (whose linear layers run in oneDNN)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.encoder = FusedEncoder(model.base_model)  # type: ignore[arg-type]
+        self.head: nn.Module = getattr(model, MASKED_LM_HEADS[type(model).__name__])
+
+    @staticmethod
+    def supports(model: nn.Module) -> bool:
+        """Whether ``model`` is one of ``MASKED_LM_HEADS`` over an encoder ``FusedEncoder`` runs."""
+        head = MASKED_LM_HEADS.get(type(model).__name__)
+        encoder: Any = getattr(model, "base_model", None)
+        if head is None or not isinstance(getattr(model, head, None), nn.Module):
+            return False
+        return isinstance(encoder, nn.Module) and FusedEncoder.supports(encoder)
+
+    def __call__(self, inputs: Features) -> Tensor | None:
+        """Return the logits, or ``None`` where the flat path does not apply."""
+        hidden = self.encoder(inputs)
+        if hidden is None:
+            return None
+        logits: Tensor = self.head(hidden)
+        return logits
+
+    def pooled(self, inputs: Features, pool_rows: Callable[[Tensor], Tensor]) -> Tensor | None:
+        """One pooled row per input, ``pool_rows`` applied to the logits of its own tokens; ``None``
+        where the flat path does not apply.
+
+        The head runs on the unpadded tokens, ``HEAD_ROWS`` at a time (whole inputs per chunk), and
+        each chunk is pooled at once: the (tokens × vocabulary) logits, the largest tensor of a SPLADE
+        model, are never held whole nor computed for padding.
+        """
+        hidden = self.encoder(inputs)
+        if hidden is None:
+            return None
+        mask = inputs["attention_mask"].bool()
+        lengths = mask.sum(dim=1).tolist()
+        rows = hidden[mask]  # each input's tokens in turn
+        pooled = []
+        for start, stop in _chunks(lengths, HEAD_ROWS):
+            first_row = sum(lengths[:start])
+            logits: Tensor = self.head(rows[first_row : first_row + sum(lengths[start:stop])])
+            offset = 0
+            for length in lengths[start:stop]:
+                pooled.append(pool_rows(logits[offset : offset + length]))
+                offset += length
+        return torch.stack(pooled)
+
+
+HEAD_ROWS = 256
+"""Token rows per product of a masked-LM head in ``FusedMaskedLM.pooled``: enough to amortize reading
+the (vocabulary × hidden) weights, few enough that a chunk's logits stay tens of megabytes."""
+
+
+def _chunks(lengths: list[int], rows: int) -> list[tuple[int, int]]:
+    """Cut consecutive inputs into runs of at most ``rows`` tokens (an input longer runs alone).
+
+    >>> _chunks([100, 100, 100, 300, 10], 256)
+    [(0, 2), (2, 3), (3, 4), (4, 5)]
+    """
+    chunks, start, total = [], 0, 0
+    for index, length in enumerate(lengths):
+        if index > start and total + length > rows:
+            chunks.append((start, index))
+            start, total = index, 0
+        total += length
+    if start < len(lengths):
+        chunks.append((start, len(lengths)))
+    return chunks
+
+
 def use_fused_encoder(model: nn.Module) -> int:
     """Give every ``Transformer`` and classifier reranker in ``model`` whose network qualifies a
     flat forward pass as its ``fast_forward``; return how many got one."""
     installed = 0
     for module in model.modules():
-        if isinstance(module, Transformer) and FusedEncoder.supports(module.auto_model):
+        if isinstance(module, MaskedLMTransformer):
+            if FusedMaskedLM.supports(module.auto_model):
+                module.fast_forward = FusedMaskedLM(module.auto_model)
+                installed += 1
+        elif isinstance(module, Transformer) and FusedEncoder.supports(module.auto_model):
             module.fast_forward = FusedEncoder(module.auto_model)
             installed += 1
         elif isinstance(module, ClassifierScorer) and FusedClassifier.supports(module.model):

@@ -167,8 +167,10 @@ class DynamicBatcher:
         prompt_name = key if isinstance(key, str) else None
         with self.model_lock, input_policy.using(self.policy):
             self.forward_passes += 1
+            # a sparse model's rows come dense here: the route turns each into {indices, values}
+            dense = {"convert_to_sparse_tensor": False} if getattr(self.model, "is_sparse", False) else {}
             out = self.model.encode(
-                inputs, batch_size=len(inputs), prompt_name=prompt_name, show_progress_bar=False
+                inputs, batch_size=len(inputs), prompt_name=prompt_name, show_progress_bar=False, **dense
             )
         return np.asarray(out, dtype=np.float32).reshape(len(inputs), -1)
 

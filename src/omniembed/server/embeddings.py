@@ -96,7 +96,18 @@ def _shorten(matrix: np.ndarray, dimensions: int | None) -> np.ndarray:
 async def embeddings(
     request: EmbeddingRequest, state: Annotated[ServerState, Depends(get_state)]
 ) -> dict[str, Any]:
-    """Embed the inputs; with ``dimensions`` the vectors are cut and re-normalised, as OpenAI does."""
+    """Embed the inputs; with ``dimensions`` the vectors are cut and re-normalised, as OpenAI does.
+
+    A sparse model's embedding is ``{"indices": [...], "values": [...]}``: the token ids with a
+    non-zero weight, increasing, and their weights.
+    """
+    sparse = bool(getattr(state.model, "is_sparse", False))
+    if sparse and request.dimensions is not None:
+        raise InvalidInputError("dimensions does not apply to a sparse model's vectors; leave it out")
+    if sparse and request.encoding_format != "float":
+        raise InvalidInputError(
+            "the served model is sparse: its vectors come as {indices, values}; use encoding_format='float'"
+        )
     inputs, usage, cost = await _inputs(state, request)
     prompts = state.model.prompts
     if request.prompt_name is not None and request.prompt_name not in prompts:
@@ -107,11 +118,14 @@ async def embeddings(
     matrix = _shorten(encoded, request.dimensions)
     data = []
     for index, row in enumerate(matrix):
-        vector: Any = (
-            base64.b64encode(row.astype("<f4").tobytes()).decode("ascii")
-            if request.encoding_format == "base64"
-            else row.tolist()
-        )
+        vector: Any
+        if sparse:
+            (indices,) = np.nonzero(row)
+            vector = {"indices": indices.tolist(), "values": row[indices].tolist()}
+        elif request.encoding_format == "base64":
+            vector = base64.b64encode(row.astype("<f4").tobytes()).decode("ascii")
+        else:
+            vector = row.tolist()
         data.append({"object": "embedding", "index": index, "embedding": vector})
     return {
         "object": "list",
