@@ -299,7 +299,8 @@ class Vectorizer:
         limit = getattr(self.model, "max_seq_length", None)
         if tokenizer is None or limit is None or not texts:
             return [False] * len(texts)
-        lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=True)["input_ids"]]
+        encoded = tokenizer(texts, add_special_tokens=True, verbose=False)  # long texts are expected here
+        lengths = [len(ids) for ids in encoded["input_ids"]]
         return [length > limit for length in lengths]
 
     def _key(self, item: Any) -> str:
