@@ -268,87 +268,61 @@ class SentenceTransformer(ScoringAndPrompts, nn.Sequential):
         if task is not None and (pool is not None or isinstance(device, (list, tuple))):
             raise ValueError("task= routes inputs in this process only; leave out pool and device lists")
         with routing_task(task):
-            return self._encode(
-                inputs,
-                prompt_name=prompt_name,
-                prompt=prompt,
-                batch_size=batch_size,
-                show_progress_bar=show_progress_bar,
-                output_value=output_value,
-                precision=precision,
-                convert_to_numpy=convert_to_numpy,
-                convert_to_tensor=convert_to_tensor,
-                device=device,
-                normalize_embeddings=normalize_embeddings,
-                truncate_dim=truncate_dim,
-                pool=pool,
-                chunk_size=chunk_size,
-            )
-
-    def _encode(
-        self,
-        inputs: Any,
-        *,
-        prompt_name: str | None = None,
-        prompt: str | None = None,
-        batch_size: int = 32,
-        show_progress_bar: bool | None = None,
-        output_value: OutputValue = "sentence_embedding",
-        precision: Precision = "float32",
-        convert_to_numpy: bool = True,
-        convert_to_tensor: bool = False,
-        device: str | list[str] | None = None,
-        normalize_embeddings: bool = False,
-        truncate_dim: int | None = None,
-        pool: EncodePool | None = None,
-        chunk_size: int | None = None,
-    ) -> Any:
-        """``encode`` on the route ``task`` chose (see ``encode`` for the arguments)."""
-        items, kinds, single = input_batch(inputs, self.modalities)
-        _check_options(batch_size, precision, output_value, truncate_dim)
-        if output_value != "sentence_embedding" and any(kind != "text" for kind in kinds):
-            raise ValueError(f"output_value {output_value!r} is only available for text inputs")
-        prompt = self._resolve_prompt(prompt, prompt_name)
-        truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
-        check_chunk_size(chunk_size)
-        if show_progress_bar is None:
-            show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
-        if pool is not None or isinstance(device, (list, tuple)):
-            job = EncodeJob(prompt, batch_size, output_value, normalize_embeddings, truncate_dim)
-            gathered = encode_with_pool(
-                self, items, job, pool=pool, devices=device, chunk_size=chunk_size, progress=show_progress_bar
-            )
-            if output_value != "sentence_embedding":
-                return gathered[0] if single else gathered
-            result = _convert(gathered, precision, convert_to_numpy, convert_to_tensor)
-            return result[0] if single else result
-        if device is not None:
-            if not isinstance(device, (str, torch.device)):
-                raise ValueError(f"device must be a device such as 'cpu' or a list of them, got {device!r}")
-            check_runtime(self.runtime, torch.device(device))
-            self.to(device)
-        if self.is_static:
-            check_static_output(output_value)
-            texts = [unwrap(item, "text") for item in items]
+            items, kinds, single = input_batch(inputs, self.modalities)
+            _check_options(batch_size, precision, output_value, truncate_dim)
+            if output_value != "sentence_embedding" and any(kind != "text" for kind in kinds):
+                raise ValueError(f"output_value {output_value!r} is only available for text inputs")
+            prompt = self._resolve_prompt(prompt, prompt_name)
+            truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
+            check_chunk_size(chunk_size)
+            if show_progress_bar is None:
+                show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
+            if pool is not None or isinstance(device, (list, tuple)):
+                job = EncodeJob(prompt, batch_size, output_value, normalize_embeddings, truncate_dim)
+                gathered = encode_with_pool(
+                    self,
+                    items,
+                    job,
+                    pool=pool,
+                    devices=device,
+                    chunk_size=chunk_size,
+                    progress=show_progress_bar,
+                )
+                if output_value != "sentence_embedding":
+                    return gathered[0] if single else gathered
+                result = _convert(gathered, precision, convert_to_numpy, convert_to_tensor)
+                return result[0] if single else result
+            if device is not None:
+                if not isinstance(device, (str, torch.device)):
+                    raise ValueError(
+                        f"device must be a device such as 'cpu' or a list of them, got {device!r}"
+                    )
+                check_runtime(self.runtime, torch.device(device))
+                self.to(device)
+            if self.is_static:
+                check_static_output(output_value)
+                texts = [unwrap(item, "text") for item in items]
+                with torch_threads(self.num_threads):
+                    embeddings = _finish(
+                        static_embeddings(self, texts, prompt, show_progress_bar),
+                        truncate_dim,
+                        normalize_embeddings,
+                    )
+                result = _convert(embeddings, precision, convert_to_numpy, convert_to_tensor)
+                return result[0] if single else result
+            batches = self._routed_batches(items, kinds, prompt, batch_size, show_progress_bar)
             with torch_threads(self.num_threads):
-                embeddings = _finish(
-                    static_embeddings(self, texts, prompt, show_progress_bar),
-                    truncate_dim,
-                    normalize_embeddings,
+                if output_value != "sentence_embedding":
+                    rows = _rows_in_input_order(batches, len(items), output_value)
+                    if output_value is None and truncate_dim is not None:
+                        for row in rows:
+                            row["sentence_embedding"] = row["sentence_embedding"][:truncate_dim]
+                    return rows[0] if single else rows
+                embeddings = self._sentence_embeddings(
+                    batches, len(items), truncate_dim, normalize_embeddings
                 )
             result = _convert(embeddings, precision, convert_to_numpy, convert_to_tensor)
             return result[0] if single else result
-        batches = self._routed_batches(items, kinds, prompt, batch_size, show_progress_bar)
-        with torch_threads(self.num_threads):
-            if output_value != "sentence_embedding":
-                rows = _rows_in_input_order(batches, len(items), output_value)
-                if output_value is None and truncate_dim is not None:
-                    for row in rows:
-                        row["sentence_embedding"] = row["sentence_embedding"][:truncate_dim]
-                return rows[0] if single else rows
-            embeddings = self._sentence_embeddings(batches, len(items), truncate_dim, normalize_embeddings)
-        result = _convert(embeddings, precision, convert_to_numpy, convert_to_tensor)
-        return result[0] if single else result
 
     def start_multi_process_pool(self, target_devices: list[str] | None = None) -> EncodePool:
         """Start one worker process per device, for ``encode(..., pool=pool)``.
