@@ -246,52 +246,55 @@ class EmbeddedBackend:
                 tables.indexes[name], watermark = found[0], dict(found[1])
         index = tables.indexes[name]
         assert isinstance(index, MultiVectorIndex)
-        rows = self.conn.execute(
-            f"SELECT seq, data FROM {tables.vectors} WHERE name = ? AND seq > ? ORDER BY seq",
-            (name, watermark["seq"]),
-        )
-        added = 0
-        while chunk := rows.fetchmany(1_000):
-            slots, blobs = _unzip(chunk)
-            matrices = [index.prepare_one(np.frombuffer(blob, dtype=np.float32)) for blob in blobs]
-            index.add(np.array(slots, dtype=np.int64), matrices)
-            added += len(slots)
-        gone = self._deleted_since(tables, watermark)
-        index.remove(gone)
-        if added or gone:
-            logger.info(
-                "multi-vector index %s.%s: %d added, %d removed", tables.config.name, name, added, len(gone)
-            )
-        return added + len(gone)
+
+        def matrices(blobs: list[bytes]) -> list[np.ndarray]:
+            return [index.prepare_one(np.frombuffer(blob, dtype=np.float32)) for blob in blobs]
+
+        return self._catch_up(tables, name, "multi-vector", watermark, 1_000, matrices)
 
     def _load_vectors(self, tables: _Tables, name: str) -> int:
         """Load a named vector's saved index and catch it up, or rebuild it; return the changes read."""
         vector, path = tables.config.vectors[name], tables.vector_path(name)
-        assert vector.dims is not None
+        dims = vector.dims
+        assert dims is not None
         watermark = {"seq": 0, "deleted": 0}
         if path is not None:
-            found = VectorIndex.load(
-                path, vector.dims, vector.metric, tables.config.index, tables.fetcher(name)
-            )
+            found = VectorIndex.load(path, dims, vector.metric, tables.config.index, tables.fetcher(name))
             if found is not None:
                 tables.indexes[name], watermark = found[0], dict(found[1])
+
+        def stacked(blobs: list[bytes]) -> np.ndarray:
+            return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dims)
+
+        return self._catch_up(tables, name, "vector", watermark, 50_000, stacked)
+
+    def _catch_up(
+        self,
+        tables: _Tables,
+        name: str,
+        kind: str,
+        watermark: dict[str, int],
+        chunk: int,
+        decode: Callable[[list[bytes]], Any],
+    ) -> int:
+        """Add to the index of vector ``name`` the rows past ``watermark`` (``chunk`` at a time, each
+        batch of blobs turned into what its ``add`` takes by ``decode``) and remove what was deleted
+        since; return the changes read."""
         index = tables.indexes[name]
-        assert isinstance(index, VectorIndex)
         rows = self.conn.execute(
             f"SELECT seq, data FROM {tables.vectors} WHERE name = ? AND seq > ? ORDER BY seq",
             (name, watermark["seq"]),
         )
         added = 0
-        while chunk := rows.fetchmany(50_000):
-            slots, blobs = _unzip(chunk)
-            vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(slots), vector.dims)
-            index.add(np.array(slots, dtype=np.int64), vectors)
+        while part := rows.fetchmany(chunk):
+            slots, blobs = _unzip(part)
+            index.add(np.array(slots, dtype=np.int64), decode(blobs))
             added += len(slots)
         gone = self._deleted_since(tables, watermark)
         index.remove(gone)
         if added or gone:
             logger.info(
-                "vector index %s.%s: %d added, %d removed", tables.config.name, name, added, len(gone)
+                "%s index %s.%s: %d added, %d removed", kind, tables.config.name, name, added, len(gone)
             )
         return added + len(gone)
 
