@@ -88,6 +88,33 @@ def test_wide_filters_use_the_graph_and_stay_inside_the_allowed_set() -> None:
     index.close()
 
 
+@pytest.mark.parametrize("metric", METRICS)
+def test_graph_candidates_are_rescored_only_where_they_can_rank(metric: Metric) -> None:
+    """Of the ``limit * rescore`` graph candidates, only those whose lowest possible distance reaches
+    the top are read in float32; the answer equals rescoring every candidate."""
+    vectors = clustered(4000)
+    prepared = VectorIndex(32, metric, IndexConfig()).prepare(vectors)
+    reads: list[int] = []
+
+    def fetch(slots: np.ndarray) -> np.ndarray:
+        reads.append(len(slots))
+        return prepared[slots]
+
+    index = make(metric, vectors, threshold=100, fetch=fetch)
+    index.wait_indexed(60)
+    noise = 0.05 * np.random.default_rng(2).normal(size=(10, 32)).astype(np.float32)
+    for query in vectors[::400] + noise:
+        reads.clear()
+        slots, distances = index.search(query, 50)
+        candidates = index._graph_candidates(index.prepare_one(query), 50 * index.config.rescore)
+        everything = index.distances(index.prepare_one(query), prepared[candidates])
+        order = np.lexsort((candidates, everything))[:50]
+        assert slots.tolist() == candidates[order].tolist()
+        np.testing.assert_allclose(distances, everything[order], rtol=1e-6, atol=1e-6)
+        assert sum(reads) < len(candidates)
+    index.close()
+
+
 def test_tail_not_in_the_graph_is_searched_exactly() -> None:
     vectors = clustered(3000)
     index = VectorIndex(32, "cosine", IndexConfig(flat_threshold=100))

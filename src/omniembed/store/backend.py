@@ -78,5 +78,17 @@ class StorageBackend(Protocol):
     ) -> list[Match]:
         """Return the ``limit`` best BM25 matches over the boosted text properties."""
 
+    def hybrid_search(
+        self,
+        name: str,
+        vector: str,
+        query: np.ndarray,
+        text: str,
+        boosts: dict[str, float],
+        limit: int,
+        where: Filter | None,
+    ) -> tuple[list[Match], list[Match]]:
+        """Return ``vector_search`` and ``keyword_search`` with these arguments (at once, if it can)."""
+
     def close(self) -> None:
         """Flush and release everything the backend holds."""

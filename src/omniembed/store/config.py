@@ -18,8 +18,8 @@ class IndexConfig:
 
     ``m``, ``ef_construction`` and ``ef`` are the HNSW graph degree, build beam and query beam; the
     query beam grows to the candidates wanted when a query asks for more. Above ``flat_threshold``
-    vectors are held as 8-bit codes and the best ``limit * rescore`` candidates are rescored with
-    the full float32 vectors.
+    vectors are held as 8-bit codes; the graph's ``limit * rescore`` nearest by code are the
+    candidates, and those that can reach the top ``limit`` are rescored with float32 vectors.
     """
 
     flat_threshold: int = 10_000

@@ -200,15 +200,29 @@ class QueryAPI:
         fetch = _depth(rerank, limit)
         depth = candidates or max(100, 4 * fetch)
         vector_hits: list[Match] = []
+        keyword_hits: list[Match] = []
         if alpha > 0:
             name = self._collection.target(target_vector, needs_vectorizer=vector is None)
-            query_vector = (
-                vector if vector is not None else self._collection.vectorizers[name].embed_query(query)
+            query_vector = np.asarray(
+                vector if vector is not None else self._collection.vectorizers[name].embed_query(query),
+                dtype=np.float32,
             )
-            vector_hits = self._collection.backend.vector_search(
-                self._collection.name, name, np.asarray(query_vector, dtype=np.float32), depth, filters
-            )
-        keyword_hits = self._keyword(query, query_properties, depth, filters) if alpha < 1 else []
+            if alpha < 1:
+                vector_hits, keyword_hits = self._collection.backend.hybrid_search(
+                    self._collection.name,
+                    name,
+                    query_vector,
+                    _keyword_text(query),
+                    self._boosts(query_properties),
+                    depth,
+                    filters,
+                )
+            else:
+                vector_hits = self._collection.backend.vector_search(
+                    self._collection.name, name, query_vector, depth, filters
+                )
+        else:
+            keyword_hits = self._keyword(query, query_properties, depth, filters)
         fused = fuse(
             [(h.uuid, h.score) for h in vector_hits],
             [(h.uuid, h.score) for h in keyword_hits],
@@ -257,10 +271,12 @@ class QueryAPI:
     def _keyword(
         self, query: str, properties: Sequence[str] | None, limit: int, filters: Filter | None
     ) -> list[Match]:
-        if not isinstance(query, str):
-            raise TypeError(f"a keyword query is text, got {type(query).__name__}")
-        boosts = parse_boosts(properties, self._collection.config.schema.text_properties)
-        return self._collection.backend.keyword_search(self._collection.name, query, boosts, limit, filters)
+        return self._collection.backend.keyword_search(
+            self._collection.name, _keyword_text(query), self._boosts(properties), limit, filters
+        )
+
+    def _boosts(self, properties: Sequence[str] | None) -> dict[str, float]:
+        return parse_boosts(properties, self._collection.config.schema.text_properties)
 
 
 def parse_boosts(properties: Sequence[str] | None, default: Sequence[str]) -> dict[str, float]:
@@ -280,6 +296,12 @@ def parse_boosts(properties: Sequence[str] | None, default: Sequence[str]) -> di
             raise ValueError(f"boost in {item!r:.80} must be a finite number above 0; write it as 'name^2'")
         boosts[name] = boost
     return boosts
+
+
+def _keyword_text(query: Any) -> str:
+    if not isinstance(query, str):
+        raise TypeError(f"a keyword query is text, got {type(query).__name__}")
+    return query
 
 
 def _depth(rerank: Rerank | None, limit: int) -> int:

@@ -16,11 +16,13 @@ collection's rows (``json_extract`` on the nested path).
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -526,31 +528,77 @@ class EmbeddedBackend:
         """Nearest objects by the named vector, exact when filtered to few objects."""
         with self.lock:
             tables = self._tables(name)
-            index = tables.indexes.get(vector)
-            if index is None:
-                if vector not in tables.config.vectors:
-                    known = sorted(tables.config.vectors)
-                    raise ValueError(f"collection {name!r} has no vector {vector!r}; it has {known}")
-                return []
-            allowed = self._allowed(tables, where)
-            slots, distances = index.search(np.asarray(query, dtype=np.float32), limit, allowed)
-            metric = tables.config.vectors[vector].metric
-            scores = 1.0 - distances if metric == "cosine" else -distances  # dot, l2 and maxsim negate
-            return self._hits(tables, slots, scores, distances)
+            return self._vector_search(tables, vector, query, limit, self._allowed(tables, where))
 
     def keyword_search(
         self, name: str, query: str, boosts: dict[str, float], limit: int, where: Filter | None
     ) -> list[Match]:
-        """Best BM25 matches over the boosted text properties."""
+        """Best BM25 matches over the boosted text properties.
+
+        Scoring holds only the keyword index's own lock, so writers and other searches go on meanwhile.
+        """
         with self.lock:
-            tables = self._tables(name)
-            unknown = sorted(set(boosts) - set(tables.keyword.fields))
-            if unknown:
-                raise ValueError(
-                    f"BM25 searches text properties; {unknown} are not among {sorted(tables.keyword.fields)}"
-                )
-            slots, scores = tables.keyword.search(query, boosts, limit, self._allowed(tables, where))
+            tables = self._keyword_tables(name, boosts)
+            allowed = self._allowed(tables, where)
+        slots, scores = tables.keyword.search(query, boosts, limit, allowed)
+        with self.lock:
             return self._hits(tables, slots, scores, None)
+
+    def hybrid_search(
+        self,
+        name: str,
+        vector: str,
+        query: np.ndarray,
+        text: str,
+        boosts: dict[str, float],
+        limit: int,
+        where: Filter | None,
+    ) -> tuple[list[Match], list[Match]]:
+        """:meth:`vector_search` and :meth:`keyword_search` at once: BM25 scores on this thread while
+        another searches the vectors (numpy, faiss and SQLite release the GIL), the filter read once."""
+        with self.lock:
+            tables = self._keyword_tables(name, boosts)
+            allowed = self._allowed(tables, where)
+        nearest = _side_thread().submit(self._locked_vector_search, tables, vector, query, limit, allowed)
+        try:
+            slots, scores = tables.keyword.search(text, boosts, limit, allowed)
+        finally:
+            vector_hits = nearest.result()
+        with self.lock:
+            return vector_hits, self._hits(tables, slots, scores, None)
+
+    def _locked_vector_search(
+        self, tables: _Tables, vector: str, query: np.ndarray, limit: int, allowed: np.ndarray | None
+    ) -> list[Match]:
+        with self.lock:
+            return self._vector_search(tables, vector, query, limit, allowed)
+
+    def _vector_search(
+        self, tables: _Tables, vector: str, query: np.ndarray, limit: int, allowed: np.ndarray | None
+    ) -> list[Match]:
+        """Nearest objects among ``allowed`` slots (all when ``None``); the caller holds the lock."""
+        index = tables.indexes.get(vector)
+        if index is None:
+            if vector not in tables.config.vectors:
+                known = sorted(tables.config.vectors)
+                raise ValueError(
+                    f"collection {tables.config.name!r} has no vector {vector!r}; it has {known}"
+                )
+            return []
+        slots, distances = index.search(np.asarray(query, dtype=np.float32), limit, allowed)
+        metric = tables.config.vectors[vector].metric
+        scores = 1.0 - distances if metric == "cosine" else -distances  # dot, l2 and maxsim negate
+        return self._hits(tables, slots, scores, distances)
+
+    def _keyword_tables(self, name: str, boosts: dict[str, float]) -> _Tables:
+        """The collection's tables, once the boosted properties are known to be indexed text."""
+        tables = self._tables(name)
+        unknown = sorted(set(boosts) - set(tables.keyword.fields))
+        if unknown:
+            raise ValueError(
+                f"BM25 searches text properties; {unknown} are not among {sorted(tables.keyword.fields)}"
+            )
+        return tables
 
     def close(self) -> None:
         """Save the indexes, close SQLite and release the folder lock."""
@@ -798,3 +846,9 @@ def _unzip(rows: Iterable[tuple[int, bytes]]) -> tuple[list[int], list[bytes]]:
         slots.append(slot)
         blobs.append(blob)
     return slots, blobs
+
+
+@functools.cache
+def _side_thread() -> ThreadPoolExecutor:
+    """One thread for the vector side of hybrid searches, started on first use."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="omniembed-hybrid")

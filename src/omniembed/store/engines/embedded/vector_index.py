@@ -208,34 +208,38 @@ class VectorIndex:
     def _graph_search(
         self, query: np.ndarray, limit: int, rows: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        faiss = _faiss()
         eligible = self._alive if rows is None else len(rows)
-        k = max(limit, limit * self.config.rescore)
         indexed = self._graph_rows
         found_rows, found_distances = [], []
         if indexed:
-            params = faiss.SearchParametersHNSW()
-            params.efSearch = max(self.config.ef, k)
             bits = self._selection_bits(rows, indexed)
-            if bits is not None:
-                params.sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
-            _, found = self.graph.search(query.reshape(1, -1), k, params=params)
-            picked = found[0][found[0] >= 0].astype(np.int64)
-            found_rows.append(picked)
-            found_distances.append(self.distances(query, self._float32(picked)))
+            candidates = self._graph_candidates(query, max(limit, limit * self.config.rescore), bits)
+            picked_rows, picked_distances = self._rescored(query, candidates, limit)
+            found_rows.append(picked_rows)
+            found_distances.append(picked_distances)
         tail = (  # rows not in the graph yet: searched exactly
             np.arange(indexed, self._count)[~self._dead[indexed : self._count]]
             if rows is None
             else rows[rows >= indexed]
         )
         if len(tail):
-            tail_rows, tail_distances = self._exact_rows(query, limit, tail)
+            tail_rows, tail_distances = self._rescored(query, tail, limit)
             found_rows.append(tail_rows)
             found_distances.append(tail_distances)
         if sum(len(part) for part in found_rows) < min(limit, eligible):
             all_rows = np.flatnonzero(~self._dead[: self._count]) if rows is None else rows
             return self._exact(query, limit, all_rows)
         return self._top(np.concatenate(found_rows), np.concatenate(found_distances), limit)
+
+    def _graph_candidates(self, query: np.ndarray, k: int, bits: np.ndarray | None = None) -> np.ndarray:
+        """The rows of the graph's ``k`` nearest by their codes (among rows set in ``bits``)."""
+        faiss = _faiss()
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = max(self.config.ef, k)
+        if bits is not None:
+            params.sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
+        _, found = self.graph.search(query.reshape(1, -1), k, params=params)
+        return np.asarray(found[0][found[0] >= 0], dtype=np.int64)
 
     def _selection_bits(self, rows: np.ndarray | None, indexed: int) -> np.ndarray | None:
         if rows is None:
@@ -250,25 +254,28 @@ class VectorIndex:
 
     def _exact(self, query: np.ndarray, limit: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact top ``limit`` over ``rows``: slots and distances."""
-        return self._top(*self._exact_rows(query, limit, rows), limit)
+        return self._top(*self._rescored(query, rows, limit), limit)
 
-    def _exact_rows(self, query: np.ndarray, limit: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Rows rescored in float32 (a superset of the exact top ``limit``) and their distances.
+    def _rescored(self, query: np.ndarray, rows: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of ``rows`` that can be among its ``limit`` nearest, with exact float32 distances.
 
-        Rows are rescored in order of their lowest possible distance until the next one's cannot
-        beat the ``limit``-th exact distance found.
+        Rows are read in order of their lowest possible distance: the first ``limit + 16``, then every
+        row whose lowest possible distance does not exceed the ``limit``-th exact distance found. The
+        rows left out are farther than that for certain, so the top ``limit`` is the same as
+        rescoring all of ``rows``, from fewer reads.
         """
         approx = self._approx(query, rows)
         spread = (2.0 if self.metric == "l2" else 1.0) * float(np.linalg.norm(query))
         lower = approx - spread * self._errors[rows] - 1e-4 * (1.0 + np.abs(approx))
         order = np.argsort(lower, kind="stable")
-        take = min(len(rows), max(limit * self.config.rescore, limit + 16))
+        ordered = lower[order]
+        take = min(len(rows), limit + 16)
         exact = self.distances(query, self._float32(rows[order[:take]]))
         while take < len(rows):
             kth = np.partition(exact, min(limit, len(exact)) - 1)[min(limit, len(exact)) - 1]
-            if lower[order[take]] > kth:
+            more = take + int(np.searchsorted(ordered[take:], kth, side="right"))
+            if more == take:
                 break
-            more = min(len(rows), take * 4)
             exact = np.concatenate([exact, self.distances(query, self._float32(rows[order[take:more]]))])
             take = more
         return rows[order[:take]], exact

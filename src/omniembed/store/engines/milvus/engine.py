@@ -323,6 +323,22 @@ class MilvusBackend:
                     hits.append(Match(hit["entity"]["uuid"], -value, value))
             return hits
 
+    def hybrid_search(
+        self,
+        name: str,
+        vector: str,
+        query: np.ndarray,
+        text: str,
+        boosts: dict[str, float],
+        limit: int,
+        where: Filter | None,
+    ) -> tuple[list[Match], list[Match]]:
+        """The vector and the keyword search, one after the other."""
+        return (
+            self.vector_search(name, vector, query, limit, where),
+            self.keyword_search(name, text, boosts, limit, where),
+        )
+
     def keyword_search(
         self, name: str, query: str, boosts: dict[str, float], limit: int, where: Filter | None
     ) -> list[Match]:
