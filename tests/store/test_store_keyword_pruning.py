@@ -81,8 +81,9 @@ def test_normed_scores_equal_term_scores_to_the_bit() -> None:
     rng = np.random.default_rng(1)
     lengths = rng.integers(1, 80, 500).astype(np.uint32)
     tfs = rng.integers(1, 6, 500).astype(np.uint8)
-    expected = 1.7 * term_scores(tfs, lengths, 31.3, 2.4, 1.2, 0.75)
-    assert (
-        normed_scores(tfs, length_norms(lengths, 31.3, 1.2, 0.75), 2.4, 1.2, 1.7).tolist()
-        == expected.tolist()
-    )
+    for boost in (1.7, 1.0):
+        expected = boost * term_scores(tfs, lengths, 31.3, 2.4, 1.2, 0.75)
+        assert (
+            normed_scores(tfs, length_norms(lengths, 31.3, 1.2, 0.75), 2.4, 1.2, boost).tolist()
+            == expected.tolist()
+        )

@@ -125,7 +125,7 @@ class KeywordIndex:
             scores = np.zeros(len(self.alive), dtype=np.float64)
             for term in self._terms(query, boosts):
                 slots, values = term.scores(self.config.k1)
-                scores[slots] += values
+                np.add.at(scores, slots, values)
             return scores
 
     def _terms(self, query: str, boosts: Mapping[str, float]) -> list[Term]:

@@ -80,7 +80,7 @@ def best(
         if rest[i] < rest[0] - rest[i] and left[i] > left[0] - left[i]:  # could pass, and worth testing
             for j in order[summed:i]:
                 slots, values = scored[j] if j in scored else scored.setdefault(j, terms[j].scores(k1))
-                scores[slots] += values
+                np.add.at(scores, slots, values)  # faster than += on a fancy index; slots are distinct
             summed = i
             floor = max(floor, _kth(scores, _probe([scored[j][0] for j in order[:i]]), limit, allowed))
             if rest[i] * (1 + SLACK) < floor:
@@ -100,7 +100,7 @@ def best(
                 slots, values = term.scores(k1, np.flatnonzero(mark[term.slots]))
             else:
                 slots, values = scored[at] if at in scored else term.scores(k1)
-            scores[slots] += values
+            np.add.at(scores, slots, values)
         values = scores[chosen]
         keep = values >= floor * (1 - SLACK) if floor > 0 else values > 0  # the others cannot rank
         picked = top(scores, chosen[keep], limit).astype(np.int64)

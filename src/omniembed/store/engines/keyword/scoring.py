@@ -36,13 +36,14 @@ def length_norms(lengths: np.ndarray, average: float, k1: float, b: float) -> np
 
 def normed_scores(tfs: np.ndarray, norms: np.ndarray, term_idf: float, k1: float, boost: float) -> np.ndarray:
     """``boost`` times :func:`term_scores`, given the objects' :func:`length_norms`: the same operations
-    in the same order, so the same float64 values to the bit, computed in place."""
-    tf = tfs.astype(np.float64)
-    out = term_idf * tf
+    in the same order, so the same float64 values to the bit, in four passes. ``norms`` is overwritten
+    (pass a copy, such as a gather)."""
+    out = np.multiply(tfs, term_idf, dtype=np.float64)
     out *= k1 + 1
-    tf += norms
-    out /= tf
-    out *= boost
+    norms += tfs
+    out /= norms
+    if boost != 1.0:
+        out *= boost
     return out
 
 
