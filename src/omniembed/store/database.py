@@ -23,12 +23,16 @@ logger = logging.getLogger(__name__)
 class SelfProvided:
     """A named vector whose vectors you bring yourself (``dims`` is taken from the first one if omitted).
 
-    With ``multi_vector=True`` each object holds a (tokens x dims) matrix, compared by MaxSim.
+    With ``multi_vector=True`` each object holds a (tokens x dims) matrix, compared by MaxSim. With
+    ``sparse=True`` each object holds ``{"indices": [...], "values": [...]}`` (token ids and weights),
+    compared by dot product; ``dims`` is then the vocabulary size, which bounds the token ids (none
+    when omitted).
     """
 
     dims: int | None = None
     metric: Metric = "cosine"
     multi_vector: bool = False
+    sparse: bool = False
 
 
 def connect(path: str | os.PathLike[str] = ":memory:", **options: Any) -> Database:
@@ -120,16 +124,33 @@ class Collections:
                 spec.bind(schema)
                 vectorizers[vector_name] = spec
                 metric = spec.metric
+                if spec.sparse and spec.long_inputs == "chunk":
+                    raise ValueError(
+                        f"vector {vector_name!r}: a sparse model's long inputs are truncated; "
+                        "long_inputs='chunk' is for dense models"
+                    )
                 configs[vector_name] = VectorConfig(
                     spec.dims,
                     metric,  # type: ignore[arg-type]
                     spec.to_json(),
                     multi_vector=metric == "maxsim",
+                    sparse=spec.sparse,
                 )
             else:
                 spec = spec or SelfProvided()
-                metric = "maxsim" if spec.multi_vector else spec.metric
-                configs[vector_name] = VectorConfig(spec.dims, metric, multi_vector=spec.multi_vector)
+                if not isinstance(spec, SelfProvided):
+                    raise TypeError(
+                        f"vector {vector_name!r} is a Vectorizer or SelfProvided(), got "
+                        f"{type(spec).__name__}; wrap a model as oe.Vectorizer(model, properties=[...])"
+                    )
+                metric = "maxsim" if spec.multi_vector else ("dot" if spec.sparse else spec.metric)
+                if spec.sparse and spec.metric not in ("cosine", "dot"):  # cosine: the unset default
+                    raise ValueError(
+                        f"sparse vector {vector_name!r} is compared by dot product, not {spec.metric!r}"
+                    )
+                configs[vector_name] = VectorConfig(
+                    spec.dims, metric, multi_vector=spec.multi_vector, sparse=spec.sparse
+                )
         config = CollectionConfig(name, schema, configs, bm25 or BM25Config(), index or IndexConfig())
         self._backend.create(config)
         logger.info("created collection %s", name)
