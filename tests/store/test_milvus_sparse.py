@@ -90,7 +90,8 @@ def test_sparse_vectors_read_back_and_follow_updates_and_deletes(twins: tuple[An
         fetched = {o.properties["i"]: o.vectors for o in collection.query.fetch_objects(include_vector=True)}
         assert "sp" not in fetched[5]
         first = fetched[0]["sp"]
-        assert isinstance(first, SparseVector) and len(first.indices) == 10
+        assert isinstance(first, SparseVector)
+        assert len(first.indices) == 10
     milvus_first = in_milvus.data.get_by_id(objects(1)[0].uuid, include_vector=True).vectors["sp"]
     embedded_first = embedded.data.get_by_id(objects(1)[0].uuid, include_vector=True).vectors["sp"]
     assert milvus_first.indices == embedded_first.indices
