@@ -49,14 +49,17 @@ def test_a_served_sparse_model_vectorizes_and_searches(
     created = client.post("/v1/collections", json=spec)
     assert created.status_code == 201, created.text
     described = created.json()["vectors"]
-    assert described["splade"]["sparse"] and described["splade"]["metric"] == "dot"
-    assert described["splade"]["dims"] == 30522 and described["own"]["dims"] is None
+    assert described["splade"]["sparse"]
+    assert described["splade"]["metric"] == "dot"
+    assert described["splade"]["dims"] == 30522
+    assert described["own"]["dims"] is None
     objects = [
         {"properties": {"body": text}, "vectors": {"own": {"indices": [i, 100 + i], "values": [1.0, 0.5]}}}
         for i, text in enumerate(TEXTS)
     ]
     inserted = client.post("/v1/collections/Doc/objects", json={"objects": objects}).json()
-    assert inserted["errors"] == {} and inserted["embedded"] == 3
+    assert inserted["errors"] == {}
+    assert inserted["embedded"] == 3
     uuids = [inserted["uuids"][str(i)] for i in range(3)]
     fetched = client.get(f"/v1/collections/Doc/objects/{uuids[1]}", params={"include_vector": True}).json()
     assert fetched["vectors"]["own"] == {"indices": [1, 101], "values": [1.0, 0.5]}
@@ -88,7 +91,8 @@ def test_a_served_sparse_model_vectorizes_and_searches(
     fused = client.post("/v1/collections/Doc/query", json=hybrid)
     assert fused.status_code == 200, fused.text
     first = fused.json()["objects"][0]
-    assert first["uuid"] == uuids[0] and set(first["explain"]) >= {"sparse_rank", "bm25_rank", "fused"}
+    assert first["uuid"] == uuids[0]
+    assert set(first["explain"]) >= {"sparse_rank", "bm25_rank", "fused"}
     replaced = {"properties": {"body": TEXTS[2]}, "vectors": {"own": {"indices": [7], "values": [3.0]}}}
     assert client.put(f"/v1/collections/Doc/objects/{uuids[2]}", json=replaced).status_code == 200
     again = client.get(f"/v1/collections/Doc/objects/{uuids[2]}", params={"include_vector": True}).json()

@@ -71,7 +71,6 @@ class SparseIndex:
         self.count = 0
         self.end = 0  # one past the highest slot ever added
         self._scratch = np.zeros(0, dtype=np.float64)  # per-slot sums of a search; zero between searches
-        self._mark = np.zeros(0, dtype=bool)  # the slots a search touched; false between searches
         self._lock = threading.Lock()
         self._clear_delta()
 
@@ -156,27 +155,23 @@ class SparseIndex:
                 return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
             if len(self._scratch) < len(self.alive):
                 self._scratch = np.zeros(len(self.alive), dtype=np.float64)
-                self._mark = np.zeros(len(self.alive), dtype=bool)
-            scores, mark = self._scratch, self._mark
-            for slots, values, weight in self._postings(tokens, weights):
-                slots = slots.astype(np.intp, copy=False)
-                scores[slots] += values.astype(np.float64) * weight
-                mark[slots] = True
-            touched = np.flatnonzero(mark)
+            scores = self._scratch
             try:
+                for slots, values, weight in self._postings(tokens, weights):
+                    scores[slots.astype(np.intp, copy=False)] += values.astype(np.float64) * weight
+                # Weights are positive on both sides (and a float64 product of float32 numbers never
+                # underflows to 0), so the touched slots are those above 0.
+                touched = np.flatnonzero(scores)
                 keep = self.alive[touched]
                 if allowed is not None:
-                    mask = np.zeros(len(mark), dtype=bool)
+                    mask = np.zeros(len(scores), dtype=bool)
                     allowed = np.asarray(allowed, dtype=np.int64)
                     mask[allowed[(allowed >= 0) & (allowed < len(mask))]] = True
                     keep &= mask[touched]
-                candidates = touched[keep]
-                candidates = candidates[scores[candidates] > 0]
-                picked = top(scores, candidates, limit).astype(np.int64)
+                picked = top(scores, touched[keep], limit).astype(np.int64)
                 return picked, -scores[picked]
             finally:
-                scores[touched] = 0.0
-                mark[touched] = False
+                scores[:] = 0.0
 
     def _postings(
         self, tokens: np.ndarray, weights: np.ndarray
@@ -245,7 +240,7 @@ class SparseIndex:
     def load(cls, prefix: Path, vocab_size: int | None = None) -> tuple[SparseIndex, dict[str, int]] | None:
         """Open what :meth:`save` wrote, memory-mapped, with its watermark; ``None`` (logged) when the
         files are missing, stale or corrupt, so the caller rebuilds from SQLite."""
-        loaded = persist.load(prefix, FINGERPRINT)
+        loaded = persist.load(prefix, FINGERPRINT, "sparse index")
         if loaded is None:
             return None
         index = cls(vocab_size)

@@ -170,17 +170,18 @@ def _entry(segment: Segment) -> dict[str, Any]:
     return segment.entry
 
 
-def load(prefix: Path, fingerprint: Mapping[str, Any]) -> Loaded | None:
-    """Memory-map a saved index, or return ``None`` (logging why) if it cannot be trusted."""
+def load(prefix: Path, fingerprint: Mapping[str, Any], what: str = "keyword index") -> Loaded | None:
+    """Memory-map a saved index, or return ``None`` (logging why, naming it ``what``) if it cannot be
+    trusted."""
     path = manifest_path(prefix)
     if not path.exists():
-        logger.info("no saved index at %s: it will be rebuilt", path)
+        logger.info("no saved %s at %s: it will be rebuilt", what, path)
         return None
     try:
         manifest = json.loads(path.read_bytes())
         return _open(prefix, manifest, json.loads(json.dumps(fingerprint)))
     except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
-        logger.warning("saved index %s is not usable (%s): it will be rebuilt", path, error)
+        logger.warning("saved %s %s is not usable (%s): it will be rebuilt", what, path, error)
         return None
 
 
