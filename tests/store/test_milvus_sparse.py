@@ -12,6 +12,7 @@ import pytest
 import omniembed as oe
 from omniembed.sparse import SparseVector
 from omniembed.store import Filter
+from omniembed.store.results import QueryResult
 
 pytest.importorskip("milvus_lite")
 
@@ -57,7 +58,7 @@ def twins(tmp_path: Path) -> Iterator[tuple[Any, Any]]:
         db.close()
 
 
-def same(a: oe.QueryResult, b: oe.QueryResult) -> None:
+def same(a: QueryResult, b: QueryResult) -> None:
     assert a.uuids == b.uuids
     np.testing.assert_allclose([o.score for o in a], [o.score for o in b], rtol=1e-5)
 

@@ -13,6 +13,7 @@ import pytest
 import omniembed as oe
 from omniembed.sparse import SparseVector
 from omniembed.store.engines.embedded.sparse_index import SparseIndex
+from omniembed.store.results import QueryResult
 
 VOCAB = 500
 ENGINE_LOG = "omniembed.store.engines.embedded"
@@ -62,7 +63,7 @@ def create(db: oe.Database, count: int, seed: int = 0) -> dict[int, dict]:
     return own
 
 
-def found(result: oe.QueryResult) -> list[tuple[int, float]]:
+def found(result: QueryResult) -> list[tuple[int, float]]:
     return [(obj.properties["n"], obj.score or 0.0) for obj in result]
 
 

@@ -12,6 +12,7 @@ import torch
 import omniembed as oe
 from omniembed import SparseEncoder
 from omniembed.sparse import SparseVector
+from omniembed.store.collection import Collection
 
 from helpers import sparse as builders
 
@@ -52,7 +53,7 @@ def expected_order(model: SparseEncoder, query: str, limit: int, texts: list[str
     return ranked[:limit]
 
 
-def fill(db: oe.Database, model: SparseEncoder) -> oe.Collection:
+def fill(db: oe.Database, model: SparseEncoder) -> Collection:
     docs = db.collections.create(
         "Doc", {"n": "int", "body": "text"}, {"splade": oe.Vectorizer(model, properties=["body"])}
     )
@@ -156,3 +157,23 @@ def test_model_kinds_that_do_not_fit_are_refused(splade: SparseEncoder, minilm: 
         with pytest.raises(TypeError, match="vector 's' is sparse"):
             docs.query.near_vector(np.ones(384, dtype=np.float32), target_vector="s")
         assert docs.query.near_vector(query, target_vector="s").objects
+
+
+def test_a_model_of_the_other_kind_is_refused_on_reopening(
+    tmp_path: Path, splade: SparseEncoder, minilm: object
+) -> None:
+    with oe.connect(tmp_path / "db") as db:
+        db.collections.create(
+            "Doc",
+            {"body": "text"},
+            {
+                "dense": oe.Vectorizer(minilm, properties=["body"]),
+                "s": oe.Vectorizer(splade, properties=["body"]),
+            },
+        )
+    with oe.connect(tmp_path / "db") as db:
+        with pytest.raises(ValueError, match=r"'dense' of 'Doc' holds dense vectors.*SparseEncoder"):
+            db.collections.get("Doc", vectorizers={"dense": splade})
+        with pytest.raises(ValueError, match=r"'s' of 'Doc' holds sparse vectors.*give a SparseEncoder"):
+            db.collections.get("Doc", vectorizers={"s": minilm})
+        assert db.collections.get("Doc", vectorizers={"dense": minilm, "s": splade}).vectorizers["s"].sparse

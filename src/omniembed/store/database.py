@@ -84,6 +84,17 @@ class Database:
         self.close()
 
 
+def _refuse_kind(collection: str, vector: str, sparse: bool, model: Any) -> None:
+    """Raise for a model given for a named vector of the other kind (sparse for dense, or the reverse)."""
+    held, wanted = (
+        ("sparse", "a SparseEncoder") if sparse else ("dense", "a dense model (SentenceTransformer)")
+    )
+    raise ValueError(
+        f"vector {vector!r} of {collection!r} holds {held} vectors, and the model given for it is a "
+        f"{type(model).__name__}, which makes {'dense' if sparse else 'sparse'} ones; give {wanted}"
+    )
+
+
 class Collections:
     """``db.collections``: create, get, list and delete collections."""
 
@@ -176,6 +187,9 @@ class Collections:
             for vector_name, vector in config.vectors.items()
             if vector.vectorizer is not None
         }
+        for vector_name in given:
+            if vector_name in built and built[vector_name].sparse != config.vectors[vector_name].sparse:
+                _refuse_kind(name, vector_name, config.vectors[vector_name].sparse, given[vector_name])
         self._open[name] = Collection(self._backend, config, built, self._cache)
         return self._open[name]
 
