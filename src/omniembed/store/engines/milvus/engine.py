@@ -17,7 +17,8 @@ Differences from the embedded backend, all from what Milvus can express:
   the embedded backend's.)
 - A named vector needs ``dims`` at creation (``SelfProvided(dims=384)``); Milvus fixes field sizes.
   Sparse vectors need none; they are SPARSE_FLOAT_VECTOR fields searched exactly by inner product
-  (Milvus Lite has the SPARSE_INVERTED_INDEX, filtered searches included). Milvus refuses an empty
+  (Milvus Lite takes SPARSE_INVERTED_INDEX with IP, filtered searches included, and refuses
+  SPARSE_WAND and AUTOINDEX for such fields). Milvus refuses an empty
   sparse vector, so one (the vector of an empty text) is kept as a hidden filler and reads back as no
   vector, where the embedded backend returns it empty; searches rank the same.
 - A text property value is at most 65,535 bytes (Milvus's VARCHAR limit); longer objects are refused.
