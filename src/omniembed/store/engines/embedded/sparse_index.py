@@ -25,7 +25,7 @@ import numpy as np
 from omniembed.sparse import SparseVector
 from omniembed.store.engines.keyword import persist, tiers
 from omniembed.store.engines.keyword.field import grow
-from omniembed.store.engines.keyword.postings import Chunk, Postings, combine
+from omniembed.store.engines.keyword.postings import Chunk, Postings, combine, smallest
 from omniembed.store.engines.keyword.scoring import top
 from omniembed.store.engines.keyword.segment import Segment, merged, narrow_lengths
 from omniembed.store.sparse_vectors import as_sparse
@@ -128,6 +128,7 @@ class SparseIndex:
         order = np.lexsort((slots, ids))
         ids, slots, weights = ids[order], slots[order], weights[order]
         starts = np.flatnonzero(np.diff(ids, prepend=-1))
+        slots = slots.astype(smallest(slots, np.uint32))  # half the memory of int64 until the next save
         self._chunks.append(Chunk(ids[starts], np.append(starts, len(ids)), slots, weights))
         self._pending, self._pending_postings = [], 0
         while run := tiers.plan([len(chunk) for chunk in self._chunks]):
