@@ -20,7 +20,9 @@ class Object:
             :class:`~omniembed.sparse.SparseVector` for sparse ones).
         rerank_score: the reranker's score, when the query asked for ``rerank=``.
         explain: for hybrid queries, the parts of the score: ``vector_rank``, ``vector_score``,
-            ``bm25_rank``, ``bm25_score``, ``vector_part``, ``bm25_part``, ``fused``.
+            ``bm25_rank``, ``bm25_score``, ``vector_part``, ``bm25_part``, ``fused``; with
+            ``weights=``, ``<source>_rank``, ``<source>_score`` and ``<source>_part`` for each of
+            ``dense``, ``sparse`` and ``bm25`` searched, and ``fused``.
     """
 
     uuid: str
