@@ -65,9 +65,7 @@ class VectorConfig:
                 f"sparse vectors are compared by dot product: use metric='dot', not {self.metric!r}"
             )
         largest = MAX_VOCAB if self.sparse else MAX_DIMS
-        if self.dims is not None and (
-            not isinstance(self.dims, int) or isinstance(self.dims, bool) or not 1 <= self.dims <= largest
-        ):
+        if self.dims is not None and not 1 <= self.dims <= largest:
             what = "a sparse vector's vocabulary has" if self.sparse else "a vector has"
             raise ValueError(f"{what} 1 to {largest} dimensions, got dims={self.dims!r}")
 
