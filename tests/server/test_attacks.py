@@ -446,6 +446,48 @@ def test_sparse_model_requests_are_checked(tmp_path: Path) -> None:
         assert set(vector["embedding"]) == {"indices", "values"}
 
 
+def test_sparse_vectors_are_bounded_and_checked(served: tuple[httpx.Client, Any]) -> None:
+    client, _ = served
+    make(client, "Sparse", vectors={"sp": {"self_provided": True, "sparse": True, "dims": 1000}})
+    objects = "/v1/collections/Sparse/objects"
+    many = list(range(70_000))  # past the bound on nonzeros: refused by the schema, before the store
+    too_many = {
+        "objects": [{"properties": {}, "vectors": {"sp": {"indices": many, "values": [1.0] * 70_000}}}]
+    }
+    refused(client.post(objects, json=too_many), 422, "65536")
+    huge_id = {"indices": [2**40], "values": [1.0]}  # would size a table by the largest id
+    refused(client.post(objects, json={"objects": [{"properties": {}, "vectors": {"sp": huge_id}}]}), 422)
+    extra = {"indices": [1], "values": [1.0], "shape": [10**12]}
+    refused(client.post(objects, json={"objects": [{"properties": {}, "vectors": {"sp": extra}}]}), 422)
+    bad = [
+        ({"indices": [5, 2], "values": [1.0, 1.0]}, "sorted"),
+        ({"indices": [2, 2], "values": [1.0, 1.0]}, "twice"),
+        ({"indices": [1], "values": [-1.0]}, "positive"),
+        ({"indices": [1000], "values": [1.0]}, "beyond the vocabulary of 1000"),
+        ({"indices": [1, 2], "values": [1.0]}, "one value per index"),
+        ([0.5, 0.5], "is sparse"),
+    ]
+    for vector, word in bad:
+        inserted = client.post(
+            objects, json={"objects": [{"properties": {}, "vectors": {"sp": vector}}]}
+        ).json()
+        assert inserted["uuids"] == {}
+        assert word in inserted["errors"]["0"]
+        query = {"type": "near_vector", "vector": vector, "target_vector": "sp"}
+        refused(client.post("/v1/collections/Sparse/query", json=query), 400, word)
+    nan = '{"type": "near_vector", "target_vector": "sp", "vector": {"indices": [1], "values": [NaN]}}'
+    answer = client.post(
+        "/v1/collections/Sparse/query", content=nan, headers={"content-type": "application/json"}
+    )
+    assert 400 <= answer.status_code < 500
+    big_vocab = {"name": "Vocab", "vectors": {"v": {"self_provided": True, "dims": 100_000}}}
+    refused(client.post("/v1/collections", json=big_vocab), 422, "65536")  # only a sparse one is that wide
+    weights = {"type": "hybrid", "query": "x", "weights": {"dense": 1, "keyword": 1}}
+    refused(client.post("/v1/collections/Sparse/query", json=weights), 422, "keyword")
+    listed = {"type": "near_vector", "vector": [1.0], "target_vector": ["a", "b"]}
+    refused(client.post("/v1/collections/Sparse/query", json=listed), 400, "hybrid")
+
+
 def test_rerank_inputs_are_capped(served: tuple[httpx.Client, Any]) -> None:
     client, _ = served
     start = time.monotonic()
@@ -585,12 +627,17 @@ ROUTES = {
         "test_collection_deleted_while_requests_run",
         "test_descriptions_show_no_server_paths",
     ],
-    "POST /v1/collections": ["test_dims_have_a_ceiling", "test_names_ending_in_a_newline_are_refused"],
+    "POST /v1/collections": [
+        "test_dims_have_a_ceiling",
+        "test_names_ending_in_a_newline_are_refused",
+        "test_sparse_vectors_are_bounded_and_checked",
+    ],
     "GET /v1/collections/{name}": ["test_unknown_collection_is_a_plain_404"],
     "DELETE /v1/collections/{name}": ["test_collection_deleted_while_requests_run"],
     "POST /v1/collections/{name}/objects": [
         "test_integers_outside_64_bits_are_refused",
         "test_nested_objects_are_bounded_in_depth_and_size",
+        "test_sparse_vectors_are_bounded_and_checked",
     ],
     "GET /v1/collections/{name}/objects": ["test_offset_is_capped"],
     "GET /v1/collections/{name}/objects/{uuid}": ["test_unknown_collection_is_a_plain_404"],
@@ -600,6 +647,7 @@ ROUTES = {
     "POST /v1/collections/{name}/query": [
         "test_deep_filters_are_refused_while_parsing",
         "test_query_texts_are_capped",
+        "test_sparse_vectors_are_bounded_and_checked",
     ],
     "GET /health": ["test_host_header_must_be_allowed"],
     "GET /metrics": [

@@ -15,7 +15,8 @@ With ``alpha`` the vector weight (1 = pure vector, 0 = pure keyword):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 Fusion = Literal["relative_score", "ranked"]
@@ -63,5 +64,64 @@ def fuse(
     for ident in dict.fromkeys([*vector_parts, *keyword_parts]):
         v, k = vector_parts.get(ident, 0.0), keyword_parts.get(ident, 0.0)
         fused.append((ident, alpha * v + (1 - alpha) * k, v, k))
+    fused.sort(key=lambda row: (-row[1], row[0]))
+    return fused
+
+
+def check_weights(weights: Mapping[str, float], sources: Sequence[str]) -> dict[str, float]:
+    """Check fusion weights by source name and scale them to sum to 1.
+
+    >>> check_weights({"dense": 2, "sparse": 1, "bm25": 1}, ("dense", "sparse", "bm25"))
+    {'dense': 0.5, 'sparse': 0.25, 'bm25': 0.25}
+    """
+    if not isinstance(weights, Mapping) or not weights:
+        raise ValueError(
+            f"weights is a dict of source to weight, with sources among {list(sources)}; got {weights!r:.80}"
+        )
+    unknown = sorted(str(key) for key in weights if key not in sources)
+    if unknown:
+        raise ValueError(f"weights has unknown sources {unknown}; use {list(sources)}")
+    for key, value in weights.items():
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            raise ValueError(f"weights[{key!r}] is {value!r:.40}; weights are finite numbers of 0 or more")
+    total = float(sum(weights.values()))
+    if total <= 0:
+        raise ValueError("weights are all 0; give at least one source a positive weight")
+    return {key: float(value) / total for key, value in weights.items()}
+
+
+def fuse_weighted(
+    ranked: Mapping[str, Sequence[tuple[str, float]]],
+    weights: Mapping[str, float],
+    *,
+    fusion: Fusion = "relative_score",
+    rrf_k: float = 60.0,
+) -> list[tuple[str, float, dict[str, float]]]:
+    """Fuse any number of result lists: ``(id, fused, parts by source)`` best first, ties by id.
+
+    Each list is turned into parts as in :func:`fuse` (min-max normalised scores, or ``1 / (k + rank)``)
+    and ``fused = sum(weights[source] * part)``, a missing part adding 0. With two lists and weights
+    ``alpha`` and ``1 - alpha`` this is :func:`fuse`.
+
+    >>> fuse_weighted({"a": [("x", 2.0), ("y", 1.0)], "b": [("y", 5.0)]}, {"a": 0.5, "b": 0.5})
+    [('x', 0.5, {'a': 1.0, 'b': 0.0}), ('y', 0.5, {'a': 0.0, 'b': 1.0})]
+    """
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion {fusion!r} is not one of {FUSIONS}")
+    parts: dict[str, dict[str, float]] = {}
+    for source, hits in ranked.items():
+        if fusion == "relative_score":
+            parts[source] = dict(zip((i for i, _ in hits), normalise([s for _, s in hits]), strict=True))
+        else:
+            parts[source] = {ident: 1.0 / (rrf_k + rank) for rank, (ident, _) in enumerate(hits, start=1)}
+    fused = []
+    for ident in dict.fromkeys(ident for found in parts.values() for ident in found):
+        mine = {source: parts[source].get(ident, 0.0) for source in ranked}
+        fused.append((ident, sum(weights.get(s, 0.0) * part for s, part in mine.items()), mine))
     fused.sort(key=lambda row: (-row[1], row[0]))
     return fused

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.encoders import jsonable_encoder
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from omniembed.errors import (
@@ -22,12 +22,15 @@ from omniembed.inputs.images import load_image
 from omniembed.server.errors import LimitExceededError, NotServedError
 from omniembed.server.filters_json import from_json
 from omniembed.server.state import ServerState, get_state
-from omniembed.store.config import MAX_DIMS
+from omniembed.sparse import SparseVector
+from omniembed.store.config import MAX_DIMS, MAX_VOCAB
 from omniembed.store.query import MAX_OFFSET
 from omniembed.store.schema import BM25Config, Property
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
 StateDep = Annotated[ServerState, Depends(get_state)]
+MAX_NONZEROS = 65_536
+"""The most weights one sparse vector in a request may hold (more than any model's vocabulary keeps)."""
 
 
 class VectorSpec(BaseModel):
@@ -35,9 +38,56 @@ class VectorSpec(BaseModel):
 
     properties: list[str] | None = None
     self_provided: bool = False
-    dims: int | None = Field(default=None, ge=1, le=MAX_DIMS)
+    dims: int | None = Field(
+        default=None, ge=1, le=MAX_VOCAB, description="the size; for a sparse vector, the vocabulary size"
+    )
     metric: Literal["cosine", "dot", "l2"] = "cosine"
+    sparse: bool = Field(default=False, description='self-provided {"indices", "values"} vectors')
     include_property_names: bool = False
+
+    @model_validator(mode="after")
+    def _dense_dims(self) -> VectorSpec:
+        if not self.sparse and self.dims is not None and self.dims > MAX_DIMS:
+            raise ValueError(f"dims is {self.dims}; a dense vector has at most {MAX_DIMS}")
+        return self
+
+
+class SparseIn(BaseModel):
+    """A sparse vector: token ids (sorted, unique) and their positive weights, at most
+    ``MAX_NONZEROS`` of each."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    indices: list[Annotated[int, Field(ge=0, le=MAX_VOCAB)]] = Field(max_length=MAX_NONZEROS)
+    values: list[float] = Field(max_length=MAX_NONZEROS)
+
+    def as_dict(self) -> dict[str, list[Any]]:
+        """The form the store takes."""
+        return {"indices": self.indices, "values": self.values}
+
+
+class HybridVectors(BaseModel):
+    """Query vectors of your own for a hybrid query fused by ``weights``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dense: list[float] | None = None
+    sparse: SparseIn | None = None
+
+
+VectorIn = list[float] | SparseIn
+TargetPair = Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=2)]
+
+
+def _vector_in(value: Any) -> Any:
+    """A request's vector in the form the store takes."""
+    if isinstance(value, SparseIn):
+        return value.as_dict()
+    if isinstance(value, HybridVectors):
+        return {
+            key: _vector_in(item) for key, item in (("dense", value.dense), ("sparse", value.sparse)) if item
+        }
+    return value
 
 
 class PropertySpec(BaseModel):
@@ -73,7 +123,7 @@ class ObjectIn(BaseModel):
 
     properties: dict[str, Any]
     uuid: str | None = None
-    vectors: dict[str, list[float]] = Field(default_factory=dict)
+    vectors: dict[str, VectorIn] = Field(default_factory=dict)
 
 
 class InsertObjects(BaseModel):
@@ -92,7 +142,7 @@ class UpdateObject(BaseModel):
     """New property values (and vectors) for an object."""
 
     properties: dict[str, Any]
-    vectors: dict[str, list[float]] | None = None
+    vectors: dict[str, VectorIn] | None = None
 
 
 class QueryRerank(BaseModel):
@@ -110,14 +160,19 @@ class QueryRequest(BaseModel):
 
     type: Literal["near_text", "near_vector", "near_image", "near_object", "bm25", "hybrid", "fetch"]
     query: str | None = None
-    vector: list[float] | None = None
+    vector: list[float] | SparseIn | HybridVectors | None = None
     image: str | None = Field(default=None, description="base64 or a data URL")
     uuid: str | None = None
     limit: int = Field(default=10, ge=1, le=10000)
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
-    alpha: float = Field(default=0.5, ge=0, le=1)
+    alpha: float | None = Field(
+        default=None, ge=0, le=1, description="hybrid: the vector side's weight (0.5)"
+    )
+    weights: dict[Literal["dense", "sparse", "bm25"], float] | None = Field(
+        default=None, description="hybrid: a weight per source, instead of alpha"
+    )
     fusion: Literal["relative_score", "ranked"] = "relative_score"
-    target_vector: str | None = None
+    target_vector: str | TargetPair | None = None
     query_properties: list[str] | None = None
     filters: dict[str, Any] | None = None
     include_vector: bool = False
@@ -137,6 +192,7 @@ def _describe(state: ServerState, collection: Any) -> dict[str, Any]:
             name: {
                 "dims": vector.dims,
                 "metric": vector.metric,
+                "sparse": vector.sparse,
                 "model": _public_model_name(state, (vector.vectorizer or {}).get("model")),
                 "properties": (vector.vectorizer or {}).get("properties"),
             }
@@ -175,7 +231,10 @@ def _object_json(obj: Any, include_vector: bool) -> dict[str, Any]:
     if obj.explain is not None:
         out["explain"] = obj.explain
     if include_vector:
-        out["vectors"] = {name: vector.tolist() for name, vector in obj.vectors.items()}
+        out["vectors"] = {
+            name: vector.as_dict() if isinstance(vector, SparseVector) else vector.tolist()
+            for name, vector in obj.vectors.items()
+        }
     return dict(jsonable_encoder(out))
 
 
@@ -220,7 +279,7 @@ async def create_collection(body: CreateCollection, state: StateDep) -> dict[str
     vectors: dict[str, Any] = {}
     for name, spec in body.vectors.items():
         if spec.self_provided:
-            vectors[name] = SelfProvided(spec.dims, spec.metric)
+            vectors[name] = SelfProvided(spec.dims, "dot" if spec.sparse else spec.metric, sparse=spec.sparse)
         else:
             vectors[name] = Vectorizer(
                 state.require_model(), spec.properties, include_property_names=spec.include_property_names
@@ -263,7 +322,10 @@ async def insert_objects(name: str, body: InsertObjects, state: StateDep) -> dic
             f"{len(body.objects)} objects in one request; this server takes {state.settings.max_inputs}"
         )
     collection = state.collection(name)
-    objects = [DataObject(obj.properties, obj.uuid, dict(obj.vectors)) for obj in body.objects]
+    objects = [
+        DataObject(obj.properties, obj.uuid, {k: _vector_in(v) for k, v in obj.vectors.items()})
+        for obj in body.objects
+    ]
     result = await _locked(
         state, lambda: collection.data.insert_many(objects, show_progress=False, id_field=body.id_field)
     )
@@ -305,7 +367,8 @@ async def get_object(name: str, uuid: str, state: StateDep, include_vector: bool
 async def update_object(name: str, uuid: str, body: UpdateObject, state: StateDep) -> dict[str, Any]:
     """Merge the given properties into the object (re-embedding it only if its inputs changed)."""
     collection = state.collection(name)
-    await _locked(state, lambda: collection.data.update(uuid, body.properties, body.vectors))
+    vectors = {k: _vector_in(v) for k, v in body.vectors.items()} if body.vectors is not None else None
+    await _locked(state, lambda: collection.data.update(uuid, body.properties, vectors))
     return {"updated": uuid}
 
 
@@ -313,7 +376,8 @@ async def update_object(name: str, uuid: str, body: UpdateObject, state: StateDe
 async def replace_object(name: str, uuid: str, body: UpdateObject, state: StateDep) -> dict[str, Any]:
     """Replace the object's properties (and vectors)."""
     collection = state.collection(name)
-    await _locked(state, lambda: collection.data.replace(uuid, body.properties, body.vectors))
+    vectors = {k: _vector_in(v) for k, v in body.vectors.items()} if body.vectors is not None else None
+    await _locked(state, lambda: collection.data.replace(uuid, body.properties, vectors))
     return {"replaced": uuid}
 
 
@@ -377,11 +441,19 @@ def _run_query(collection: Any, body: QueryRequest, filters: Any, rerank: Any) -
     if body.type == "bm25":
         text = _need(body.query, "query", "bm25")
         return search.bm25(text, query_properties=body.query_properties, **common)
+    if isinstance(body.target_vector, list) and body.type != "hybrid":
+        raise InvalidInputError(
+            "target_vector is a list only in a hybrid query with weights; name one vector"
+        )
     common["target_vector"] = body.target_vector
     if body.type == "near_text":
         return search.near_text(_need(body.query, "query", "near_text"), **common)
     if body.type == "near_vector":
-        return search.near_vector(_need(body.vector, "vector", "near_vector"), **common)
+        if isinstance(body.vector, HybridVectors):
+            raise InvalidInputError(
+                "a near_vector query takes one vector: a list of numbers or {indices, values}"
+            )
+        return search.near_vector(_vector_in(_need(body.vector, "vector", "near_vector")), **common)
     if body.type == "near_image":
         image = data_urls.decode(_need(body.image, "image", "near_image"), "image")
         return search.near_image(load_image(image, index=0), **common)
@@ -390,8 +462,9 @@ def _run_query(collection: Any, body: QueryRequest, filters: Any, rerank: Any) -
     return search.hybrid(
         _need(body.query, "query", "hybrid"),
         alpha=body.alpha,
+        weights=body.weights,
         fusion=body.fusion,
-        vector=body.vector,
+        vector=_vector_in(body.vector),
         query_properties=body.query_properties,
         explain=body.explain,
         **common,

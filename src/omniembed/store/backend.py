@@ -13,17 +13,19 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from omniembed.sparse import SparseVector
 from omniembed.store.config import CollectionConfig
 from omniembed.store.filters import Filter
 
 
 @dataclass
 class StoredObject:
-    """An object as a backend holds it: cleaned properties (JSON values) and named vectors."""
+    """An object as a backend holds it: cleaned properties (JSON values) and named vectors (float32
+    arrays, or :class:`~omniembed.sparse.SparseVector` for sparse ones)."""
 
     uuid: str
     properties: dict[str, Any]
-    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    vectors: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,10 @@ class StorageBackend(Protocol):
         """Return how many objects match ``where``."""
 
     def vector_search(
-        self, name: str, vector: str, query: np.ndarray, limit: int, where: Filter | None
+        self, name: str, vector: str, query: np.ndarray | SparseVector, limit: int, where: Filter | None
     ) -> list[Match]:
-        """Return the ``limit`` nearest objects by the named vector's metric, among those matching."""
+        """Return the ``limit`` nearest objects by the named vector's metric, among those matching (for
+        a sparse vector: by dot product, with a checked ``SparseVector`` query)."""
 
     def keyword_search(
         self, name: str, query: str, boosts: dict[str, float], limit: int, where: Filter | None
@@ -82,7 +85,7 @@ class StorageBackend(Protocol):
         self,
         name: str,
         vector: str,
-        query: np.ndarray,
+        query: np.ndarray | SparseVector,
         text: str,
         boosts: dict[str, float],
         limit: int,

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from omniembed.errors import CollectionNotFoundError
 from omniembed.store.backend import Match, StorageBackend, StoredObject
 from omniembed.store.config import CollectionConfig
@@ -14,6 +16,7 @@ from omniembed.store.data import DataAPI
 from omniembed.store.engines.keyword import text_of
 from omniembed.store.query import QueryAPI
 from omniembed.store.results import BatchResult, Object, QueryResult
+from omniembed.store.sparse_vectors import as_sparse, is_sparse, wrong_kind
 from omniembed.store.vectorizer import EmbeddingCache, Vectorizer
 
 logger = logging.getLogger(__name__)
@@ -100,6 +103,20 @@ class Collection:
                 "search it with near_vector"
             )
         return name
+
+    def vector_value(self, name: str, value: Any, what: str = "vector") -> Any:
+        """A vector given by the caller for the named vector ``name``: a checked ``SparseVector`` for a
+        sparse one, a float32 array otherwise; a dense vector for a sparse one (or the reverse) raises
+        ``InvalidInputError`` saying which form it takes."""
+        config = self.config.vectors.get(name)
+        if config is None:  # the backend refuses it, naming the collection's vectors
+            return value if is_sparse(value) else np.asarray(value, dtype=np.float32)
+        mismatch = wrong_kind(name, config.sparse, value)
+        if mismatch is not None:
+            raise mismatch
+        if config.sparse:
+            return as_sparse(value, config.dims, f"{what} {name!r}")
+        return np.asarray(value, dtype=np.float32)
 
     def vectorize(self, objects: Sequence[StoredObject], result: BatchResult, indexes: Sequence[int]) -> None:
         """Fill in the vectors that vectorizers make, recording per-object errors in ``result``."""

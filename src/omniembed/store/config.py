@@ -10,6 +10,7 @@ from omniembed.store.schema import BM25Config, Schema, check_name
 Metric = Literal["cosine", "dot", "l2", "maxsim"]
 METRICS = ("cosine", "dot", "l2", "maxsim")
 MAX_DIMS = 65_536  # 16x the largest embedding models; the index allocates rows of this size up front
+MAX_VOCAB = 2**31 - 1  # a sparse vector's token ids are stored as 32-bit numbers
 
 
 @dataclass(frozen=True)
@@ -44,21 +45,29 @@ class VectorConfig:
     """One named vector: its size, metric and, when omniembed embeds it, the vectorizer's settings.
 
     A multi-vector (late-interaction) vector holds a (tokens x dims) matrix per object and is
-    compared by MaxSim.
+    compared by MaxSim. A sparse vector holds token ids and their weights, is compared by dot product,
+    and its ``dims`` is the vocabulary size (``None`` when not known: any 32-bit token id goes).
     """
 
     dims: int | None
     metric: Metric = "cosine"
     vectorizer: dict[str, Any] | None = None
     multi_vector: bool = False
+    sparse: bool = False
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
             raise ValueError(f"metric {self.metric!r} is not one of {METRICS}")
         if (self.metric == "maxsim") != self.multi_vector:
             raise ValueError("multi-vector vectors use the 'maxsim' metric, and only they do")
-        if self.dims is not None and not 1 <= self.dims <= MAX_DIMS:
-            raise ValueError(f"a vector has 1 to {MAX_DIMS} dimensions, got dims={self.dims}")
+        if self.sparse and (self.metric != "dot" or self.multi_vector):
+            raise ValueError(
+                f"sparse vectors are compared by dot product: use metric='dot', not {self.metric!r}"
+            )
+        largest = MAX_VOCAB if self.sparse else MAX_DIMS
+        if self.dims is not None and not 1 <= self.dims <= largest:
+            what = "a sparse vector's vocabulary has" if self.sparse else "a vector has"
+            raise ValueError(f"{what} 1 to {largest} dimensions, got dims={self.dims!r}")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from omniembed.errors import ObjectNotFoundError
@@ -140,7 +139,7 @@ class DataAPI:
                     item = _with_id(item, collection.name, id_field, id_kind)
                 properties = schema.clean(item.properties)
                 ident = _check_uuid(item.uuid) if item.uuid is not None else str(uuid_module.uuid4())
-                vectors = {name: np.asarray(v, dtype=np.float32) for name, v in item.vectors.items()}
+                vectors = {name: collection.vector_value(name, v) for name, v in item.vectors.items()}
             except (ValueError, TypeError) as error:
                 result.errors[offset + i] = str(error)
                 continue
@@ -191,7 +190,7 @@ class DataAPI:
         collection = self._collection
         cleaned = collection.config.schema.clean(properties)
         new = StoredObject(
-            old.uuid, cleaned, {k: np.asarray(v, dtype=np.float32) for k, v in (vectors or {}).items()}
+            old.uuid, cleaned, {k: collection.vector_value(k, v) for k, v in (vectors or {}).items()}
         )
         schema = collection.config.schema
         for name, vector in old.vectors.items():

@@ -23,12 +23,16 @@ logger = logging.getLogger(__name__)
 class SelfProvided:
     """A named vector whose vectors you bring yourself (``dims`` is taken from the first one if omitted).
 
-    With ``multi_vector=True`` each object holds a (tokens x dims) matrix, compared by MaxSim.
+    With ``multi_vector=True`` each object holds a (tokens x dims) matrix, compared by MaxSim. With
+    ``sparse=True`` each object holds ``{"indices": [...], "values": [...]}`` (token ids and weights),
+    compared by dot product; ``dims`` is then the vocabulary size, which bounds the token ids (none
+    when omitted).
     """
 
     dims: int | None = None
     metric: Metric = "cosine"
     multi_vector: bool = False
+    sparse: bool = False
 
 
 def connect(path: str | os.PathLike[str] = ":memory:", **options: Any) -> Database:
@@ -80,6 +84,17 @@ class Database:
         self.close()
 
 
+def _refuse_kind(collection: str, vector: str, sparse: bool, model: Any) -> None:
+    """Raise for a model given for a named vector of the other kind (sparse for dense, or the reverse)."""
+    held, wanted = (
+        ("sparse", "a SparseEncoder") if sparse else ("dense", "a dense model (SentenceTransformer)")
+    )
+    raise ValueError(
+        f"vector {vector!r} of {collection!r} holds {held} vectors, and the model given for it is a "
+        f"{type(model).__name__}, which makes {'dense' if sparse else 'sparse'} ones; give {wanted}"
+    )
+
+
 class Collections:
     """``db.collections``: create, get, list and delete collections."""
 
@@ -120,16 +135,33 @@ class Collections:
                 spec.bind(schema)
                 vectorizers[vector_name] = spec
                 metric = spec.metric
+                if spec.sparse and spec.long_inputs == "chunk":
+                    raise ValueError(
+                        f"vector {vector_name!r}: a sparse model's long inputs are truncated; "
+                        "long_inputs='chunk' is for dense models"
+                    )
                 configs[vector_name] = VectorConfig(
                     spec.dims,
                     metric,  # type: ignore[arg-type]
                     spec.to_json(),
                     multi_vector=metric == "maxsim",
+                    sparse=spec.sparse,
                 )
             else:
                 spec = spec or SelfProvided()
-                metric = "maxsim" if spec.multi_vector else spec.metric
-                configs[vector_name] = VectorConfig(spec.dims, metric, multi_vector=spec.multi_vector)
+                if not isinstance(spec, SelfProvided):
+                    raise TypeError(
+                        f"vector {vector_name!r} is a Vectorizer or SelfProvided(), got "
+                        f"{type(spec).__name__}; wrap a model as oe.Vectorizer(model, properties=[...])"
+                    )
+                metric = "maxsim" if spec.multi_vector else ("dot" if spec.sparse else spec.metric)
+                if spec.sparse and spec.metric not in ("cosine", "dot"):  # cosine: the unset default
+                    raise ValueError(
+                        f"sparse vector {vector_name!r} is compared by dot product, not {spec.metric!r}"
+                    )
+                configs[vector_name] = VectorConfig(
+                    spec.dims, metric, multi_vector=spec.multi_vector, sparse=spec.sparse
+                )
         config = CollectionConfig(name, schema, configs, bm25 or BM25Config(), index or IndexConfig())
         self._backend.create(config)
         logger.info("created collection %s", name)
@@ -155,6 +187,9 @@ class Collections:
             for vector_name, vector in config.vectors.items()
             if vector.vectorizer is not None
         }
+        for vector_name in given:
+            if vector_name in built and built[vector_name].sparse != config.vectors[vector_name].sparse:
+                _refuse_kind(name, vector_name, config.vectors[vector_name].sparse, given[vector_name])
         self._open[name] = Collection(self._backend, config, built, self._cache)
         return self._open[name]
 

@@ -4,15 +4,17 @@ bm25, hybrid, fetch."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from omniembed.errors import ObjectNotFoundError
-from omniembed.retrieval.fusion import Fusion, fuse
+from omniembed.retrieval.fusion import Fusion, fuse, fuse_weighted
+from omniembed.sparse import SparseVector
 from omniembed.store.backend import Match
 from omniembed.store.filters import Filter
+from omniembed.store.hybrid import explain_parts, vector_sources
 from omniembed.store.results import QueryResult
 
 if TYPE_CHECKING:
@@ -103,7 +105,7 @@ class QueryAPI:
 
     def near_vector(
         self,
-        vector: Sequence[float] | np.ndarray,
+        vector: Sequence[float] | np.ndarray | Mapping[str, Any] | SparseVector,
         *,
         limit: int = 10,
         target_vector: str | None = None,
@@ -111,7 +113,8 @@ class QueryAPI:
         include_vector: bool = False,
         rerank: Rerank | None = None,
     ) -> QueryResult:
-        """Objects nearest to a vector by the named vector's metric."""
+        """Objects nearest to a vector by the named vector's metric; for a sparse named vector, give
+        ``{"indices": [...], "values": [...]}`` (or a ``SparseVector`` or 1-D sparse tensor)."""
         name = self._collection.target(target_vector)
         return self._nearest(vector, name, None, limit, filters, include_vector, rerank)
 
@@ -132,7 +135,7 @@ class QueryAPI:
 
     def _nearest(
         self,
-        vector: Sequence[float] | np.ndarray,
+        vector: Any,
         name: str,
         rerank_query: Any,
         limit: int,
@@ -142,8 +145,9 @@ class QueryAPI:
     ) -> QueryResult:
         """The one vector search every ``near_*`` ends in: fetch, then rerank if asked."""
         _check_limit(limit)
+        query = self._collection.vector_value(name, vector, "query for vector")
         hits = self._collection.backend.vector_search(
-            self._collection.name, name, np.asarray(vector, dtype=np.float32), _depth(rerank, limit), filters
+            self._collection.name, name, query, _depth(rerank, limit), filters
         )
         return self._reranked(self._collection.results(hits, include_vector), rerank, rerank_query, limit)
 
@@ -166,12 +170,13 @@ class QueryAPI:
         self,
         query: str,
         *,
-        alpha: float = 0.5,
+        alpha: float | None = None,
+        weights: Mapping[str, float] | None = None,
         fusion: Fusion = "relative_score",
         rrf_k: float = 60.0,
         limit: int = 10,
-        vector: Sequence[float] | np.ndarray | None = None,
-        target_vector: str | None = None,
+        vector: Any = None,
+        target_vector: str | Sequence[str] | None = None,
         query_properties: Sequence[str] | None = None,
         filters: Filter | None = None,
         include_vector: bool = False,
@@ -181,14 +186,22 @@ class QueryAPI:
     ) -> QueryResult:
         """Vector and BM25 search fused into one ranking (formulas in :mod:`omniembed.retrieval.fusion`).
 
+        Two sources (one named vector, dense or sparse, and BM25) take ``alpha``; three (a dense and a
+        sparse named vector and BM25) take ``weights``.
+
         Args:
             query: the text for BM25 and, unless ``vector`` is given, for the vector side.
-            alpha: weight of the vector side: 1 is pure vector search, 0 pure BM25.
+            alpha: weight of the vector side: 1 is pure vector search, 0 pure BM25 (default 0.5).
+            weights: instead of ``alpha``, a weight per source among ``"dense"``, ``"sparse"`` and
+                ``"bm25"`` (0 or more, scaled to sum to 1; a source left out is not searched), as in
+                ``{"dense": 0.4, "sparse": 0.4, "bm25": 0.2}``.
             fusion: ``"relative_score"`` (min-max normalised scores) or ``"ranked"`` (reciprocal ranks).
             rrf_k: the ``k`` of ranked fusion.
             limit: how many results.
-            vector: a query vector of your own instead of embedding ``query``.
-            target_vector: the named vector to search.
+            vector: a query vector of your own instead of embedding ``query``; with ``weights``, a dense
+                vector, a sparse one (``{"indices", "values"}``) or ``{"dense": ..., "sparse": ...}``.
+            target_vector: the named vector to search; with ``weights``, the names of the dense and
+                the sparse vector (by default the collection's only one of each kind).
             query_properties: text properties for BM25, with optional ``^boost``.
             filters: only objects matching this filter.
             include_vector: return the objects' vectors.
@@ -199,13 +212,34 @@ class QueryAPI:
         _check_limit(limit)
         fetch = _depth(rerank, limit)
         depth = candidates or max(100, 4 * fetch)
+        if weights is not None:
+            if alpha is not None:
+                raise ValueError("give alpha (one vector and BM25) or weights (by source), not both")
+            ranked, shares = vector_sources(
+                self._collection, query, weights, vector, target_vector, depth, filters
+            )
+            if "bm25" in shares:
+                keyword = self._keyword(query, query_properties, depth, filters)
+                ranked["bm25"] = [(hit.uuid, hit.score) for hit in keyword]
+            fused_many = fuse_weighted(ranked, shares, fusion=fusion, rrf_k=rrf_k)[:fetch]
+            matches = [Match(uuid, score) for uuid, score, _ in fused_many]
+            result = self._collection.results(matches, include_vector)
+            if explain:
+                explain_parts(result, ranked, {uuid: (parts, score) for uuid, score, parts in fused_many})
+            return self._reranked(result, rerank, query, limit)
+        alpha = 0.5 if alpha is None else alpha
+        if target_vector is not None and not isinstance(target_vector, str):
+            raise ValueError(
+                "target_vector names one vector with alpha; to fuse two vectors and BM25 give weights="
+            )
         vector_hits: list[Match] = []
         keyword_hits: list[Match] = []
         if alpha > 0:
             name = self._collection.target(target_vector, needs_vectorizer=vector is None)
-            query_vector = np.asarray(
+            query_vector = self._collection.vector_value(
+                name,
                 vector if vector is not None else self._collection.vectorizers[name].embed_query(query),
-                dtype=np.float32,
+                "query for vector",
             )
             if alpha < 1:
                 vector_hits, keyword_hits = self._collection.backend.hybrid_search(

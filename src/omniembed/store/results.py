@@ -6,8 +6,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 
 @dataclass
 class Object:
@@ -18,17 +16,20 @@ class Object:
         properties: its properties (dates as ``datetime``).
         score: higher is better (similarity for vector search, BM25 or fused score otherwise).
         distance: the metric distance for vector search, else ``None``.
-        vectors: the named vectors, when asked for with ``include_vector=True``.
+        vectors: the named vectors, when asked for with ``include_vector=True`` (float32 arrays;
+            :class:`~omniembed.sparse.SparseVector` for sparse ones).
         rerank_score: the reranker's score, when the query asked for ``rerank=``.
         explain: for hybrid queries, the parts of the score: ``vector_rank``, ``vector_score``,
-            ``bm25_rank``, ``bm25_score``, ``vector_part``, ``bm25_part``, ``fused``.
+            ``bm25_rank``, ``bm25_score``, ``vector_part``, ``bm25_part``, ``fused``; with
+            ``weights=``, ``<source>_rank``, ``<source>_score`` and ``<source>_part`` for each of
+            ``dense``, ``sparse`` and ``bm25`` searched, and ``fused``.
     """
 
     uuid: str
     properties: dict[str, Any]
     score: float | None = None
     distance: float | None = None
-    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    vectors: dict[str, Any] = field(default_factory=dict)
     explain: dict[str, float | int | None] | None = None
     rerank_score: float | None = None
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from omniembed.store.nested import split_path, value_at
 from omniembed.store.schema import Schema
+from omniembed.store.sparse_vectors import as_sparse
 
 LongInputs = Literal["truncate", "chunk"]
 # Model classes a stored vectorizer may load by name (an allow-list: nothing else is imported).
@@ -21,6 +22,7 @@ _LOADERS = {
     "SentenceTransformer": "omniembed.embedding.encoder",
     "MultiVectorEncoder": "omniembed.late_interaction.encoder",
     "VisionMultiVectorEncoder": "omniembed.late_interaction.vision",
+    "SparseEncoder": "omniembed.sparse.encoder",
 }
 _METRICS = {"cosine": "cosine", "dot": "dot", "euclidean": "l2"}
 # Loading options that run code from a model's folder or the hub (or read pickle files): a stored
@@ -62,8 +64,9 @@ class Vectorizer:
         document_prompt_name: a prompt for objects other than the model's document prompt.
         batch_size: inputs per model call.
         model_kwargs: keyword arguments for loading the model by name.
-        model_class: the class that loads the model by name: ``"SentenceTransformer"`` (default) or
-            ``"MultiVectorEncoder"`` for late-interaction models; taken from a loaded model.
+        model_class: the class that loads the model by name: ``"SentenceTransformer"`` (default),
+            ``"MultiVectorEncoder"`` for late-interaction models or ``"SparseEncoder"`` for sparse
+            (SPLADE) models, whose vectors are stored as token ids and weights; taken from a loaded model.
 
     >>> Vectorizer("all-MiniLM-L6-v2", properties=["title", "body"]).properties
     ['title', 'body']
@@ -132,10 +135,19 @@ class Vectorizer:
         return isinstance(self.model, MultiVectorEncoder)
 
     @property
+    def sparse(self) -> bool:
+        """Whether the model makes sparse vectors over its vocabulary (a ``SparseEncoder``)."""
+        from omniembed.sparse.encoder import SparseEncoder
+
+        return isinstance(self.model, SparseEncoder)
+
+    @property
     def metric(self) -> str:
-        """The store metric matching the model's similarity function."""
+        """The store metric matching the model's similarity function (sparse vectors: dot product)."""
         if self.multi_vector:
             return "maxsim"
+        if self.sparse:
+            return "dot"
         return _METRICS.get(getattr(self.model, "similarity_fn_name", "cosine"), "cosine")
 
     def to_json(self) -> dict[str, Any]:
@@ -212,7 +224,7 @@ class Vectorizer:
 
     def embed_documents(self, inputs: Sequence[Any], cache: EmbeddingCache | None = None) -> Embedded:
         """Embed object inputs, reusing cached vectors for content seen before."""
-        if self.model_name is None:  # an unnamed model has no stable cache key
+        if self.model_name is None or self.sparse:  # no stable key; the cache keeps dense blobs only
             cache = None
         keys = [self._key(item) if item is not None else None for item in inputs]
         cached = cache.get_many([k for k in keys if k is not None]) if cache is not None else {}
@@ -229,8 +241,14 @@ class Vectorizer:
             result.computed = len(todo)
         return result
 
-    def embed_query(self, query: Any) -> np.ndarray:
-        """Embed a search query with the model's query prompt."""
+    def embed_query(self, query: Any) -> Any:
+        """Embed a search query with the model's query prompt (a ``SparseVector`` for sparse models)."""
+        if self.sparse:
+            if self.query_prompt_name is not None:
+                row = self.model.encode(query, prompt_name=self.query_prompt_name, task="query")
+            else:
+                row = self.model.encode_query(query)
+            return as_sparse(row, None, "the query's sparse vector")
         if self.query_prompt_name is not None:
             vector = self.model.encode(query, prompt_name=self.query_prompt_name, convert_to_numpy=True)
         else:
@@ -271,9 +289,19 @@ class Vectorizer:
             return np.asarray(self.model.encode(inputs, prompt_name=self.document_prompt_name, **kwargs))
         return np.asarray(self.model.encode_document(inputs, **kwargs))
 
-    def _encode_documents(self, inputs: list[Any]) -> tuple[list[np.ndarray], int]:
+    def _encode_documents(self, inputs: list[Any]) -> tuple[list[Any], int]:
         texts = [i for i, item in enumerate(inputs) if isinstance(item, str)]
         too_long = self._too_long([inputs[i] for i in texts])
+        if self.sparse:  # token weights: long texts are cut at the model's length
+            if len(texts) != len(inputs):
+                raise ValueError("a sparse (SparseEncoder) vectorizer embeds text properties only")
+            kwargs: dict[str, Any] = {"batch_size": self.batch_size, "convert_to_tensor": False}
+            if self.document_prompt_name is not None:
+                kwargs.update(prompt_name=self.document_prompt_name, task="document")
+                rows = self.model.encode(inputs, **kwargs)
+            else:
+                rows = self.model.encode_document(inputs, **kwargs)
+            return [as_sparse(row, None, "a document's sparse vector") for row in rows], sum(too_long)
         if self.multi_vector:  # token matrices: long texts are cut at the model's document length
             matrices = self._encode_parts(inputs)
             return [np.asarray(matrix, dtype=np.float32) for matrix in matrices], sum(too_long)

@@ -31,11 +31,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from omniembed.errors import CollectionExistsError, CollectionNotFoundError, DatabaseLockedError
+from omniembed.sparse import SparseVector
 from omniembed.store.backend import Match, StoredObject
 from omniembed.store.config import CollectionConfig, VectorConfig
+from omniembed.store.engines.embedded.sparse_index import SparseIndex
 from omniembed.store.engines.embedded.vector_index import VectorIndex
 from omniembed.store.engines.keyword import KeywordIndex
 from omniembed.store.filters import Filter, index_key, to_sql
+from omniembed.store.sparse_vectors import arrays_of, as_sparse, from_bytes, to_bytes, wrong_kind
 
 if TYPE_CHECKING:  # imported when a collection has one
     from omniembed.store.engines.embedded.multi_vector_index import MultiVectorIndex
@@ -73,12 +76,15 @@ class _Tables:
         self.last_seq = 0  # the highest seq ever written (seqs are never reused)
         self.last_deleted = 0  # the highest id in the deletion log
         self.unsaved = 0  # changes since the indexes were last saved
-        self.indexes: dict[str, VectorIndex | MultiVectorIndex] = {}
+        self.indexes: dict[str, VectorIndex | MultiVectorIndex | SparseIndex] = {}
         for name, vector in config.vectors.items():
-            if vector.dims is not None:
+            if vector.dims is not None or vector.sparse:
                 self.make_index(name, vector)
 
-    def make_index(self, name: str, vector: VectorConfig) -> VectorIndex | MultiVectorIndex:
+    def make_index(self, name: str, vector: VectorConfig) -> VectorIndex | MultiVectorIndex | SparseIndex:
+        if vector.sparse:  # its size is the vocabulary's, which may stay unknown
+            self.indexes[name] = SparseIndex(vector.dims)
+            return self.indexes[name]
         assert vector.dims is not None
         if vector.multi_vector:
             from omniembed.store.engines.embedded.multi_vector_index import MultiVectorIndex
@@ -228,7 +234,9 @@ class EmbeddedBackend:
         tables.last_seq, tables.last_deleted = int(last_seq), int(last_deleted or 0)
         behind = self._catch_up_keyword(tables, self._load_keyword(tables))
         for name, index in list(tables.indexes.items()):
-            if not isinstance(index, VectorIndex):
+            if isinstance(index, SparseIndex):
+                behind += self._load_sparse(tables, name)
+            elif not isinstance(index, VectorIndex):
                 behind += self._load_multi_vector(tables, name)
             else:
                 behind += self._load_vectors(tables, name)
@@ -253,6 +261,20 @@ class EmbeddedBackend:
             return [index.prepare_one(np.frombuffer(blob, dtype=np.float32)) for blob in blobs]
 
         return self._catch_up(tables, name, "multi-vector", watermark, 1_000, matrices)
+
+    def _load_sparse(self, tables: _Tables, name: str) -> int:
+        """Load a sparse vector's saved index and catch it up, or rebuild it; return the changes read."""
+        path = tables.vector_path(name)
+        watermark = {"seq": 0, "deleted": 0}
+        if path is not None:
+            found = SparseIndex.load(path, tables.config.vectors[name].dims)
+            if found is not None:
+                tables.indexes[name], watermark = found[0], dict(found[1])
+
+        def pairs(blobs: list[bytes]) -> list[tuple[np.ndarray, np.ndarray]]:
+            return [arrays_of(blob) for blob in blobs]
+
+        return self._catch_up(tables, name, "sparse", watermark, 50_000, pairs)
 
     def _load_vectors(self, tables: _Tables, name: str) -> int:
         """Load a named vector's saved index and catch it up, or rebuild it; return the changes read."""
@@ -498,7 +520,7 @@ class EmbeddedBackend:
                     marks = ",".join("?" * len(chunk))
                     query = f"SELECT seq, name, data FROM {tables.vectors} WHERE seq IN ({marks})"
                     for seq, vector, data in self.conn.execute(query, chunk):
-                        seqs[seq].vectors[vector] = np.frombuffer(data, dtype=np.float32).copy()
+                        seqs[seq].vectors[vector] = _decode(tables.config, vector, data)
             return [found[uuid] for uuid in uuids if uuid in found]
 
     def find(self, name: str, where: Filter | None, limit: int | None = None, offset: int = 0) -> list[str]:
@@ -523,7 +545,7 @@ class EmbeddedBackend:
             return int(total)
 
     def vector_search(
-        self, name: str, vector: str, query: np.ndarray, limit: int, where: Filter | None
+        self, name: str, vector: str, query: np.ndarray | SparseVector, limit: int, where: Filter | None
     ) -> list[Match]:
         """Nearest objects by the named vector, exact when filtered to few objects."""
         with self.lock:
@@ -548,7 +570,7 @@ class EmbeddedBackend:
         self,
         name: str,
         vector: str,
-        query: np.ndarray,
+        query: np.ndarray | SparseVector,
         text: str,
         boosts: dict[str, float],
         limit: int,
@@ -568,13 +590,23 @@ class EmbeddedBackend:
             return vector_hits, self._hits(tables, slots, scores, None)
 
     def _locked_vector_search(
-        self, tables: _Tables, vector: str, query: np.ndarray, limit: int, allowed: np.ndarray | None
+        self,
+        tables: _Tables,
+        vector: str,
+        query: np.ndarray | SparseVector,
+        limit: int,
+        allowed: np.ndarray | None,
     ) -> list[Match]:
         with self.lock:
             return self._vector_search(tables, vector, query, limit, allowed)
 
     def _vector_search(
-        self, tables: _Tables, vector: str, query: np.ndarray, limit: int, allowed: np.ndarray | None
+        self,
+        tables: _Tables,
+        vector: str,
+        query: np.ndarray | SparseVector,
+        limit: int,
+        allowed: np.ndarray | None,
     ) -> list[Match]:
         """Nearest objects among ``allowed`` slots (all when ``None``); the caller holds the lock."""
         index = tables.indexes.get(vector)
@@ -585,7 +617,12 @@ class EmbeddedBackend:
                     f"collection {tables.config.name!r} has no vector {vector!r}; it has {known}"
                 )
             return []
-        slots, distances = index.search(np.asarray(query, dtype=np.float32), limit, allowed)
+        mismatch = wrong_kind(vector, isinstance(index, SparseIndex), query)
+        if mismatch is not None:
+            raise mismatch
+        if not isinstance(index, SparseIndex):
+            query = np.asarray(query, dtype=np.float32)
+        slots, distances = index.search(query, limit, allowed)  # type: ignore[arg-type]
         metric = tables.config.vectors[vector].metric
         scores = 1.0 - distances if metric == "cosine" else -distances  # dot, l2 and maxsim negate
         return self._hits(tables, slots, scores, distances)
@@ -637,7 +674,7 @@ class EmbeddedBackend:
                     name: checked[name][position] if name in checked else self._vector(tables, name, vector)
                     for name, vector in obj.vectors.items()
                 }
-            except ValueError as error:
+            except (ValueError, TypeError) as error:
                 errors[position] = str(error)
                 continue
             good.append((position, StoredObject(obj.uuid, obj.properties, vectors)))
@@ -658,12 +695,15 @@ class EmbeddedBackend:
                 continue
         return checked
 
-    def _vector(self, tables: _Tables, name: str, vector: np.ndarray) -> np.ndarray:
+    def _vector(self, tables: _Tables, name: str, vector: Any) -> Any:
         config = tables.config.vectors.get(name)
         if config is None:
             raise ValueError(
                 f"vector {name!r} is not one of the collection's vectors {sorted(tables.config.vectors)}"
             )
+        mismatch = wrong_kind(name, config.sparse, vector)
+        if mismatch is not None:
+            raise mismatch
         index = tables.indexes.get(name)
         if index is None:  # a self-provided vector of unknown size: the first one fixes it
             dims = int(np.asarray(vector).shape[-1])
@@ -675,6 +715,8 @@ class EmbeddedBackend:
                     (json.dumps(tables.config.to_json()), tables.ident),
                 )
             index = tables.make_index(name, tables.config.vectors[name])
+        if isinstance(index, SparseIndex):
+            return as_sparse(vector, index.vocab_size, f"vector {name!r}")
         try:
             prepared = index.prepare_one(np.asarray(vector))
         except ValueError as error:
@@ -707,7 +749,7 @@ class EmbeddedBackend:
         self.conn.executemany(
             f"INSERT INTO {tables.vectors} VALUES (?, ?, ?)",
             [
-                (seq, name, vector.astype(np.float32).tobytes())
+                (seq, name, _encode(vector))
                 for seq, obj in zip(seqs, objects, strict=True)
                 for name, vector in obj.vectors.items()
             ],
@@ -771,6 +813,21 @@ class EmbeddedBackend:
             for i, seq in enumerate(seqs)
             if seq in uuids
         ]
+
+
+def _encode(vector: Any) -> bytes:
+    """A vector's stored bytes: float32 for dense ones and matrices, :func:`to_bytes` for sparse ones."""
+    if isinstance(vector, SparseVector):
+        return to_bytes(vector)
+    return np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def _decode(config: CollectionConfig, name: str, data: bytes) -> Any:
+    """Read a stored vector back: a :class:`SparseVector` for a sparse named vector, else float32."""
+    settings = config.vectors.get(name)
+    if settings is not None and settings.sparse:
+        return from_bytes(data)
+    return np.frombuffer(data, dtype=np.float32).copy()
 
 
 class SQLiteEmbeddingCache:

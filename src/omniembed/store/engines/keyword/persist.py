@@ -50,7 +50,7 @@ FORMAT = 2
 BLOCK = 1 << 24  # bytes per CRC-32
 ALIGN = 64
 _ARRAYS = ("blob", "term_offsets", "keys", "offsets", "slots", "tfs")
-_KINDS = "ui"  # dtypes a manifest may name: integers only
+_KINDS = "uif"  # dtypes a manifest may name: integers, and floats (the sparse index's weights)
 
 
 @dataclass
@@ -170,17 +170,18 @@ def _entry(segment: Segment) -> dict[str, Any]:
     return segment.entry
 
 
-def load(prefix: Path, fingerprint: Mapping[str, Any]) -> Loaded | None:
-    """Memory-map a saved index, or return ``None`` (logging why) if it cannot be trusted."""
+def load(prefix: Path, fingerprint: Mapping[str, Any], what: str = "keyword index") -> Loaded | None:
+    """Memory-map a saved index, or return ``None`` (logging why, naming it ``what``) if it cannot be
+    trusted."""
     path = manifest_path(prefix)
     if not path.exists():
-        logger.info("no saved keyword index at %s: it will be rebuilt", path)
+        logger.info("no saved %s at %s: it will be rebuilt", what, path)
         return None
     try:
         manifest = json.loads(path.read_bytes())
         return _open(prefix, manifest, json.loads(json.dumps(fingerprint)))
     except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
-        logger.warning("saved keyword index %s is not usable (%s): it will be rebuilt", path, error)
+        logger.warning("saved %s %s is not usable (%s): it will be rebuilt", what, path, error)
         return None
 
 
@@ -246,7 +247,7 @@ def _map(path: Path, size: int) -> Any:
 def _view(buffer: Any, key: str, offset: int, dtype: str, count: int) -> np.ndarray:
     kind = np.dtype(dtype)
     if kind.kind not in _KINDS:
-        raise ValueError(f"array {key} has type {dtype!r}; saved indexes hold integers only")
+        raise ValueError(f"array {key} has type {dtype!r}; saved indexes hold numbers only")
     return np.frombuffer(buffer, dtype=kind, count=int(count), offset=int(offset))
 
 

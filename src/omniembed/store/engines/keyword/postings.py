@@ -87,8 +87,10 @@ def _live(part: Part, alive: np.ndarray) -> Part:
 
 
 def narrow(slots: np.ndarray, tfs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The smallest unsigned types that hold ``slots`` and ``tfs`` (for saving)."""
-    return slots.astype(smallest(slots, np.uint32)), tfs.astype(smallest(tfs, np.uint8))
+    """The smallest unsigned types that hold ``slots`` and ``tfs`` (for saving); float weights (the
+    sparse index's) are kept as ``float32``."""
+    weights = tfs.astype(np.float32) if tfs.dtype.kind == "f" else tfs.astype(smallest(tfs, np.uint8))
+    return slots.astype(smallest(slots, np.uint32)), weights
 
 
 def smallest(values: np.ndarray, start: type[np.unsignedinteger]) -> type[np.integer]:

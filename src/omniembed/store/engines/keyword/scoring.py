@@ -38,7 +38,7 @@ def normed_scores(tfs: np.ndarray, norms: np.ndarray, term_idf: float, k1: float
     """``boost`` times :func:`term_scores`, given the objects' :func:`length_norms`: the same operations
     in the same order, so the same float64 values to the bit, in four passes. ``norms`` is overwritten
     (pass a copy, such as a gather)."""
-    out = np.multiply(tfs, term_idf, dtype=np.float64)
+    out: np.ndarray = np.multiply(tfs, term_idf, dtype=np.float64)
     out *= k1 + 1
     norms += tfs
     out /= norms

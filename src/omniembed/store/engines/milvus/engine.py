@@ -16,6 +16,11 @@ Differences from the embedded backend, all from what Milvus can express:
   (On the first 30 Cranfield queries over ``title`` and ``text``, the top 10 and their scores equal
   the embedded backend's.)
 - A named vector needs ``dims`` at creation (``SelfProvided(dims=384)``); Milvus fixes field sizes.
+  Sparse vectors need none; they are SPARSE_FLOAT_VECTOR fields searched exactly by inner product
+  (Milvus Lite takes SPARSE_INVERTED_INDEX with IP, filtered searches included, and refuses
+  SPARSE_WAND and AUTOINDEX for such fields). Milvus refuses an empty
+  sparse vector, so one (the vector of an empty text) is kept as a hidden filler and reads back as no
+  vector, where the embedded backend returns it empty; searches rank the same.
 - A text property value is at most 65,535 bytes (Milvus's VARCHAR limit); longer objects are refused.
 - Milvus returns at most 16,384 results per search, so larger limits are capped there.
 - Filter differences are listed in :mod:`omniembed.store.engines.milvus.filters`.
@@ -35,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from omniembed.errors import CollectionExistsError, CollectionNotFoundError, MissingExtraError
+from omniembed.sparse import SparseVector
 from omniembed.store.backend import Match, StoredObject
 from omniembed.store.config import CollectionConfig, IndexConfig
 from omniembed.store.engines.milvus.filters import literal, to_expr
@@ -42,9 +48,12 @@ from omniembed.store.engines.milvus.layout import (
     MAX_TEXT_BYTES,
     METRICS,
     collection_schema,
+    from_milvus,
     joined,
+    prepare_sparse,
     prepare_vector,
     text_analyzers,
+    to_milvus,
     to_row,
 )
 from omniembed.store.filters import Filter
@@ -139,7 +148,9 @@ class MilvusBackend:
                     f"multi-vector (MaxSim) vectors {multi} need the embedded backend: Milvus Lite has no "
                     "MaxSim index; use oe.connect(folder)"
                 )
-            unsized = sorted(name for name, vector in config.vectors.items() if vector.dims is None)
+            unsized = sorted(
+                name for name, vector in config.vectors.items() if vector.dims is None and not vector.sparse
+            )
             if unsized:
                 raise ValueError(
                     f"the Milvus backend needs the size of vectors {unsized}: give "
@@ -191,7 +202,7 @@ class MilvusBackend:
                         raise ValueError(f"uuid {obj.uuid} appears twice in this batch")
                     rows[position] = to_row(config, obj, self._next_seq())
                     seen.add(obj.uuid)
-                except ValueError as error:
+                except (ValueError, TypeError) as error:
                     errors[position] = str(error)
             existing = self._existing(name, [row["uuid"] for row in rows.values()])
             for position in [p for p, row in rows.items() if row["uuid"] in existing]:
@@ -227,7 +238,7 @@ class MilvusBackend:
             for position, obj in enumerate(objects):
                 try:
                     rows[position] = to_row(config, obj, self._next_seq())
-                except ValueError as error:
+                except (ValueError, TypeError) as error:
                     errors[position] = str(error)
             if not rows:
                 return errors
@@ -264,8 +275,8 @@ class MilvusBackend:
                 )
                 for row in rows:
                     vectors = {
-                        vector: np.asarray(row[f"v_{vector}"], dtype=np.float32)
-                        for vector in config.vectors
+                        vector: _stored(settings.sparse, row[f"v_{vector}"])
+                        for vector, settings in config.vectors.items()
                         if with_vectors and row[f"has_{vector}"]
                     }
                     found[row["uuid"]] = StoredObject(row["uuid"], dict(row["properties"]), vectors)
@@ -289,7 +300,7 @@ class MilvusBackend:
             return int(rows[0]["count(*)"])
 
     def vector_search(
-        self, name: str, vector: str, query: np.ndarray, limit: int, where: Filter | None
+        self, name: str, vector: str, query: np.ndarray | SparseVector, limit: int, where: Filter | None
     ) -> list[Match]:
         """Nearest objects by the named vector; scores and distances follow the embedded backend."""
         with self.lock:
@@ -299,23 +310,34 @@ class MilvusBackend:
                     f"collection {name!r} has no vector {vector!r}; it has {sorted(config.vectors)}"
                 )
             settings = config.vectors[vector]
-            prepared = prepare_vector(config, vector, query)
             expr = f"has_{vector} == true"
             if where is not None:
                 expr += f" and {to_expr(where, config.schema)}"
+            data: Any
+            if settings.sparse:
+                sparse = prepare_sparse(config, vector, query)
+                if not sparse.indices:  # Milvus refuses an empty query; nothing scores above 0
+                    return []
+                data, params = to_milvus(sparse), {"metric_type": "IP", "params": {"drop_ratio_search": 0.0}}
+            else:
+                data = prepare_vector(config, vector, np.asarray(query)).tolist()
+                params = _search_params(settings.metric, config.index, limit)
             results = self.client.search(
                 self.prefix + name,
-                data=[prepared.tolist()],
+                data=[data],
                 anns_field=f"v_{vector}",
                 limit=min(limit, MAX_RESULTS),
                 filter=expr,
                 output_fields=["uuid"],
-                search_params=_search_params(settings.metric, config.index, limit),
+                search_params=params,
             )
             hits = []
             for hit in results[0]:
                 value = float(hit["distance"])
-                if settings.metric == "cosine":  # Milvus gives cosine similarity
+                if settings.sparse:  # the dot product over shared tokens; as embedded, only above 0
+                    if value > 0:
+                        hits.append(Match(hit["entity"]["uuid"], value, -value))
+                elif settings.metric == "cosine":  # Milvus gives cosine similarity
                     hits.append(Match(hit["entity"]["uuid"], value, 1.0 - value))
                 elif settings.metric == "dot":  # the inner product
                     hits.append(Match(hit["entity"]["uuid"], value, -value))
@@ -327,7 +349,7 @@ class MilvusBackend:
         self,
         name: str,
         vector: str,
-        query: np.ndarray,
+        query: np.ndarray | SparseVector,
         text: str,
         boosts: dict[str, float],
         limit: int,
@@ -413,6 +435,13 @@ class MilvusBackend:
         finally:
             iterator.close()
         return rows
+
+
+def _stored(sparse: bool, value: Any) -> Any:
+    """A vector read back from Milvus: a ``SparseVector`` or a float32 array."""
+    if sparse:
+        return from_milvus(value)
+    return np.asarray(value, dtype=np.float32)
 
 
 def _search_params(metric: str, index: IndexConfig, limit: int) -> dict[str, Any]:

@@ -3,8 +3,10 @@
 - ``uuid`` (VARCHAR primary key), ``seq`` (INT64, the insertion order ``find`` returns) and
   ``properties`` (JSON: the cleaned properties, which filters address as ``properties["name"]``);
 - per named vector ``v_<name>`` (FLOAT_VECTOR with an HNSW index, COSINE / IP / L2 for cosine / dot /
-  l2) and ``has_<name>`` (BOOL): Milvus needs a value in every vector field, so an object without that
-  vector holds a filler and ``has_<name> == false`` keeps it out of searches;
+  l2; for a sparse vector SPARSE_FLOAT_VECTOR with an exact SPARSE_INVERTED_INDEX and IP) and
+  ``has_<name>`` (BOOL): Milvus needs a value in every vector field (a sparse one with at least one
+  weight), so an object without that vector, or with an empty sparse vector, holds a filler and
+  ``has_<name> == false`` keeps it out of searches;
 - per text property ``t_<name>``: the property's terms as the embedded keyword index makes them
   (``word`` tokenization, stop words, stemming), joined by spaces, in a VARCHAR with Milvus's
   standard analyzer (which keeps each such term whole), feeding a BM25 function into ``s_<name>``
@@ -19,11 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from omniembed.sparse import SparseVector
 from omniembed.store.backend import StoredObject
 from omniembed.store.config import CollectionConfig
 from omniembed.store.engines.embedded.vector_index import VectorIndex
 from omniembed.store.engines.keyword.analysis import Analyzer
 from omniembed.store.engines.keyword.index import analyzers
+from omniembed.store.sparse_vectors import as_sparse, wrong_kind
 
 METRICS = {"cosine": "COSINE", "dot": "IP", "l2": "L2"}
 MAX_TEXT_BYTES = 65_535
@@ -42,9 +46,14 @@ def collection_schema(pymilvus: Any, client: Any, config: CollectionConfig) -> t
     # Milvus Lite both read.
     hnsw = {"params": {"M": config.index.m, "efConstruction": config.index.ef_construction}}
     for name, vector in config.vectors.items():
-        schema.add_field(f"v_{name}", types.FLOAT_VECTOR, dim=vector.dims)
+        if vector.sparse:
+            schema.add_field(f"v_{name}", types.SPARSE_FLOAT_VECTOR)
+            exact = {"params": {"drop_ratio_build": 0.0}}  # keep every weight: scores stay exact
+            index.add_index(f"v_{name}", index_type="SPARSE_INVERTED_INDEX", metric_type="IP", params=exact)
+        else:
+            schema.add_field(f"v_{name}", types.FLOAT_VECTOR, dim=vector.dims)
+            index.add_index(f"v_{name}", index_type="HNSW", metric_type=METRICS[vector.metric], params=hnsw)
         schema.add_field(f"has_{name}", types.BOOL)
-        index.add_index(f"v_{name}", index_type="HNSW", metric_type=METRICS[vector.metric], params=hnsw)
     bm25 = {"params": {"bm25_k1": config.bm25.k1, "bm25_b": config.bm25.b}}
     other = {p: k for p, k in config.schema.tokenization.items() if k != "word"}
     if other:
@@ -79,8 +88,13 @@ def to_row(config: CollectionConfig, obj: StoredObject, seq: int) -> dict[str, A
                 f"vector {name!r} is not one of the collection's vectors {sorted(config.vectors)}"
             )
     for name, vector in config.vectors.items():
-        assert vector.dims is not None  # the backend refuses unsized vectors at creation
         given = obj.vectors.get(name)
+        if vector.sparse:
+            checked = prepare_sparse(config, name, given) if given is not None else None
+            row[f"v_{name}"] = to_milvus(checked) if checked is not None and checked.indices else {0: 1.0}
+            row[f"has_{name}"] = checked is not None and bool(checked.indices)
+            continue
+        assert vector.dims is not None  # the backend refuses unsized vectors at creation
         filler = np.eye(1, vector.dims, dtype=np.float32)[0]  # any valid vector; has_ hides it
         row[f"v_{name}"] = (filler if given is None else prepare_vector(config, name, given)).tolist()
         row[f"has_{name}"] = given is not None
@@ -109,10 +123,33 @@ def joined(terms: Iterable[str]) -> str:
     return " ".join(terms)
 
 
+def prepare_sparse(config: CollectionConfig, name: str, vector: Any) -> SparseVector:
+    """Check a sparse vector as the embedded backend does (sorted unique ids in the vocabulary,
+    positive finite weights)."""
+    mismatch = wrong_kind(name, True, vector)
+    if mismatch is not None:
+        raise mismatch
+    return as_sparse(vector, config.vectors[name].dims, f"vector {name!r}")
+
+
+def to_milvus(vector: SparseVector) -> dict[int, float]:
+    """The ``{token id: weight}`` form Milvus takes for a sparse vector."""
+    return dict(zip(vector.indices, vector.values, strict=True))
+
+
+def from_milvus(value: Any) -> SparseVector:
+    """A sparse vector as Milvus returns it (``{token id: weight}``), ids sorted."""
+    pairs = sorted((int(index), float(weight)) for index, weight in dict(value).items())
+    return SparseVector(tuple(i for i, _ in pairs), tuple(w for _, w in pairs))
+
+
 def prepare_vector(config: CollectionConfig, name: str, vector: np.ndarray) -> np.ndarray:
     """Check a vector as the embedded backend does (size, finite, non-zero for cosine) and normalise it."""
     settings = config.vectors[name]
     assert settings.dims is not None
+    mismatch = wrong_kind(name, False, vector)
+    if mismatch is not None:
+        raise mismatch
     try:
         index = VectorIndex(settings.dims, settings.metric, config.index)
         prepared: np.ndarray = index.prepare(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
