@@ -31,6 +31,7 @@ import numpy as np
 from omniembed.errors import CollectionExistsError, CollectionNotFoundError, DatabaseLockedError
 from omniembed.store.backend import Match, StoredObject
 from omniembed.store.config import CollectionConfig, VectorConfig
+from omniembed.store.engines.embedded import matrices as matrix_codec
 from omniembed.store.engines.embedded.vector_index import VectorIndex
 from omniembed.store.engines.keyword import KeywordIndex
 from omniembed.store.filters import Filter, index_key, to_sql
@@ -39,8 +40,9 @@ if TYPE_CHECKING:  # imported when a collection has one
     from omniembed.store.engines.embedded.multi_vector_index import MultiVectorIndex
 
 logger = logging.getLogger(__name__)
-FORMAT_VERSION = 2
-"""Version 2 added the deletion log and the property indexes; version 1 folders migrate on open."""
+FORMAT_VERSION = 3
+"""Version 2 added the deletion log and the property indexes, version 3 compact multi-vector matrices
+(``VectorConfig.storage``; older collections keep float32); older folders migrate on open."""
 SAVE_AFTER = 50_000
 """Indexes are saved once this many changes, or a quarter of the collection, came since the last save."""
 VECTORS_TABLE = (
@@ -117,7 +119,7 @@ class _Tables:
 
         A slot without a row means the index and SQLite disagree: that raises rather than score less.
         """
-        dims = self.config.vectors[name].dims
+        dims, storage = self.config.vectors[name].dims, self.config.vectors[name].storage
         assert dims is not None
 
         def fetch(slots: np.ndarray) -> list[np.ndarray]:
@@ -126,7 +128,7 @@ class _Tables:
                 marks = ",".join("?" * len(chunk))
                 query = f"SELECT seq, data FROM {self.vectors} WHERE name = ? AND seq IN ({marks})"
                 for seq, data in self.conn.execute(query, [name, *chunk]):
-                    found[seq] = np.frombuffer(data, dtype=np.float32).reshape(-1, dims)
+                    found[seq] = matrix_codec.decode(data, storage, dims)
             missing = [seq for seq in slots.tolist() if seq not in found]
             if missing:
                 raise RuntimeError(
@@ -238,6 +240,7 @@ class EmbeddedBackend:
         from omniembed.store.engines.embedded.multi_vector_index import MultiVectorIndex
 
         dims, path = tables.config.vectors[name].dims, tables.vector_path(name)
+        storage = tables.config.vectors[name].storage
         assert dims is not None
         watermark = {"seq": 0, "deleted": 0}
         if path is not None:
@@ -248,7 +251,7 @@ class EmbeddedBackend:
         assert isinstance(index, MultiVectorIndex)
 
         def matrices(blobs: list[bytes]) -> list[np.ndarray]:
-            return [index.prepare_one(np.frombuffer(blob, dtype=np.float32)) for blob in blobs]
+            return [index.prepare_one(matrix_codec.decode(blob, storage, dims)) for blob in blobs]
 
         return self._catch_up(tables, name, "multi-vector", watermark, 1_000, matrices)
 
@@ -496,7 +499,7 @@ class EmbeddedBackend:
                     marks = ",".join("?" * len(chunk))
                     query = f"SELECT seq, name, data FROM {tables.vectors} WHERE seq IN ({marks})"
                     for seq, vector, data in self.conn.execute(query, chunk):
-                        seqs[seq].vectors[vector] = np.frombuffer(data, dtype=np.float32).copy()
+                        seqs[seq].vectors[vector] = _decoded(tables.config.vectors.get(vector), data)
             return [found[uuid] for uuid in uuids if uuid in found]
 
     def find(self, name: str, where: Filter | None, limit: int | None = None, offset: int = 0) -> list[str]:
@@ -659,7 +662,7 @@ class EmbeddedBackend:
         self.conn.executemany(
             f"INSERT INTO {tables.vectors} VALUES (?, ?, ?)",
             [
-                (seq, name, vector.astype(np.float32).tobytes())
+                (seq, name, _encoded(tables.config.vectors[name], vector))
                 for seq, obj in zip(seqs, objects, strict=True)
                 for name, vector in obj.vectors.items()
             ],
@@ -789,6 +792,20 @@ def _lock_folder(folder: Path) -> Any:
 def _chunks(items: list[Any], size: int = 500) -> Iterable[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _encoded(config: VectorConfig, vector: np.ndarray) -> bytes:
+    """The blob stored for one vector (a multi-vector matrix in its configured storage)."""
+    if config.multi_vector:
+        return matrix_codec.encode(vector, config.storage)
+    return vector.astype(np.float32).tobytes()
+
+
+def _decoded(config: VectorConfig | None, data: bytes) -> np.ndarray:
+    """A stored vector read back as float32 (multi-vector matrices flat, as they always came back)."""
+    if config is not None and config.multi_vector and config.dims is not None:
+        return matrix_codec.decode(data, config.storage, config.dims).reshape(-1)
+    return np.frombuffer(data, dtype=np.float32).copy()
 
 
 def _unzip(rows: Iterable[tuple[int, bytes]]) -> tuple[list[int], list[bytes]]:
