@@ -112,7 +112,7 @@ def import_command(
             if pdfs:
                 types = {**types, **{k: v for k, v in oe.PAGE_PROPERTIES.items() if k not in declared}}
             logger.info("creating collection %s with properties %s", collection, types)
-            vectors = _vectors(model, vectorize, text_model, pdfs)
+            vectors = _vectors(model, vectorize, text_model, pdfs, types)
             target = db.collections.create(collection, types, vectors)
         objects = _objects(streams, places, image or [], found)
         result = target.data.insert_many(
@@ -124,10 +124,13 @@ def import_command(
     return PARTIAL if result.errors or skipped else 0
 
 
-def _vectors(model: str, vectorize: list[str] | None, text_model: str | None, pdfs: bool) -> dict[str, Any]:
+def _vectors(
+    model: str, vectorize: list[str] | None, text_model: str | None, pdfs: bool, types: dict[str, Any]
+) -> dict[str, Any]:
     """The named vectors of a new collection: one ``default`` vector over ``vectorize`` (every text and
-    image property if not given); with PDFs, ``image`` over the page image when the model embeds
-    images (else ``text`` over the text layer), and ``text`` by ``text_model`` when given."""
+    image property if not given). With PDFs: ``image`` over the page image when the model embeds
+    images, else ``text`` over the text properties but the file name; and ``text`` by ``text_model``
+    over the text layer when given."""
     import omniembed as oe
 
     first = oe.Vectorizer(model, vectorize or None, model_class=_model_class(model))
@@ -141,7 +144,10 @@ def _vectors(model: str, vectorize: list[str] | None, text_model: str | None, pd
         first.properties = ["image"]
         vectors = {"image": first}
     else:
-        first.properties = ["text"]
+        kinds = {name: getattr(kind, "type", kind) for name, kind in types.items()}
+        first.properties = [
+            name for name, kind in kinds.items() if kind in ("text", "text[]") and name != "file"
+        ]
         vectors = {"text": first}
     if text_model is not None:
         if "text" in vectors:

@@ -158,10 +158,12 @@ def read_pdf(
             document.close()
 
 
-def count_pages(source: bytes | str | os.PathLike[str], *, limits: PdfLimits | None = None) -> int:
+def count_pages(
+    source: bytes | str | os.PathLike[str], *, name: str | None = None, limits: PdfLimits | None = None
+) -> int:
     """The number of pages of a PDF, opening it as :func:`read_pdf` would (same checks and errors)."""
     limits = limits or PdfLimits()
-    label, data = _source(source, None, limits)
+    label, data = _source(source, name, limits)
     document = _open(require_pdfium(), data, label, limits)
     with _PDFIUM_LOCK:
         count = len(document)
