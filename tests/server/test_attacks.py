@@ -576,12 +576,17 @@ def test_sigterm_closes_the_database_and_saves_indexes(tmp_path: Path) -> None:
 
 # --- PDF uploads ---------------------------------------------------------------------------------
 
-PAGES = {"file": {"type": "text", "tokenization": "field"}, "page": "int", "image": "image", "text": "text"}
+PDF_PAGES = {
+    "file": {"type": "text", "tokenization": "field"},
+    "page": "int",
+    "image": "image",
+    "text": "text",
+}
 
 
 def test_pdf_uploads_are_bytes_bounded_and_named(served: tuple[httpx.Client, Any], tmp_path: Path) -> None:
     client, _ = served
-    spec = {"name": "Uploads", "properties": PAGES, "vectors": {"default": {"properties": ["text"]}}}
+    spec = {"name": "Uploads", "properties": PDF_PAGES, "vectors": {"default": {"properties": ["text"]}}}
     assert client.post("/v1/collections", json=spec).status_code == 201
     url = "/v1/collections/Uploads/pdf"
     good = pdfs.pdf_bytes(["wing flutter at transonic speeds", "boundary layer transition"])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,6 +32,7 @@ def cranfield_pdfs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list
     return folder, docs
 
 
+@pytest.mark.slow  # writes 1,400 pages
 def test_bm25_over_pdf_pages_matches_bm25_over_the_same_texts(
     cranfield_pdfs: tuple[Path, list[dict[str, str]]],
 ) -> None:
@@ -179,3 +182,51 @@ def test_page_images_by_a_late_interaction_model_with_bm25_and_a_text_model(
         assert [o.uuid for o in again] == [o.uuid for o in found]
         top = pages.query.bm25("slipstream", limit=1)[0].properties
         assert (top["file"], top["page"]) == ("wings.pdf", 1)
+        # The embedding cache keeps the page matrices as float16 too, and a second import reuses them.
+        with sqlite3.connect(tmp_path / "db" / "omniembed.sqlite") as conn:
+            rows = conn.execute("SELECT length(data) FROM embedding_cache WHERE key LIKE '%:f16'").fetchall()
+        assert sorted(size for (size,) in rows) == sorted(2 * document.size for document in documents)
+        copy = db.collections.create("Copy", oe.PAGE_PROPERTIES, {"image": oe.Vectorizer(model, ["image"])})
+        assert copy.data.insert_pdf(tmp_path / "wings.pdf", dpi=72).embedded == 0
+
+
+@pytest.fixture(scope="module")
+def colpali_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return imf.build_colpali(tmp_path_factory.mktemp("colpali"))
+
+
+def test_page_images_by_colpali(tmp_path: Path, colpali_dir: Path) -> None:
+    docs, _ = cranfield(4)
+    pdfs.write_pdf(tmp_path / "a.pdf", [d["body"] for d in docs])
+    model = oe.MultiVectorEncoder(colpali_dir, device="cpu")
+    query = "supersonic flow"
+    with oe.connect() as db:
+        pages = db.collections.create("Pages", oe.PAGE_PROPERTIES, {"image": oe.Vectorizer(model, ["image"])})
+        result = pages.data.insert_pdf(tmp_path / "a.pdf", dpi=36)
+        assert len(result.uuids) == 4
+        stored = {uuid: pages.data.get_by_id(uuid) for uuid in result.uuids.values()}
+        found = pages.query.hybrid(query, alpha=0.5, limit=4)
+        assert sorted(o.properties["page"] for o in found) == [1, 2, 3, 4]
+        for obj in pages.query.near_text(query, limit=4):
+            original = stored[obj.uuid]
+            assert original is not None
+            document = model.encode_document([{"image": base64.b64decode(original.properties["image"])}])[0]
+            assert obj.score == pytest.approx(maxsim(model.encode_query(query), document), rel=1e-4)
+
+
+def test_page_images_by_a_single_vector_clip_model(tmp_path: Path, tiny_clip: Any) -> None:
+    docs, _ = cranfield(3)
+    pdfs.write_pdf(tmp_path / "a.pdf", [d["body"] for d in docs])
+    model = oe.SentenceTransformer(tiny_clip("plain"))
+    with oe.connect() as db:
+        pages = db.collections.create("Pages", oe.PAGE_PROPERTIES, {"image": oe.Vectorizer(model, ["image"])})
+        assert pages.config.vectors["image"].metric == "cosine"
+        result = pages.data.insert_pdf(tmp_path / "a.pdf", dpi=36)
+        assert len(result.uuids) == 3
+        found = pages.query.near_text("a chart", limit=3)
+        query = model.encode_query("a chart", normalize_embeddings=True)
+        for obj in found:
+            image = base64.b64decode(obj.properties["image"])
+            page = model.encode_document([{"image": image}], normalize_embeddings=True)[0]
+            assert obj.score == pytest.approx(float(query @ page), abs=1e-5)
+            assert obj.properties["file"] == "a.pdf"

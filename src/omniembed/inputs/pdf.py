@@ -253,6 +253,8 @@ def _page(
                     return PageError(label, number, why)
                 bitmap = page.render(scale=scale)
                 image = bitmap.to_pil()
+                if image.mode != "RGB":  # PIL shares RGBA, RGBX and L buffers: copy before freeing it
+                    image = image.convert("RGB")
                 bitmap.close()
             textpage = page.get_textpage()
             text = textpage.get_text_range()

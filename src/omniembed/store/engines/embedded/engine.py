@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from omniembed.errors import CollectionExistsError, CollectionNotFoundError, DatabaseLockedError
-from omniembed.store.backend import Match, StoredObject
+from omniembed.store.backend import HALF_PRECISION, Match, StoredObject
 from omniembed.store.config import CollectionConfig, VectorConfig
 from omniembed.store.engines.embedded import matrices as matrix_codec
 from omniembed.store.engines.embedded.vector_index import VectorIndex
@@ -743,7 +743,7 @@ class SQLiteEmbeddingCache:
                 rows = self.conn.execute(
                     f"SELECT key, data FROM embedding_cache WHERE key IN ({marks})", chunk
                 )
-                found.update((key, np.frombuffer(data, dtype=np.float32).copy()) for key, data in rows)
+                found.update((key, _cached(key, data)) for key, data in rows)
         return found
 
     def put_many(self, items: dict[str, np.ndarray]) -> None:
@@ -751,8 +751,20 @@ class SQLiteEmbeddingCache:
         with self.lock, transaction(self.conn):
             self.conn.executemany(
                 "INSERT OR REPLACE INTO embedding_cache VALUES (?, ?)",
-                [(key, np.asarray(vector, dtype=np.float32).tobytes()) for key, vector in items.items()],
+                [
+                    (key, np.asarray(vector, dtype=_cache_dtype(key)).tobytes())
+                    for key, vector in items.items()
+                ],
             )
+
+
+def _cache_dtype(key: str) -> type[np.floating[Any]]:
+    """How the cache keeps a key's vector: float16 for token matrices (keys ending in ``:f16``)."""
+    return np.float16 if key.endswith(HALF_PRECISION) else np.float32
+
+
+def _cached(key: str, data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype=_cache_dtype(key)).astype(np.float32)
 
 
 @contextmanager
