@@ -120,3 +120,5 @@ def test_bad_options_are_refused() -> None:
         PdfLimits(max_pages=0)
     with pytest.raises(InvalidDocumentError, match="bytes or a path"):
         list(read_pdf(123))  # type: ignore[arg-type]
+    with pytest.raises(InvalidDocumentError, match=r"missing\.pdf.* does not exist; check the path"):
+        list(read_pdf("/nowhere/missing.pdf"))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from omniembed.errors import InvalidDocumentError, MissingExtraError
+from omniembed.errors import InvalidDocumentError, InvalidInputError, MissingExtraError
 from omniembed.inputs import policy as input_policy
 
 _PDFIUM_LOCK = threading.RLock()
@@ -175,21 +175,22 @@ def _source(
     source: bytes | str | os.PathLike[str], name: str | None, limits: PdfLimits
 ) -> tuple[str, bytes | Path]:
     """The file's label and what PDFium opens (bytes, or a path it reads page by page)."""
+    opened: bytes | Path
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
+        opened = bytes(source)
         label = name or "document.pdf"
-        size = len(data)
-        head = data[:1024]
+        size = len(opened)
+        head = opened[:1024]
     elif isinstance(source, (str, os.PathLike)):
         try:
             path = input_policy.current().local_file(source, "PDF", "document")
-        except Exception as error:
+        except InvalidInputError as error:
             raise InvalidDocumentError(str(error)) from None
         label = name or path.name
         size = path.stat().st_size
         with path.open("rb") as handle:
             head = handle.read(1024)
-        data = path  # type: ignore[assignment]
+        opened = path
     else:
         raise InvalidDocumentError(
             f"a PDF is given as its bytes or a path, got {type(source).__name__}; read the file first"
@@ -203,7 +204,7 @@ def _source(
         raise InvalidDocumentError(f"{label}: the file is empty; it holds no PDF")
     if PDF_MAGIC not in head:  # the header may follow a little junk, as readers allow
         raise InvalidDocumentError(f"{label}: not a PDF (it does not start with {PDF_MAGIC.decode()})")
-    return label, data
+    return label, opened
 
 
 def _open(pdfium: Any, data: bytes | Path, label: str, limits: PdfLimits) -> Any:
