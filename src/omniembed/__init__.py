@@ -14,6 +14,7 @@ from omniembed.errors import (
     CollectionNotFoundError,
     DatabaseLockedError,
     InvalidAudioError,
+    InvalidDocumentError,
     InvalidImageError,
     InvalidInputError,
     InvalidVideoError,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from omniembed.retrieval.zero_shot import zero_shot_classify
     from omniembed.sparse.encoder import SparseEncoder
     from omniembed.store import (
+        PAGE_PROPERTIES,
         BM25Config,
         DataObject,
         Filter,
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
         SelfProvided,
         Vectorizer,
         connect,
+        pdf_pages,
     )
 
 _LAZY = {
@@ -73,12 +76,15 @@ _LAZY = {
             "SelfProvided",
             "Vectorizer",
             "connect",
+            "PAGE_PROPERTIES",
+            "pdf_pages",
         ],
         "omniembed.store",
     ),
 }
 
-__all__ = [
+# Plain string order (a test checks it), not ruff's constants-first order.
+__all__ = [  # noqa: RUF022
     "BM25Config",
     "CollectionExistsError",
     "CollectionNotFoundError",
@@ -89,6 +95,7 @@ __all__ = [
     "Filter",
     "IndexConfig",
     "InvalidAudioError",
+    "InvalidDocumentError",
     "InvalidImageError",
     "InvalidInputError",
     "InvalidVideoError",
@@ -98,6 +105,7 @@ __all__ = [
     "MultiVectorEncoder",
     "ObjectNotFoundError",
     "OmniembedError",
+    "PAGE_PROPERTIES",
     "PairedEncoder",
     "PoolWorkerError",
     "Property",
@@ -112,6 +120,7 @@ __all__ = [
     "__version__",
     "connect",
     "distill_static",
+    "pdf_pages",
     "quantize_embeddings",
     "zero_shot_classify",
 ]

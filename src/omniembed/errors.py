@@ -11,6 +11,8 @@ Every error subclasses :class:`OmniembedError` and a built-in exception, so call
     ├── InvalidImageError (ValueError)           an image that cannot be read: missing, corrupt, too large
     ├── InvalidAudioError (ValueError)           audio that cannot be read: missing, corrupt, empty, bad rate
     ├── InvalidVideoError (ValueError)           a video that cannot be read: missing, corrupt, no frames
+    ├── InvalidDocumentError (ValueError)        a PDF that cannot be read: not a PDF, corrupt, encrypted,
+    │                                            empty, or over a size, page or pixel limit
     ├── MissingExtraError (ImportError)          an optional dependency is not installed
     ├── CollectionNotFoundError (KeyError)       no collection with that name in the database
     ├── CollectionExistsError (ValueError)       creating a collection whose name is taken
@@ -56,6 +58,10 @@ class InvalidAudioError(OmniembedError, ValueError):
 
 class InvalidVideoError(OmniembedError, ValueError):
     """A video input cannot be read: a missing or corrupt file, or no frames."""
+
+
+class InvalidDocumentError(OmniembedError, ValueError):
+    """A document (PDF) cannot be read: not a PDF, corrupt, encrypted, empty, or over a limit."""
 
 
 class CollectionNotFoundError(OmniembedError, KeyError):

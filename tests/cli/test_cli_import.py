@@ -198,10 +198,11 @@ def test_a_folder_imports_each_file_by_its_kind(
     assert main(["-q", "import", db, "Other", str(folder), "--model", model]) == INPUT_ERROR
     assert "(c.jsonl:1)" in capsys.readouterr().err
     (folder / "c.jsonl").unlink()
-    (folder / "paper.pdf").write_bytes(b"%PDF-1.4")
-    assert main(["-q", "import", db, "Other", str(folder), "--model", model]) == INPUT_ERROR
-    assert "paper.pdf: PDF files are not supported yet" in capsys.readouterr().err
-    assert main(["-q", "import", db, "Other", str(folder / "paper.pdf"), "--model", model]) == INPUT_ERROR
+    (folder / "paper.pdf").write_bytes(b"%PDF-1.4")  # a broken PDF: named, and the rest imported
+    assert main(["-q", "import", db, "Other", str(folder), "--model", model]) == PARTIAL
+    assert "skipped paper.pdf: the PDF cannot be read" in capsys.readouterr().err
+    with oe.connect(db) as opened:
+        assert len(opened.collections.get("Other")) == 2
 
 
 def test_the_id_field_can_be_named(model: str, tmp_path: Path) -> None:

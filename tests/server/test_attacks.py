@@ -7,6 +7,7 @@ Every new route must extend these tests: ``ROUTES`` names the tests that attack 
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ import omniembed as oe
 from omniembed.server import ServerSettings, create_app
 
 from helpers import models as mf
+from helpers import pdfs
 from helpers.server import free_port, serve
 
 pytestmark = pytest.mark.server
@@ -614,6 +616,64 @@ def test_sigterm_closes_the_database_and_saves_indexes(tmp_path: Path) -> None:
     )
 
 
+# --- PDF uploads ---------------------------------------------------------------------------------
+
+PDF_PAGES = {
+    "file": {"type": "text", "tokenization": "field"},
+    "page": "int",
+    "image": "image",
+    "text": "text",
+}
+
+
+def test_pdf_uploads_are_bytes_bounded_and_named(served: tuple[httpx.Client, Any], tmp_path: Path) -> None:
+    client, _ = served
+    spec = {"name": "Uploads", "properties": PDF_PAGES, "vectors": {"default": {"properties": ["text"]}}}
+    assert client.post("/v1/collections", json=spec).status_code == 201
+    url = "/v1/collections/Uploads/pdf"
+    good = pdfs.pdf_bytes(["wing flutter at transonic speeds", "boundary layer transition"])
+    local = pdfs.write_pdf(tmp_path / "server-side.pdf", ["a file on the server"])
+
+    def send(data: bytes | str, file: str = "r.pdf", **options: Any) -> httpx.Response:
+        payload = data if isinstance(data, str) else base64.b64encode(data).decode()
+        return client.post(url, json={"file": file, "data": payload, **options})
+
+    # a path or a URL is text that is not base64: nothing is read or fetched
+    refused(send(str(local)), 400, "not base64")
+    refused(send("https://example.com/report.pdf"), 400, "not base64")
+    refused(send(good, file="../../etc/passwd"), 400, "plain file name")
+    refused(send(good, file="a\nb.pdf"), 400, "plain file name")
+    refused(
+        send(pdfs.pdf_bytes(["x"], password="pw"), file="locked.pdf"), 400, "locked.pdf: the PDF is encrypted"
+    )
+    refused(send(b"MZ\x90\x00 not a pdf", file="tool.pdf"), 400, "tool.pdf: not a PDF")
+    refused(send(pdfs.corrupt(good), file="broken.pdf"), 400, "broken.pdf: the PDF cannot be read")
+    refused(send(good, dpi=10_000), 422, "dpi")
+    refused(send(good, max_side=100_000), 422, "max_side")
+    huge = "A" * (17 * 2**20)  # over the 16 MiB body limit
+    refused(client.post(url, json={"file": "big.pdf", "data": huge}), 413)
+    long = pdfs.pdf_bytes(["page"] * 501, figures=False)  # the default page limit is 500
+    refused(send(long, file="long.pdf"), 400, "long.pdf: 501 pages is over the limit of 500")
+    poster = pdfs.pdf_bytes(["a normal page", "a poster"], sizes=[(210.0, 297.0), (3000.0, 3000.0)])
+    # a 3 m poster page at 300 dpi would be 35433 pixels a side: max_side (at most 4096) caps it
+    kept = send(poster, file="poster.pdf", max_side=4096, dpi=300)
+    assert kept.status_code == 200, kept.text
+    assert len(kept.json()["uuids"]) == 2
+    assert not kept.json()["unread"]
+    ok = send(good, file="report.pdf", dpi=36)
+    assert ok.status_code == 200, ok.text
+    assert len(ok.json()["uuids"]) == 2
+    make(client, "NotPages")
+    refused(
+        client.post(
+            "/v1/collections/NotPages/pdf", json={"file": "r.pdf", "data": base64.b64encode(good).decode()}
+        ),
+        400,
+        "cannot hold PDF pages",
+    )
+    refused(client.post("/v1/collections/Nope/pdf", json={"file": "r.pdf", "data": ""}), 404)
+
+
 # --- every route ---------------------------------------------------------------------------------
 
 # Each route, and the tests above that attack it. A new route needs a test here before it ships.
@@ -644,6 +704,7 @@ ROUTES = {
     "PATCH /v1/collections/{name}/objects/{uuid}": ["test_integers_outside_64_bits_are_refused"],
     "PUT /v1/collections/{name}/objects/{uuid}": ["test_integers_outside_64_bits_are_refused"],
     "DELETE /v1/collections/{name}/objects/{uuid}": ["test_unknown_collection_is_a_plain_404"],
+    "POST /v1/collections/{name}/pdf": ["test_pdf_uploads_are_bytes_bounded_and_named"],
     "POST /v1/collections/{name}/query": [
         "test_deep_filters_are_refused_while_parsing",
         "test_query_texts_are_capped",

@@ -147,3 +147,47 @@ def png_stats(data: bytes) -> tuple[int, int, set[tuple[int, int, int]]]:
     image = Image.open(io.BytesIO(data)).convert("RGB")
     colours = image.getcolors(maxcolors=1 << 24) or []
     return image.width, image.height, {colour for _, colour in colours}
+
+
+def test_page_collections_show_thumbnail_file_and_page(minilm: Any, browser: Any, tmp_path: Path) -> None:
+    from helpers import pdfs
+    from helpers.cranfield import cranfield
+
+    docs, _ = cranfield(6)
+    texts = [d["body"] for d in docs]
+    pdfs.write_pdf(tmp_path / "wings.pdf", texts[:3])
+    pdfs.write_pdf(tmp_path / "flows.pdf", texts[3:])
+    db = oe.connect(tmp_path / "db")
+    reports = db.collections.create(
+        "Reports",
+        oe.PAGE_PROPERTIES,
+        {"text": oe.Vectorizer(minilm, ["text"]), "both": oe.Vectorizer(minilm, ["file", "text"])},
+    )
+    assert not reports.data.insert_pdf(tmp_path, dpi=40).unread
+    try:
+        with serve(create_app(model=minilm, db=db)) as url:
+            page = browser.new_page(viewport={"width": 1000, "height": 800})
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(url)
+            page.wait_for_selector("#collection option", state="attached")
+            assert page.locator("#vector-box").is_visible()  # two named vectors: choose one
+            page.select_option("#vector", "text")
+            for mode in ("near_text", "hybrid"):
+                titles = search(page, "wing in a propeller slipstream", mode)
+                assert titles[0] == "wings.pdf, page 1", mode
+            assert page.locator(".result.page img").count() == 6
+            assert (
+                page.locator(".result .snippet").first.inner_text().startswith("experimental investigation")
+            )
+            assert page.locator("#viewer").is_hidden()
+            page.locator(".result.page img").first.click()  # opens the page
+            assert page.locator("#viewer").is_visible()
+            assert page.locator("#viewer-caption").inner_text() == "wings.pdf, page 1"
+            natural = page.evaluate("document.querySelector('#viewer-image').naturalWidth")
+            assert natural == round(210 / 25.4 * 40)  # the whole rendered page
+            page.keyboard.press("Escape")
+            assert page.locator("#viewer").is_hidden()
+            assert errors == []
+    finally:
+        db.close()

@@ -40,11 +40,13 @@ def test_colbert_collection_ranks_by_exact_maxsim(tmp_path: Path, colbert_dir: P
         expected = sorted(range(4), key=lambda i: -maxsim(query, documents[i]))
         found = docs.query.near_text("supersonic shock", limit=4)
         assert [o.properties["n"] for o in found] == expected
-        assert found[0].score == pytest.approx(maxsim(query, documents[expected[0]]), rel=1e-5)
+        assert found[0].score == pytest.approx(
+            maxsim(query, documents[expected[0]]), rel=1e-3
+        )  # matrices are kept as float16
         stored = docs.data.get_by_id(result.uuids[1], include_vector=True)
         assert stored is not None
         np.testing.assert_allclose(
-            stored.vectors["tokens"].reshape(documents[1].shape), documents[1], atol=1e-6
+            stored.vectors["tokens"].reshape(documents[1].shape), documents[1], atol=1e-3
         )
         filtered = docs.query.near_text("supersonic shock", limit=4, filters=oe.Filter.by_property("n") >= 2)
         assert [o.properties["n"] for o in filtered] == [i for i in expected if i >= 2]

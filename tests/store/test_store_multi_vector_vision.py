@@ -39,11 +39,11 @@ def test_image_collection_ranks_by_exact_maxsim(tmp_path: Path, colpali_dir: Pat
         expected = sorted(range(len(pages)), key=lambda i: -scores[i])
         found = docs.query.near_text(QUERY, limit=len(pages))
         assert [o.properties["n"] for o in found] == expected
-        assert found[0].score == pytest.approx(scores[expected[0]], rel=1e-5)
+        assert found[0].score == pytest.approx(scores[expected[0]], rel=1e-3)  # matrices are kept as float16
         stored = docs.data.get_by_id(result.uuids[2], include_vector=True)
         assert stored is not None
         np.testing.assert_allclose(
-            stored.vectors["patches"].reshape(documents[2].shape), documents[2], atol=1e-5
+            stored.vectors["patches"].reshape(documents[2].shape), documents[2], atol=1e-3
         )
     with oe.connect(tmp_path / "db") as db:  # the model is loaded again by its folder name
         docs = db.collections.get("Page")

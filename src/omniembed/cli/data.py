@@ -21,6 +21,9 @@ def search_command(
     alpha: Annotated[float, typer.Option(min=0, max=1, help="hybrid: 1 is pure vector search")] = 0.5,
     limit: Annotated[int, typer.Option(min=1)] = 10,
     output_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
+    target_vector: Annotated[
+        str | None, typer.Option(help="the named vector to search, where the collection has several")
+    ] = None,
 ) -> None:
     """Search a collection and print the results as a table."""
     import omniembed as oe
@@ -28,11 +31,11 @@ def search_command(
     with oe.connect(database) as db:
         target = db.collections.get(collection)
         if mode == "near_text":
-            result = target.query.near_text(query, limit=limit)
+            result = target.query.near_text(query, limit=limit, target_vector=target_vector)
         elif mode == "bm25":
             result = target.query.bm25(query, limit=limit)
         else:
-            result = target.query.hybrid(query, alpha=alpha, limit=limit)
+            result = target.query.hybrid(query, alpha=alpha, limit=limit, target_vector=target_vector)
         kinds = target.config.schema.properties
     rows = [
         (

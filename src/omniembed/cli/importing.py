@@ -24,11 +24,28 @@ def import_command(
     file: Annotated[
         Path,
         typer.Argument(
-            help="a .jsonl, .csv or .parquet file of objects, an image, a folder of such files (each "
-            "imported by its extension; .pdf is not supported yet), or '-' for standard input"
+            help="a .jsonl, .csv or .parquet file of objects, an image, a PDF (one object per page: file, "
+            "page, image, text), a folder of such files (each imported by its extension), or '-' for "
+            "standard input"
         ),
     ],
-    model: Annotated[str | None, typer.Option(help="the model that embeds a new collection")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="the model that embeds a new collection (a ColPali/ColQwen2/ColModernVBert folder "
+            "embeds PDF pages as images, with MaxSim)"
+        ),
+    ] = None,
+    text_model: Annotated[
+        str | None,
+        typer.Option(help="with PDFs: a text model that also embeds each page's text layer (vector 'text')"),
+    ] = None,
+    dpi: Annotated[
+        float, typer.Option(min=1, max=1200, help="with PDFs: the page render resolution")
+    ] = 144.0,
+    max_side: Annotated[
+        int, typer.Option(min=16, help="with PDFs: the longest side of a page image, in pixels")
+    ] = 1536,
     vectorize: Annotated[
         list[str] | None,
         typer.Option(
@@ -69,13 +86,16 @@ def import_command(
 
     found = readers.sources(file, format)
     declared = _read_schema(schema)
+    pdfs = any(source.kind == "pdf" for source in found)
     with oe.connect(database) as db:
         exists = db.collections.exists(collection)
         known = db.collections.get(collection).config.schema.properties if exists else declared
         skipped: list[str] = []
         places = Places(files=[source.label for source in found])
+        pdf_options = {"dpi": dpi, "max_side": max_side, "images": not exists or "image" in known}
         streams = [
-            _chosen(readers.read(source, skipped, known), include, exclude, id_field) for source in found
+            _chosen(readers.read(source, skipped, known, pdf_options), include, exclude, id_field)
+            for source in found
         ]
         sample, streams = _peek(streams)
         id_field = id_field or ("_id" if any("_id" in row for _, _, row in sample) else None)
@@ -87,10 +107,13 @@ def import_command(
         else:
             if model is None:
                 raise ValueError(f"collection {collection!r} does not exist; give --model to create it")
-            images = [*(image or []), *(["image"] if any(s.kind == "image" for s in found) else [])]
+            images = [*(image or []), *(["image"] if any(s.kind in ("image", "pdf") for s in found) else [])]
             types = _types(sample, declared, images, id_field, places)
+            if pdfs:
+                types = {**types, **{k: v for k, v in oe.PAGE_PROPERTIES.items() if k not in declared}}
             logger.info("creating collection %s with properties %s", collection, types)
-            target = db.collections.create(collection, types, oe.Vectorizer(model, vectorize or None))
+            vectors = _vectors(model, vectorize, text_model, pdfs, types)
+            target = db.collections.create(collection, types, vectors)
         objects = _objects(streams, places, image or [], found)
         result = target.data.insert_many(
             objects, batch_size=batch_size, show_progress=True, id_field=id_field
@@ -99,6 +122,61 @@ def import_command(
     typer.echo(f"imported {len(result.uuids)} of {total} objects into {collection!r}")
     refusals.report(result.errors, places, skipped)
     return PARTIAL if result.errors or skipped else 0
+
+
+def _vectors(
+    model: str, vectorize: list[str] | None, text_model: str | None, pdfs: bool, types: dict[str, Any]
+) -> dict[str, Any]:
+    """The named vectors of a new collection: one ``default`` vector over ``vectorize`` (every text and
+    image property if not given). With PDFs: ``image`` over the page image when the model embeds
+    images, else ``text`` over the text properties but the file name; and ``text`` by ``text_model``
+    over the text layer when given."""
+    import omniembed as oe
+
+    first = oe.Vectorizer(model, vectorize or None, model_class=_model_class(model))
+    if not pdfs:
+        if text_model is not None:
+            raise ValueError("--text-model embeds the text layer of PDF pages; this import has no PDFs")
+        return {"default": first}
+    if vectorize:
+        vectors = {"default": first}
+    elif _embeds_images(first.model):
+        first.properties = ["image"]
+        vectors = {"image": first}
+    else:
+        kinds = {name: getattr(kind, "type", kind) for name, kind in types.items()}
+        first.properties = [
+            name for name, kind in kinds.items() if kind in ("text", "text[]") and name != "file"
+        ]
+        vectors = {"text": first}
+    if text_model is not None:
+        if "text" in vectors:
+            raise ValueError(
+                "--model embeds text, not page images; give --text-model only with an image model"
+            )
+        vectors["text"] = oe.Vectorizer(text_model, ["text"], model_class=_model_class(text_model))
+    return vectors
+
+
+def _model_class(model: str) -> str:
+    """The class that loads ``model``: a vision late-interaction (ColPali-style) folder is a
+    ``MultiVectorEncoder``, anything else a ``SentenceTransformer``."""
+    folder = Path(model)
+    if (folder / "config.json").is_file():
+        from omniembed.late_interaction.vision import is_vision_retrieval_folder
+
+        if is_vision_retrieval_folder(folder):
+            return "MultiVectorEncoder"
+    return "SentenceTransformer"
+
+
+def _embeds_images(model: Any) -> bool:
+    from omniembed.late_interaction.vision import VisionMultiVectorEncoder
+
+    if isinstance(model, VisionMultiVectorEncoder):
+        return True
+    supports = getattr(model, "supports", None)
+    return bool(supports is not None and supports("image"))
 
 
 def _read_schema(path: Path | None) -> dict[str, str]:

@@ -1,9 +1,10 @@
 """Reading import sources as streams of objects: JSON lines, CSV, Parquet, images, folders of them.
 
 One rule for what a path holds, by extension: ``.jsonl``/``.ndjson``/``.csv``/``.parquet`` are
-records (one object each), image extensions are one image object each, ``.pdf`` is refused for now.
-A folder imports each file by its kind. Every reader streams: nothing is loaded whole (Parquet from
-standard input excepted, which needs a seekable file).
+records (one object each), image extensions are one image object each, and a ``.pdf`` is one object
+per page (``file``, ``page``, ``image``, ``text``). A folder imports each file by its kind. Every
+reader streams: nothing is loaded whole (Parquet from standard input excepted, which needs a
+seekable file), and a PDF is rendered a page at a time.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class Source:
     """One file (or standard input) and how to read it."""
 
     path: Path
-    kind: str  # jsonl, csv, parquet or image
+    kind: str  # jsonl, csv, parquet, image or pdf
 
     @property
     def label(self) -> str:
@@ -67,7 +68,8 @@ def sources(path: Path, format: str | None = None) -> list[Source]:
         found = [Source(p, kind) for p in files if (kind := _kind(p, None, strict=False))]
         if not found:
             raise ValueError(
-                f"{path} holds no files to import ({', '.join(RECORD_SUFFIXES + IMAGE_SUFFIXES)})"
+                f"{path} holds no files to import "
+                f"({', '.join(RECORD_SUFFIXES + IMAGE_SUFFIXES + PAGE_SUFFIXES)})"
             )
         return found
     return [Source(path, _kind(path, format, strict=True) or "")]
@@ -78,30 +80,39 @@ def _kind(path: Path, format: str | None, strict: bool) -> str | None:
     if format is not None:
         return format
     if suffix in PAGE_SUFFIXES:
-        raise ValueError(
-            f"{path}: PDF files are not supported yet (pages come in a later release); import the "
-            "other files by moving the PDFs out"
-        )
+        return "pdf"
     if suffix in IMAGE_SUFFIXES:
         return "image"
     if suffix in RECORD_SUFFIXES:
         return "jsonl" if suffix == ".ndjson" else suffix[1:]
     if strict:
         raise ValueError(
-            f"{path} is not a file omniembed imports ({', '.join(RECORD_SUFFIXES)}, images, or a folder "
-            "of them); give --format for another extension"
+            f"{path} is not a file omniembed imports ({', '.join(RECORD_SUFFIXES)}, images, PDFs, or a "
+            "folder of them); give --format for another extension"
         )
     return None
 
 
-def read(source: Source, skipped: list[str], types: Mapping[str, str]) -> Iterator[Row]:
+def read(
+    source: Source,
+    skipped: list[str],
+    types: Mapping[str, str],
+    pdf_options: Mapping[str, Any] | None = None,
+) -> Iterator[Row]:
     """Stream one source's objects; lines that cannot be read go to ``skipped`` with their number.
 
     ``types`` are the property types already known (declared or of the collection); CSV cells are
-    converted to them, and other columns are typed from the cells themselves.
+    converted to them, and other columns are typed from the cells themselves. ``pdf_options`` go to
+    :func:`omniembed.store.pdf.pdf_pages` (``dpi``, ``max_side``, ``images``); a PDF or page that
+    cannot be read goes to ``skipped``, naming the file and page.
     """
     if source.kind == "image":
         yield 1, {"file": source.path.name, "image": str(source.path.resolve())}
+    elif source.kind == "pdf":
+        from omniembed.store.pdf import pdf_pages
+
+        for page in pdf_pages(source.path, errors=skipped, **(pdf_options or {})):
+            yield page["page"], page
     elif source.kind == "jsonl":
         yield from _jsonl(source, skipped)
     elif source.kind == "csv":

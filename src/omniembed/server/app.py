@@ -41,7 +41,7 @@ def create_app(
         close_db: close ``db`` (saving its indexes) when the server shuts down, for an app that owns
             it: uvicorn re-raises SIGTERM after shutdown, so code after ``uvicorn.run`` never runs.
     """
-    from omniembed.server import collections, embeddings
+    from omniembed.server import collections, embeddings, pdf_upload
 
     settings = settings or ServerSettings()
     state = ServerState(settings, Metrics(), model=model, db=db, reranker=reranker)
@@ -71,6 +71,7 @@ def create_app(
     install_handlers(app)
     app.include_router(embeddings.router, dependencies=guarded)
     app.include_router(collections.router, dependencies=guarded)
+    app.include_router(pdf_upload.router, dependencies=guarded)
     _add_pages(app, state, [] if settings.public_metrics else guarded)
     if not docs_open:  # the schema stays reachable with the key, for client generators
 

@@ -36,6 +36,7 @@ class ServerSettings:
         max_request_pixels: pixels decoded for one request, all its images together.
         max_audio_seconds: seconds in one audio input.
         max_video_frames: frames in one video input.
+        max_pdf_pages: pages in one uploaded PDF (each page is also held to ``max_image_pixels``).
         public_metrics: with ``api_keys`` set, leave ``/metrics`` open (for a scraper without the key).
         public_docs: with ``api_keys`` set, leave ``/docs``, ``/redoc`` and ``/openapi.json`` open;
             otherwise the schema needs the key and the two pages are off (a browser cannot send it).
@@ -61,6 +62,7 @@ class ServerSettings:
     max_request_pixels: int = input_policy.REMOTE_REQUEST_PIXELS
     max_audio_seconds: float = input_policy.REMOTE_AUDIO_SECONDS
     max_video_frames: int = input_policy.REMOTE_VIDEO_FRAMES
+    max_pdf_pages: int = 500
     public_metrics: bool = False
     public_docs: bool = False
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS

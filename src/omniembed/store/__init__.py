@@ -7,11 +7,13 @@ from omniembed.store.config import CollectionConfig, IndexConfig, VectorConfig
 from omniembed.store.data import DataObject
 from omniembed.store.database import Collections, Database, SelfProvided, connect
 from omniembed.store.filters import Filter
+from omniembed.store.pdf import PAGE_PROPERTIES, pdf_pages
 from omniembed.store.results import BatchResult, Object, QueryResult
 from omniembed.store.schema import BM25Config, Property
 from omniembed.store.vectorizer import Vectorizer
 
 __all__ = [
+    "PAGE_PROPERTIES",
     "BM25Config",
     "BatchResult",
     "Collection",
@@ -29,4 +31,5 @@ __all__ = [
     "VectorConfig",
     "Vectorizer",
     "connect",
+    "pdf_pages",
 ]

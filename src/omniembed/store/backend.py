@@ -17,6 +17,9 @@ from omniembed.sparse import SparseVector
 from omniembed.store.config import CollectionConfig
 from omniembed.store.filters import Filter
 
+HALF_PRECISION = ":f16"
+"""The end of an embedding-cache key whose vector a cache may keep as float16 (token matrices)."""
+
 
 @dataclass
 class StoredObject:

@@ -9,6 +9,8 @@ from omniembed.store.schema import BM25Config, Schema, check_name
 
 Metric = Literal["cosine", "dot", "l2", "maxsim"]
 METRICS = ("cosine", "dot", "l2", "maxsim")
+MatrixStorage = Literal["float32", "float16", "int8"]
+MATRIX_STORAGES = ("float32", "float16", "int8")
 MAX_DIMS = 65_536  # 16x the largest embedding models; the index allocates rows of this size up front
 MAX_VOCAB = 2**31 - 1  # a sparse vector's token ids are stored as 32-bit numbers
 
@@ -45,8 +47,11 @@ class VectorConfig:
     """One named vector: its size, metric and, when omniembed embeds it, the vectorizer's settings.
 
     A multi-vector (late-interaction) vector holds a (tokens x dims) matrix per object and is
-    compared by MaxSim. A sparse vector holds token ids and their weights, is compared by dot product,
-    and its ``dims`` is the vocabulary size (``None`` when not known: any 32-bit token id goes).
+    compared by MaxSim; ``storage`` is how its matrices are kept (``float16`` by default, ``int8``
+    with a scale per token vector, or ``float32``; see docs/pdf.md for the recall of each). Single
+    vectors are always kept as float32. A sparse vector holds token ids and their weights, is
+    compared by dot product, and its ``dims`` is the vocabulary size (``None`` when not known: any
+    32-bit token id goes).
     """
 
     dims: int | None
@@ -54,8 +59,13 @@ class VectorConfig:
     vectorizer: dict[str, Any] | None = None
     multi_vector: bool = False
     sparse: bool = False
+    storage: MatrixStorage = "float16"
 
     def __post_init__(self) -> None:
+        if self.storage not in MATRIX_STORAGES:
+            raise ValueError(f"matrix storage {self.storage!r} is not one of {', '.join(MATRIX_STORAGES)}")
+        if not self.multi_vector:
+            object.__setattr__(self, "storage", "float32")
         if self.metric not in METRICS:
             raise ValueError(f"metric {self.metric!r} is not one of {METRICS}")
         if (self.metric == "maxsim") != self.multi_vector:
@@ -100,13 +110,17 @@ class CollectionConfig:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CollectionConfig:
         """Read what :meth:`to_json` wrote; a config written before tokenization, stemming and stop
-        words existed reads as ``word`` tokenization with neither, as it was indexed."""
+        words existed reads as ``word`` tokenization with neither, as it was indexed; a vector from
+        before matrix storage existed reads as float32, as it was stored."""
         return cls(
             name=data["name"],
             schema=Schema(
                 data["properties"], data.get("tokenization", {}), frozenset(data.get("unindexed", ()))
             ),
-            vectors={name: VectorConfig(**vector) for name, vector in data["vectors"].items()},
+            vectors={
+                name: VectorConfig(**{"storage": "float32", **vector})
+                for name, vector in data["vectors"].items()
+            },
             bm25=BM25Config.from_json(data["bm25"]),
             index=IndexConfig(**data["index"]),
         )

@@ -6,7 +6,7 @@ import itertools
 import logging
 import os
 import uuid as uuid_module
-from collections.abc import Iterable, Mapping, Sequence, Sized
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,9 @@ from omniembed.store.ids import object_uuid
 from omniembed.store.results import BatchResult, Object
 
 if TYPE_CHECKING:
+    from omniembed.inputs.pdf import PdfLimits
     from omniembed.store.collection import Collection
+    from omniembed.store.pdf import PdfSource
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +106,63 @@ class DataAPI:
             result.embedded,
             result.truncated,
         )
+        return result
+
+    def insert_pdf(
+        self,
+        sources: PdfSource | Iterable[PdfSource],
+        *,
+        dpi: float = 144.0,
+        max_side: int | None = 1536,
+        image_format: str = "png",
+        limits: PdfLimits | None = None,
+        batch_size: int = 16,
+        show_progress: bool | None = None,
+    ) -> BatchResult:
+        """Insert every page of PDF files as an object with ``file``, ``page``, ``image`` and ``text``.
+
+        Pages are rendered and embedded ``batch_size`` at a time, so a long PDF streams through. The
+        collection needs ``file`` and ``page`` and at least one of ``image`` and ``text`` (see
+        ``omniembed.store.pdf.PAGE_PROPERTIES``); without ``image`` pages are not rendered. A document
+        or page that cannot be read (encrypted, corrupt, empty, not a PDF, over a limit) is listed in
+        ``unread`` with its file and page, and the rest are inserted; refused pages are in ``errors``,
+        their messages naming file and page.
+
+        Args:
+            sources: a PDF file, a folder of them, the file's bytes, ``(name, bytes)``, or a list.
+            dpi: render resolution.
+            max_side: the longest side of a page image in pixels (``None``: no cap).
+            image_format: ``png`` or ``jpeg``.
+            limits: file size, page count and pixel limits (``omniembed.inputs.pdf.PdfLimits``).
+            batch_size: pages rendered, embedded and committed together.
+            show_progress: as for :meth:`insert_many`.
+        """
+        from omniembed.store.pdf import check_page_schema, pdf_pages
+
+        held = check_page_schema(dict(self._collection.config.schema.properties), self._collection.name)
+        unread: list[str] = []
+        places: list[tuple[str, int]] = []
+        pages = pdf_pages(
+            sources,
+            dpi=dpi,
+            max_side=max_side,
+            image_format=image_format,
+            limits=limits,
+            images="image" in held,
+            errors=unread,
+        )
+
+        def placed() -> Iterator[dict[str, Any]]:
+            for page in pages:
+                places.append((page["file"], page["page"]))
+                yield {name: value for name, value in page.items() if name in held}
+
+        result = self.insert_many(placed(), batch_size=batch_size, show_progress=show_progress)
+        result.errors = {
+            position: f"{places[position][0]}, page {places[position][1]}: {message}"
+            for position, message in result.errors.items()
+        }
+        result.unread = unread
         return result
 
     def _id_kind(self, id_field: str | None) -> str | None:

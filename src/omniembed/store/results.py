@@ -64,12 +64,15 @@ class BatchResult:
         errors: input index to a message, for every object refused.
         truncated: how many objects had text longer than the model's limit (cut, not chunked).
         embedded: how many inputs went through the model (the rest came from the embedding cache).
+        unread: for ``insert_pdf``, the documents and pages that could not be read, each message
+            naming its file (and page); they have no position in ``uuids`` or ``errors``.
     """
 
     uuids: dict[int, str] = field(default_factory=dict)
     errors: dict[int, str] = field(default_factory=dict)
     truncated: int = 0
     embedded: int = 0
+    unread: list[str] = field(default_factory=list)
 
     @property
     def has_errors(self) -> bool:

@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from omniembed.store.backend import HALF_PRECISION
 from omniembed.store.nested import split_path, value_at
 from omniembed.store.schema import Schema
 from omniembed.store.sparse_vectors import as_sparse
@@ -31,7 +32,7 @@ _CODE_OPTIONS = ("trust_remote_code", "use_kernels", "allow_all_kernels", "kerne
 
 
 class EmbeddingCache(Protocol):
-    """Where computed embeddings are kept by key."""
+    """Where computed embeddings are kept by key (as float16 for keys ending in ``":f16"``)."""
 
     def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         """Return the cached vectors among ``keys``."""
@@ -226,7 +227,10 @@ class Vectorizer:
         """Embed object inputs, reusing cached vectors for content seen before."""
         if self.model_name is None or self.sparse:  # no stable key; the cache keeps dense blobs only
             cache = None
-        keys = [self._key(item) if item is not None else None for item in inputs]
+        # Token matrices are cached as float16 (the ":f16" keys), as collections keep them by default:
+        # a float32 copy in the cache would hold twice what the collection does.
+        suffix = HALF_PRECISION if self.multi_vector else ""
+        keys = [self._key(item) + suffix if item is not None else None for item in inputs]
         cached = cache.get_many([k for k in keys if k is not None]) if cache is not None else {}
         if cached and self.multi_vector:  # the cache keeps flat blobs
             cached = {key: vector.reshape(-1, self.dims) for key, vector in cached.items()}

@@ -32,8 +32,9 @@ import numpy as np
 
 from omniembed.errors import CollectionExistsError, CollectionNotFoundError, DatabaseLockedError
 from omniembed.sparse import SparseVector
-from omniembed.store.backend import Match, StoredObject
+from omniembed.store.backend import HALF_PRECISION, Match, StoredObject
 from omniembed.store.config import CollectionConfig, VectorConfig
+from omniembed.store.engines.embedded import matrices as matrix_codec
 from omniembed.store.engines.embedded.sparse_index import SparseIndex
 from omniembed.store.engines.embedded.vector_index import VectorIndex
 from omniembed.store.engines.keyword import KeywordIndex
@@ -44,8 +45,9 @@ if TYPE_CHECKING:  # imported when a collection has one
     from omniembed.store.engines.embedded.multi_vector_index import MultiVectorIndex
 
 logger = logging.getLogger(__name__)
-FORMAT_VERSION = 2
-"""Version 2 added the deletion log and the property indexes; version 1 folders migrate on open."""
+FORMAT_VERSION = 3
+"""Version 2 added the deletion log and the property indexes, version 3 compact multi-vector matrices
+(``VectorConfig.storage``; older collections keep float32); older folders migrate on open."""
 SAVE_AFTER = 50_000
 """Indexes are saved once this many changes, or a quarter of the collection, came since the last save."""
 VECTORS_TABLE = (
@@ -125,7 +127,7 @@ class _Tables:
 
         A slot without a row means the index and SQLite disagree: that raises rather than score less.
         """
-        dims = self.config.vectors[name].dims
+        dims, storage = self.config.vectors[name].dims, self.config.vectors[name].storage
         assert dims is not None
 
         def fetch(slots: np.ndarray) -> list[np.ndarray]:
@@ -134,7 +136,7 @@ class _Tables:
                 marks = ",".join("?" * len(chunk))
                 query = f"SELECT seq, data FROM {self.vectors} WHERE name = ? AND seq IN ({marks})"
                 for seq, data in self.conn.execute(query, [name, *chunk]):
-                    found[seq] = np.frombuffer(data, dtype=np.float32).reshape(-1, dims)
+                    found[seq] = matrix_codec.decode(data, storage, dims)
             missing = [seq for seq in slots.tolist() if seq not in found]
             if missing:
                 raise RuntimeError(
@@ -248,6 +250,7 @@ class EmbeddedBackend:
         from omniembed.store.engines.embedded.multi_vector_index import MultiVectorIndex
 
         dims, path = tables.config.vectors[name].dims, tables.vector_path(name)
+        storage = tables.config.vectors[name].storage
         assert dims is not None
         watermark = {"seq": 0, "deleted": 0}
         if path is not None:
@@ -258,7 +261,7 @@ class EmbeddedBackend:
         assert isinstance(index, MultiVectorIndex)
 
         def matrices(blobs: list[bytes]) -> list[np.ndarray]:
-            return [index.prepare_one(np.frombuffer(blob, dtype=np.float32)) for blob in blobs]
+            return [index.prepare_one(matrix_codec.decode(blob, storage, dims)) for blob in blobs]
 
         return self._catch_up(tables, name, "multi-vector", watermark, 1_000, matrices)
 
@@ -520,7 +523,7 @@ class EmbeddedBackend:
                     marks = ",".join("?" * len(chunk))
                     query = f"SELECT seq, name, data FROM {tables.vectors} WHERE seq IN ({marks})"
                     for seq, vector, data in self.conn.execute(query, chunk):
-                        seqs[seq].vectors[vector] = _decode(tables.config, vector, data)
+                        seqs[seq].vectors[vector] = _decoded(tables.config.vectors.get(vector), data)
             return [found[uuid] for uuid in uuids if uuid in found]
 
     def find(self, name: str, where: Filter | None, limit: int | None = None, offset: int = 0) -> list[str]:
@@ -749,7 +752,7 @@ class EmbeddedBackend:
         self.conn.executemany(
             f"INSERT INTO {tables.vectors} VALUES (?, ?, ?)",
             [
-                (seq, name, _encode(vector))
+                (seq, name, _encoded(tables.config.vectors[name], vector))
                 for seq, obj in zip(seqs, objects, strict=True)
                 for name, vector in obj.vectors.items()
             ],
@@ -815,21 +818,6 @@ class EmbeddedBackend:
         ]
 
 
-def _encode(vector: Any) -> bytes:
-    """A vector's stored bytes: float32 for dense ones and matrices, :func:`to_bytes` for sparse ones."""
-    if isinstance(vector, SparseVector):
-        return to_bytes(vector)
-    return np.asarray(vector, dtype=np.float32).tobytes()
-
-
-def _decode(config: CollectionConfig, name: str, data: bytes) -> Any:
-    """Read a stored vector back: a :class:`SparseVector` for a sparse named vector, else float32."""
-    settings = config.vectors.get(name)
-    if settings is not None and settings.sparse:
-        return from_bytes(data)
-    return np.frombuffer(data, dtype=np.float32).copy()
-
-
 class SQLiteEmbeddingCache:
     """Embeddings already computed, keyed by model, prompt and content hash, in the database file."""
 
@@ -845,7 +833,7 @@ class SQLiteEmbeddingCache:
                 rows = self.conn.execute(
                     f"SELECT key, data FROM embedding_cache WHERE key IN ({marks})", chunk
                 )
-                found.update((key, np.frombuffer(data, dtype=np.float32).copy()) for key, data in rows)
+                found.update((key, _cached(key, data)) for key, data in rows)
         return found
 
     def put_many(self, items: dict[str, np.ndarray]) -> None:
@@ -853,8 +841,20 @@ class SQLiteEmbeddingCache:
         with self.lock, transaction(self.conn):
             self.conn.executemany(
                 "INSERT OR REPLACE INTO embedding_cache VALUES (?, ?)",
-                [(key, np.asarray(vector, dtype=np.float32).tobytes()) for key, vector in items.items()],
+                [
+                    (key, np.asarray(vector, dtype=_cache_dtype(key)).tobytes())
+                    for key, vector in items.items()
+                ],
             )
+
+
+def _cache_dtype(key: str) -> type[np.floating[Any]]:
+    """How the cache keeps a key's vector: float16 for token matrices (keys ending in ``:f16``)."""
+    return np.float16 if key.endswith(HALF_PRECISION) else np.float32
+
+
+def _cached(key: str, data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype=_cache_dtype(key)).astype(np.float32)
 
 
 @contextmanager
@@ -894,6 +894,26 @@ def _lock_folder(folder: Path) -> Any:
 def _chunks(items: list[Any], size: int = 500) -> Iterable[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _encoded(config: VectorConfig, vector: Any) -> bytes:
+    """The blob stored for one vector: :func:`to_bytes` for a sparse one, a multi-vector matrix in its
+    configured storage, float32 for a dense one."""
+    if isinstance(vector, SparseVector):
+        return to_bytes(vector)
+    if config.multi_vector:
+        return matrix_codec.encode(vector, config.storage)
+    return np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def _decoded(config: VectorConfig | None, data: bytes) -> Any:
+    """A stored vector read back: a :class:`SparseVector` for a sparse one, else float32 (multi-vector
+    matrices flat, as they always came back)."""
+    if config is not None and config.sparse:
+        return from_bytes(data)
+    if config is not None and config.multi_vector and config.dims is not None:
+        return matrix_codec.decode(data, config.storage, config.dims).reshape(-1)
+    return np.frombuffer(data, dtype=np.float32).copy()
 
 
 def _unzip(rows: Iterable[tuple[int, bytes]]) -> tuple[list[int], list[bytes]]:
