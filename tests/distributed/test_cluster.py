@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("ray")
-
 from helpers.numbers import cosines
 from helpers.ray_cluster import Cluster, loopback_cluster, ray_env
+
+pytest.importorskip("ray")
+pytestmark = pytest.mark.slow  # two nodes and two drivers: about a minute
 
 JOB_TIMEOUT_S = 150
 
@@ -116,8 +117,13 @@ def test_the_command_line_runs_its_job_on_the_cluster(
     source, out, model = tmp_path / "in.parquet", tmp_path / "out", str(tiny_model("bert"))
     pq.write_table(pa.table({"id": list(range(len(texts))), "text": texts}), source)
     command = [sys.executable, "-m", "omniembed.cli", "-q", "encode", model, str(source), "-o", str(out)]
-    command += ["--ray", cluster.address, "--concurrency", "2", "--num-cpus", "0.5"]  # a CPU left for I/O
-    done = subprocess.run(command, env=ray_env(), capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
+    # One actor takes one node's CPU; reading and writing run on the other (two half-CPU actors, one
+    # per node, would leave no node a whole CPU for them).
+    command += ["--ray", cluster.address, "--concurrency", "1"]
+    try:
+        done = subprocess.run(command, env=ray_env(), capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
+    except subprocess.TimeoutExpired as late:
+        raise AssertionError(str(late.stderr)[-4000:]) from None
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"embedded {len(texts)} rows into {out}" in done.stdout
     table = pq.read_table(out).sort_by("id")

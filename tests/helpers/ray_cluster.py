@@ -51,7 +51,6 @@ def ray_env() -> dict[str, str]:
 
 def _node_ports() -> list[str]:
     manager, objects, client, agent, agent_grpc, metrics, env_agent = free_ports(7)
-    low = free_ports(1)[0]
     return [
         f"--node-manager-port={manager}",
         f"--object-manager-port={objects}",
@@ -60,8 +59,8 @@ def _node_ports() -> list[str]:
         f"--dashboard-agent-grpc-port={agent_grpc}",
         f"--metrics-export-port={metrics}",
         f"--runtime-env-agent-port={env_agent}",
-        f"--min-worker-port={low}",
-        f"--max-worker-port={low + 20}",
+        "--min-worker-port=0",  # workers bind ports the system picks
+        "--max-worker-port=0",
     ]
 
 
@@ -183,6 +182,8 @@ def loopback_cluster(nodes: int = 2) -> Iterator[Cluster]:
             more = [f"--address={cluster.address}", f"--node-ip-address=127.0.0.{2 + index}"]
             more += [*common, *_node_ports()]
             cluster.groups.append(_start(more, temp_dir / f"node{index}.log"))
+        waiter = [sys.executable, "-m", "helpers.ray_jobs", "wait", cluster.address, str(nodes)]
+        subprocess.run(waiter, env=ray_env(), check=True, timeout=START_TIMEOUT_S, capture_output=True)
         yield cluster
     finally:
         cluster.stop()

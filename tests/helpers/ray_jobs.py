@@ -38,6 +38,24 @@ def embed_job(address: str, model: str, count: int, out: str) -> None:
     print("done", flush=True)
 
 
+def wait_for_nodes(address: str, count: int, timeout_s: float = 60) -> None:
+    """Return once the cluster has ``count`` live nodes; exit 1 after ``timeout_s``."""
+    import time
+
+    import ray
+
+    from helpers.ray_cluster import HEAD_IP
+
+    ray.init(address=address, _node_ip_address=HEAD_IP, log_to_driver=False)
+    deadline = time.monotonic() + timeout_s
+    while sum(node["Alive"] for node in ray.nodes()) < count:
+        if time.monotonic() > deadline:
+            sys.exit(f"the cluster has fewer than {count} nodes after {timeout_s}s")
+        time.sleep(0.2)
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "embed":
+    if sys.argv[1] == "wait":
+        wait_for_nodes(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "embed":
         embed_job(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -11,6 +12,8 @@ from omniembed.distributed.rows import Modality, OnBad
 from omniembed.distributed.skipped import Skipped
 from omniembed.distributed.spec import EmbedSpec, ModelClass, Task
 from omniembed.distributed.worker import Embedder
+
+logger = logging.getLogger(__name__)
 
 
 def embed(
@@ -114,12 +117,16 @@ def _check_columns(ds: Any, needed: list[str], output_column: str) -> None:
 
 
 def _check_cpus(concurrency: int | tuple[int, int], num_cpus: float, num_gpus: float) -> None:
-    """Refuse a pool the cluster can never place, which would wait forever for CPUs."""
+    """Warn of a pool the cluster cannot place now: it waits for CPUs (for an autoscaler, or forever)."""
     ray = ray_module()
     least = concurrency[0] if isinstance(concurrency, tuple) else concurrency
     total = float(ray.cluster_resources().get("CPU", 0)) if ray.is_initialized() else None
-    if total is not None and num_gpus == 0 and least * num_cpus > total:
-        raise ValueError(
-            f"{least} actors of num_cpus={num_cpus} need {least * num_cpus:g} CPUs and the cluster has "
-            f"{total:g}; lower concurrency or num_cpus (leave some for reading and writing the data)"
+    if total is not None and num_gpus == 0 and least * num_cpus >= total:
+        logger.warning(
+            "%d actors of num_cpus=%g take %g CPUs and the cluster has %g now; the job waits until "
+            "there are more (leave some for reading and writing the data), or lower concurrency",
+            least,
+            num_cpus,
+            least * num_cpus,
+            total,
         )
