@@ -59,6 +59,16 @@ def test_null_rows_are_refused_or_skipped(tiny_model: Callable[..., Path]) -> No
     assert kept.column("id").to_pylist() == [0, 2]
 
 
+@pytest.mark.parametrize("options", [{}, {"precision": "ubinary"}, {"truncate_dim": 8}])
+def test_a_batch_of_only_skipped_rows_keeps_the_column_type(
+    tiny_model: Callable[..., Path], options: dict[str, Any]
+) -> None:
+    worker = Embedder(EmbedSpec(str(tiny_model("bert")), on_bad="skip", encode_kwargs=options))
+    full, empty = worker(table("text", TEXTS)), worker(table("text", [None, None]))
+    assert empty.num_rows == 0
+    assert empty.schema.field("embedding").type == full.schema.field("embedding").type
+
+
 def test_sparse_and_multi_vector_columns_equal_in_process(tmp_path: Path) -> None:
     from helpers.models import build_colbert
     from helpers.sparse import build_splade

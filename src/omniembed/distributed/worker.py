@@ -15,6 +15,12 @@ from omniembed.distributed.spec import LOADERS, EmbedSpec
 from omniembed.errors import InvalidInputError, PoolWorkerError
 
 logger = logging.getLogger(__name__)
+_PRECISION_DTYPES: dict[str, Any] = {
+    "int8": np.int8,
+    "binary": np.int8,
+    "uint8": np.uint8,
+    "ubinary": np.uint8,
+}
 
 
 def where() -> str:
@@ -122,9 +128,18 @@ class Embedder:
         if spec.model_class == "MultiVectorEncoder":
             width = int(self.model.get_embedding_dimension())
             return rows.multi_vector_column(self._encode(values) if values else [], width)
-        if not values:
-            return rows.dense_column(np.zeros((0, self.model.get_sentence_embedding_dimension()), np.float32))
+        if not values:  # the column type of a batch with rows, so blocks share one schema
+            return rows.dense_column(self._empty_dense())
         return rows.dense_column(np.asarray(self._encode(values)))
+
+    def _empty_dense(self) -> np.ndarray:
+        options = self.spec.encode_kwargs
+        width = int(self.model.get_sentence_embedding_dimension())
+        width = min(width, options.get("truncate_dim") or width)
+        precision = options.get("precision", "float32")
+        if precision in ("binary", "ubinary"):
+            width = (width + 7) // 8
+        return np.zeros((0, width), dtype=_PRECISION_DTYPES.get(precision, np.float32))
 
     def _empty_sparse(self) -> Any:
         import torch
