@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -62,12 +63,13 @@ def on_ray(folder: Path, texts: list[str], actors: int, batch_size: int) -> dict
     import omniembed as oe
 
     cores = os.cpu_count() or 1
+    temp_dir = tempfile.mkdtemp(prefix="oe-ray-bench-", dir="/tmp")
     started = time.perf_counter()
     ray.init(
         address="local",
         num_cpus=cores,
         include_dashboard=False,
-        _temp_dir=tempfile.mkdtemp(prefix="oe-ray-bench-", dir="/tmp"),
+        _temp_dir=temp_dir,
         log_to_driver=False,
         object_store_memory=300 * 2**20,
     )
@@ -86,6 +88,7 @@ def on_ray(folder: Path, texts: list[str], actors: int, batch_size: int) -> dict
         vectors.extend(batch["embedding"])
     done = time.perf_counter()
     ray.shutdown()
+    shutil.rmtree(temp_dir, ignore_errors=True)
     order = np.argsort(ids)
     return {
         "ray_start": ready - started,

@@ -140,19 +140,21 @@ def local_ray(cpus: int = 2) -> Iterator[None]:
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    temp_dir = tempfile.mkdtemp(prefix="oe-ray-", dir="/tmp")
     ray.init(
         address="local",
         num_cpus=cpus,
         object_store_memory=OBJECT_STORE_BYTES,
         include_dashboard=False,
         _node_ip_address=HEAD_IP,
-        _temp_dir=tempfile.mkdtemp(prefix="oe-ray-", dir="/tmp"),
+        _temp_dir=temp_dir,
         log_to_driver=False,
     )
     try:
         yield
     finally:
         ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @contextmanager
