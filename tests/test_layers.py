@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("retrieval",),  # semantic search, retrieve and rerank, fusion, zero-shot
     ("training",),  # Trainer, TrainingArguments, losses, evaluators (on transformers' Trainer)
     ("store",),  # collections API and its engines
+    ("distributed",),  # bulk encoding and import on Ray (embed, import_into)
     ("server",),
     ("cli",),
 ]

@@ -126,7 +126,13 @@ __all__ = [  # noqa: RUF022
 ]
 
 
+_SUBPACKAGES = ("distributed",)
+"""Subpackages reachable as attributes (``oe.distributed.embed``), imported on first use."""
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return import_module(f"omniembed.{name}")
     if name in _LAZY:
         value = getattr(import_module(_LAZY[name]), name)
         globals()[name] = value

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from omniembed.cli import data, importing, serve
+from omniembed.cli import data, importing, ray_jobs, serve
 from omniembed.errors import MissingExtraError
 
 app = typer.Typer(
@@ -71,10 +71,35 @@ def encode(
     prompt_name: Annotated[str | None, typer.Option(help="one of the model's prompts, e.g. query")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     normalize: Annotated[bool, typer.Option(help="scale embeddings to unit length")] = False,
+    ray: Annotated[str | None, ray_jobs.RayOption] = None,
+    column: Annotated[str, typer.Option(help="with --ray: the column to embed")] = "text",
+    concurrency: Annotated[int, typer.Option(min=1, help="with --ray: model actors")] = 1,
+    num_cpus: Annotated[float, typer.Option(help="with --ray: CPUs (threads) per actor")] = 1.0,
+    num_gpus: Annotated[float, typer.Option(help="with --ray: GPUs per actor")] = 0.0,
+    skip_bad: Annotated[
+        bool, typer.Option(help="with --ray: leave out rows whose column is null or not text")
+    ] = False,
 ) -> None:
-    """Embed every line of FILES (or stdin) and write the vectors."""
+    """Embed every line of FILES (or stdin) and write the vectors; with --ray, a column of Parquet or
+    JSON-lines files, on a Ray cluster, into a folder of Parquet files."""
     import numpy as np
 
+    if ray is not None:
+        ray_jobs.encode_on_ray(
+            ray,
+            model,
+            list(files or []),
+            output,
+            column=column,
+            concurrency=concurrency,
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            on_bad="skip" if skip_bad else "refuse",
+            batch_size=max(batch_size, 256),
+            prompt_name=prompt_name,
+            normalize_embeddings=normalize,
+        )
+        return
     if output is not None and output.suffix not in (".npy", ".jsonl", ".parquet"):
         raise ValueError(f"--output {output} must end in .npy, .jsonl or .parquet")
     loaded = load_model(model)

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from omniembed.cli import readers, refusals
+from omniembed.cli import ray_jobs, readers, refusals
 from omniembed.cli.readers import Places, Source
 
 logger = logging.getLogger("omniembed.cli")
@@ -77,13 +77,21 @@ def import_command(
         typer.Option(help="how to read stdin or a file with another extension"),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 256,
+    ray: Annotated[str | None, ray_jobs.RayOption] = None,
 ) -> int:
     """Import objects into a collection, with a progress bar and a summary of refused objects.
 
     A new collection's types are inferred from a sample (the widest that fits); --schema states them.
+    With --ray, the cluster embeds the one --vectorize property with --model, and this process writes.
     """
     import omniembed as oe
 
+    if ray is not None:
+        if model is None or not vectorize or len(vectorize) != 1:
+            raise ValueError("--ray embeds on the cluster: give --model and one --vectorize property")
+        return ray_jobs.import_on_ray(
+            ray, database, collection, file, model, vectorize[0], id_field or "id", batch_size
+        )
     found = readers.sources(file, format)
     declared = _read_schema(schema)
     pdfs = any(source.kind == "pdf" for source in found)
