@@ -123,8 +123,20 @@ def test_import_refuses_a_plan_that_cannot_work(tmp_path: Path) -> None:
         import_into(ds, tmp_path / "lite.db", "Docs", writer="tasks")
     with pytest.raises(KeyError, match="no column 'vec'"):
         import_into(ds, tmp_path / "db", "Docs", vector_column="vec", show_progress=False)
-    sparse = ds.map(lambda row: {**row, "embedding": {"indices": [1], "values": [0.5]}})
-    with pytest.raises(ValueError, match="holds sparse vectors, which collections do not store"):
-        import_into(sparse, tmp_path / "db", "Docs", show_progress=False)
     with oe.connect(tmp_path / "db") as db:
         assert not db.collections.exists("Docs")
+
+
+def test_sparse_vectors_import_as_a_sparse_named_vector(tmp_path: Path) -> None:
+    sparse = texts_ds(TEXTS).map(
+        lambda row: {**row, "embedding": {"indices": [row["id"], 100 + row["id"]], "values": [0.5, 1.0]}}
+    )
+    summary = import_into(sparse, tmp_path / "db", "Docs", show_progress=False)
+    assert summary.imported == len(TEXTS)
+    assert not summary.errors
+    with oe.connect(tmp_path / "db") as db:
+        docs = db.collections.get("Docs")
+        assert docs.config.vectors["default"].sparse
+        found = docs.query.near_vector({"indices": [102], "values": [2.0]}, limit=1).objects[0]
+        assert found.properties["id"] == 2
+        assert found.score == pytest.approx(2.0)

@@ -135,11 +135,8 @@ class _Layout:
         vectors = table.column(self.vector_column).to_pylist()
         rest = table.drop_columns([self.vector_column]).to_pylist()
         for row, vector in zip(rest, vectors, strict=True):
-            if isinstance(vector, Mapping):
-                raise ValueError(
-                    f"column {self.vector_column!r} holds sparse vectors, which collections do not "
-                    "store; write them with ds.write_parquet(...) instead"
-                )
+            if isinstance(vector, Mapping):  # a sparse vector: the collection checks its form
+                vector = {"indices": vector.get("indices"), "values": vector.get("values")}
             properties = {name: value for name, value in row.items() if value is not None}
             yield DataObject(properties, vectors={self.vector_name: vector} if vector is not None else {})
 
@@ -166,8 +163,9 @@ def _ensure_collection(
     first = next(
         (row[layout.vector_column] for row in sample if row.get(layout.vector_column) is not None), None
     )
-    multi = first is not None and len(first) > 0 and isinstance(first[0], (list, tuple))
-    spec: Vectorizer | SelfProvided = vectorizer or SelfProvided(multi_vector=bool(multi))
+    sparse = isinstance(first, Mapping)
+    multi = not sparse and first is not None and len(first) > 0 and isinstance(first[0], (list, tuple))
+    spec: Vectorizer | SelfProvided = vectorizer or SelfProvided(multi_vector=bool(multi), sparse=sparse)
     db.collections.create(name, layout.sample_types(sample, declared or {}), {layout.vector_name: spec})
 
 
@@ -185,7 +183,7 @@ def _write_from_driver(
     first = next(batches, None)
     if first is None:
         return ImportSummary()
-    next(layout.objects(first.slice(0, 1)), None)  # a missing column or sparse vectors: refuse now
+    next(layout.objects(first.slice(0, 1)), None)  # a missing column: refuse now
     _ensure_collection(db, name, first.slice(0, SAMPLE_SIZE).to_pylist(), layout, declared, vectorizer)
     objects = (obj for table in itertools.chain([first], batches) for obj in layout.objects(table))
     result = db.collections.get(name).data.insert_many(
