@@ -1,0 +1,93 @@
+"""benchmarks/gpu_check.py runs on the CPU: it builds its model, checks parity and reports speed."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+@pytest.fixture(scope="module")
+def gpu_check() -> ModuleType:
+    """The script as a module (importing it runs nothing)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module("gpu_check")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_the_check_runs_on_the_cpu_and_passes(tmp_path: Path) -> None:
+    folder, report = tmp_path / "model", tmp_path / "report.json"
+    command = [sys.executable, str(BENCHMARKS / "gpu_check.py"), "--device", "cpu", "--texts", "8"]
+    command += ["--batch-sizes", "4", "--dtypes", "float32,bfloat16", "--folder", str(folder)]
+    command += ["--json", str(report)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(SRC)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "parity: passed" in done.stdout
+    assert "reference: sentence-transformers" in done.stdout
+    for name in ("modules.json", "tokenizer.json", "config.json", "1_Pooling/config.json"):
+        assert (folder / name).is_file(), name
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    assert (config["num_hidden_layers"], config["hidden_size"], config["vocab_size"]) == (6, 384, 30522)
+    results = {result["dtype"]: result for result in json.loads(report.read_text())["results"]}
+    assert results["float32"]["ours_min_cos"] >= 0.99999
+    assert 0.999 <= results["bfloat16"]["ours_min_cos"] < 1.0  # bf16 rounds, so not exactly 1
+    for result in results.values():
+        assert [speed["batch_size"] for speed in result["speed"]] == [4]
+        assert all(speed["ours"] > 0 and speed["ref"] > 0 for speed in result["speed"])
+
+
+def test_without_sentence_transformers_it_compares_with_plain_transformers(
+    gpu_check: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from omniembed import SentenceTransformer
+
+    folder = gpu_check.build_model_folder(tmp_path)
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # import fails, as when missing
+    reference, name = gpu_check.load_reference(folder, "cpu")
+    assert isinstance(reference, gpu_check.PlainReference)
+    assert name.startswith("plain transformers mean pooling (sentence-transformers: ModuleNotFoundError")
+    texts = gpu_check.generated_texts(6, long_share=0.34)
+    ours = SentenceTransformer(folder, device="cpu")
+    expected = gpu_check.encode(reference, texts, batch_size=4)
+    got = gpu_check.encode(ours, texts, batch_size=4)
+    assert got.shape == expected.shape == (6, 384)
+    assert gpu_check.row_cosines(got, expected).min() >= 0.99999
+    np.testing.assert_allclose(np.linalg.norm(expected, axis=1), 1.0, rtol=1e-5)
+
+
+def test_generated_texts_mix_short_sentences_and_documents_past_the_limit(
+    gpu_check: ModuleType, tmp_path: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    gpu_check.build_tokenizer(gpu_check.generated_vocabulary(), tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    texts = gpu_check.generated_texts(50, long_share=0.2)
+    lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
+    assert min(lengths) < 40 and max(lengths) > gpu_check.MAX_SEQ_LENGTH
+    assert tokenizer.unk_token_id not in {token for ids in tokenizer(texts)["input_ids"] for token in ids}
+
+
+def test_a_parity_failure_exits_nonzero(gpu_check: ModuleType) -> None:
+    passed = {"dtype": "float32", "passed": True}
+    assert gpu_check.exit_status([passed]) == 0
+    assert gpu_check.exit_status([passed, {"dtype": "float16", "passed": False}]) == 1
+
+
+def test_dtypes_must_include_float32(gpu_check: ModuleType) -> None:
+    with pytest.raises(SystemExit):
+        gpu_check.parse_args(["--device", "cpu", "--dtypes", "bfloat16"])
+    assert gpu_check.parse_args(["--device", "cpu"]).dtypes == ["float32", "bfloat16"]
