@@ -77,7 +77,8 @@ def test_generated_texts_mix_short_sentences_and_documents_past_the_limit(
     tokenizer = AutoTokenizer.from_pretrained(tmp_path)
     texts = gpu_check.generated_texts(50, long_share=0.2)
     lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
-    assert min(lengths) < 40 and max(lengths) > gpu_check.MAX_SEQ_LENGTH
+    assert min(lengths) < 40
+    assert max(lengths) > gpu_check.MAX_SEQ_LENGTH
     assert tokenizer.unk_token_id not in {token for ids in tokenizer(texts)["input_ids"] for token in ids}
 
 
