@@ -92,7 +92,7 @@ def profiled_shares(model: Any, texts: list[str], batch_size: int, rounds: int) 
     return dict(seconds)
 
 
-def median_seconds(call: Callable[[], object], repeats: int = 7) -> float:
+def median_seconds(call: Callable[[], object], repeats: int = 15) -> float:
     """Median wall time of ``call`` after one warm-up."""
     call()
     times = []
@@ -204,6 +204,8 @@ def main(argv: list[str] | None = None) -> None:
     batch = max(1, args.batch_size * TOKENS_PER_INPUT // length)
     attention = attention_split(batch, heads, length, width // heads)
     linears = linear_split(padded_rows(batch * length), width, inner)
+    linear_seconds = sum(value for name, value in linears.items() if name != "of which GELU")
+    linear_flops = padded_rows(batch * length) * 2 * (4 * width * width + 2 * width * inner)
     cpu, flags = cpu_description()
     lines = [
         f"## Exact-mode encode profile: {args.corpus} corpus, {len(texts)} texts",
@@ -226,7 +228,10 @@ def main(argv: list[str] | None = None) -> None:
         *percent_table(attention, sum(attention.values())),
         f"### Linear layers of one layer ({padded_rows(batch * length)} token rows)",
         "",
-        *percent_table(linears, sum(v for k, v in linears.items() if k != "of which GELU")),
+        *percent_table(linears, linear_seconds),
+        f"The products run at {linear_flops / linear_seconds / 1e9:.0f} GFLOP/s (float32, all threads; "
+        "the machine's other load included).",
+        "",
     ]
     print("\n".join(lines))
 
