@@ -171,3 +171,25 @@ def test_dtypes_must_include_float32(gpu_check: ModuleType) -> None:
     with pytest.raises(SystemExit):
         gpu_check.parse_args(["--device", "cpu", "--dtypes", "bfloat16"])
     assert gpu_check.parse_args(["--device", "cpu"]).dtypes == ["float32", "bfloat16"]
+
+
+# --- profile_encode.py -------------------------------------------------------------------------
+
+
+def test_profile_groups_operators_by_what_they_do() -> None:
+    profile = import_script("profile_encode")
+    assert profile.group_of("mkldnn::_linear_pointwise").startswith("linear layers")
+    assert profile.group_of("aten::_scaled_dot_product_flash_attention_for_cpu").startswith("attention")
+    assert profile.group_of("aten::bmm").startswith("attention")
+    assert profile.group_of("aten::native_layer_norm") == "layer norm"
+    assert profile.group_of("aten::add_") == "residual adds"
+    assert profile.group_of("aten::something_new") == "other operators"
+
+
+def test_profile_counts_the_padding_of_token_budget_batches() -> None:
+    profile = import_script("profile_encode")
+    assert "(0.0% padding)" in profile.padding_lines([256] * 16, batch_size=32)[0]
+    # 100 and 95 share a batch (2 × 100 rows, rounded up to 208), 60 < 0.9 × 100 runs alone.
+    line = profile.padding_lines([100, 95, 60], batch_size=32)[0]
+    assert line.startswith("- padding: 268 token rows computed for 255 real tokens (4.9% padding)")
+    assert line.endswith("attention scores 23,600 for 22,625 needed (4.1% padding)")
