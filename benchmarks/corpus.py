@@ -1,7 +1,9 @@
-"""A corpus of real text with mixed lengths, for encoding benchmarks.
+"""Corpora of real text for encoding benchmarks: short sentences, mixed lengths, long documents.
 
 Short sentences come from the STS benchmark (train and dev), long documents from the
 Cranfield collection (BEIR format), both in the repository's ``data/`` (see ``data/README.md``).
+``build_corpus`` names the three corpora the speed benchmarks compare: ``short`` (STS-B sentences),
+``mixed`` (both, shuffled) and ``long`` (the longest Cranfield documents by the model's tokenizer).
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ from typing import Any
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 STS_FILES = ("sts-train.csv", "sts-dev.csv")
+CORPORA = ("short", "mixed", "long")
+DEFAULT_SIZES = {"short": 1500, "mixed": 5000, "long": 400}
+"""Texts in each corpus unless a limit is given (``long`` has 662 documents of 200 tokens or more)."""
+LONG_MIN_TOKENS = 200
+"""The fewest tokens (all-MiniLM-L6-v2's tokenizer, special tokens included) of a ``long`` document."""
 
 
 def cranfield_documents(data_dir: Path = DATA_DIR) -> list[str]:
@@ -51,6 +58,38 @@ def mixed_corpus(limit: int | None = None, seed: int = 0) -> list[str]:
     texts = cranfield_documents() + sts_sentences()
     random.Random(seed).shuffle(texts)
     return texts if limit is None else texts[:limit]
+
+
+def short_corpus(limit: int | None = None, seed: int = 0) -> list[str]:
+    """STS-B sentences (about 15 tokens each), shuffled with ``seed``; the first ``limit`` if given."""
+    texts = sts_sentences()
+    random.Random(seed).shuffle(texts)
+    return texts if limit is None else texts[:limit]
+
+
+def long_corpus(
+    tokenizer: Any, limit: int | None = None, min_tokens: int = LONG_MIN_TOKENS, seed: int = 0
+) -> list[str]:
+    """The longest Cranfield documents with at least ``min_tokens`` tokens (untruncated, counted by
+    ``tokenizer``): the ``limit`` longest if given, shuffled with ``seed``."""
+    documents = cranfield_documents()
+    lengths = token_lengths(documents, tokenizer)
+    ranked = sorted(range(len(documents)), key=lambda index: -lengths[index])
+    kept = [documents[index] for index in ranked if lengths[index] >= min_tokens][:limit]
+    random.Random(seed).shuffle(kept)
+    return kept
+
+
+def build_corpus(name: str, tokenizer: Any, limit: int | None = None) -> list[str]:
+    """The corpus ``name`` (one of ``CORPORA``) of ``limit`` texts, default ``DEFAULT_SIZES[name]``."""
+    if name not in CORPORA:
+        raise ValueError(f"corpus {name!r} is not one of {CORPORA}")
+    size = DEFAULT_SIZES[name] if limit is None else limit
+    if name == "short":
+        return short_corpus(size)
+    if name == "long":
+        return long_corpus(tokenizer, size)
+    return mixed_corpus(size)
 
 
 def token_lengths(texts: list[str], tokenizer: Any, max_length: int | None = None) -> list[int]:

@@ -2,14 +2,18 @@
 
 Run from the repository root::
 
-    HF_HUB_OFFLINE=1 python benchmarks/encode_speed.py [--limit 5000] [--rounds 3] [--batch-size 32]
-        [--configs ref,ours,ours-onnx,...]
+    HF_HUB_OFFLINE=1 python benchmarks/encode_speed.py [--corpus mixed] [--limit N] [--rounds 3]
+        [--batch-size 32] [--configs ref,ours,ours-onnx,...]
 
 Every configuration (a library plus constructor options, see ``CONFIGS``) loads the same model
-folder (all-MiniLM-L6-v2 by default) in one process and encodes the same mixed-length corpus (see
-``corpus.py``) in interleaved rounds. Cosines are taken against the reference default's fp32
-output. Peak RSS is measured in a fresh subprocess per configuration. The output is markdown,
-ready to paste into BENCHMARKS.md.
+folder (all-MiniLM-L6-v2 by default) in one process and encodes the same corpus (see
+``corpus.py``) in interleaved rounds: ``--corpus short`` (STS-B sentences), ``mixed`` (the
+default: Cranfield documents and STS-B sentences) or ``long`` (the longest Cranfield documents,
+truncated at the model's max_seq_length), or several, such as ``--corpus short,mixed,long``, which
+adds a table of the corpora side by side. Cosines are taken against the reference default's fp32
+output. Peak RSS is measured in a fresh subprocess per configuration, on the first corpus named.
+The output is markdown, ready to paste into BENCHMARKS.md, and names the CPU model and the flags
+that decide the fast paths (avx512f, avx512_bf16, avx512_vnni, amx_tile, ...).
 """
 
 from __future__ import annotations
@@ -37,10 +41,27 @@ import torch
 
 from omniembed.runtime.token_batches import TOKENS_PER_INPUT
 
-from corpus import corpus_stats, mixed_corpus, token_lengths
+from corpus import CORPORA, DEFAULT_SIZES, LONG_MIN_TOKENS, build_corpus, corpus_stats, token_lengths
 
 QUERY = "what is the boundary layer thickness"
 WARMUP_TEXTS = 64
+CPU_FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_vnni",
+    "avx512_fp16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
+"""The CPU flags that decide which fast paths run (bfloat16 and int8 instructions, AMX tiles)."""
+CORPUS_NAMES = {
+    "short": "STS-B sentences, shuffled",
+    "mixed": "Cranfield documents + STS-B sentences, shuffled",
+    "long": f"the longest Cranfield documents, at least {LONG_MIN_TOKENS} tokens each, shuffled",
+}
 
 
 @dataclass(frozen=True)
@@ -94,7 +115,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--limit", type=int, default=5000, help="texts in the corpus (default 5000)")
+    parser.add_argument(
+        "--corpus",
+        default="mixed",
+        type=corpus_names,
+        help=f"comma-separated corpora out of {','.join(CORPORA)} (default mixed)",
+    )
+    sizes = ", ".join(f"{name} {size}" for name, size in DEFAULT_SIZES.items())
+    parser.add_argument("--limit", type=int, default=None, help=f"texts per corpus (default: {sizes})")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per configuration (default 3)")
     parser.add_argument("--batch-size", type=int, default=32, help="encode batch size (default 32)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
@@ -111,6 +139,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--rss-only", choices=sorted(BY_KEY), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
+
+
+def corpus_names(value: str) -> list[str]:
+    """Parse ``--corpus``: a comma-separated list of ``CORPORA``, each at most once."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in CORPORA]
+    if not names or unknown or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"--corpus {value!r}: give one or more of {', '.join(CORPORA)}, comma-separated, each once"
+        )
+    return names
 
 
 def model_folder(path: str | None) -> Path:
@@ -151,16 +190,35 @@ def encode(model: Any, texts: str | list[str], batch_size: int = 32, **kwargs: A
     return model.encode(texts, batch_size=batch_size, show_progress_bar=False, **kwargs)
 
 
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo, or what ``platform`` knows."""
+def cpu_description() -> tuple[str, set[str]]:
+    """The CPU model name and flags, from ``lscpu`` (else /proc/cpuinfo, else ``platform``)."""
+    fields: dict[str, str] = {}
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
+        listing = subprocess.run(["lscpu"], capture_output=True, text=True, check=True, timeout=10).stdout
+        for line in listing.splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip().lower(), value.strip())
+    except (OSError, subprocess.SubprocessError):
         pass
-    return platform.processor() or "unknown"
+    if "model name" not in fields or "flags" not in fields:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as handle:
+                for line in handle:
+                    key, _, value = line.partition(":")
+                    fields.setdefault(key.strip().lower(), value.strip())
+        except OSError:
+            pass
+    model = fields.get("model name") or platform.processor() or "unknown"
+    return model, set(fields.get("flags", "").split())
+
+
+def cpu_flag_line(flags: set[str]) -> str:
+    """Which of ``CPU_FLAGS`` the CPU has, as one markdown bullet."""
+    if not flags:
+        return "- CPU flags: unknown (no lscpu or /proc/cpuinfo)"
+    has = [name for name in CPU_FLAGS if name in flags]
+    lacks = [name for name in CPU_FLAGS if name not in flags]
+    return f"- CPU flags: {' '.join(has) or 'none of ' + ' '.join(CPU_FLAGS)}; not: {' '.join(lacks) or '-'}"
 
 
 def version(package: str) -> str:
@@ -174,23 +232,25 @@ def version(package: str) -> str:
 def machine_lines(device: str) -> list[str]:
     """Markdown bullets describing the machine and software."""
     packages = ("torch", "transformers", "sentence-transformers", "omniembed", "numpy")
+    model, flags = cpu_description()
     return [
         "### Machine",
         "",
         f"- platform: {platform.platform()}, Python {platform.python_version()}",
-        f"- CPU: {cpu_model()} ({os.cpu_count()} logical cores)",
+        f"- CPU: {model} ({os.cpu_count()} logical cores)",
+        cpu_flag_line(flags),
         f"- torch threads: {torch.get_num_threads()}, device: {device}",
         "- versions: " + ", ".join(f"{name} {version(name)}" for name in packages),
         "",
     ]
 
 
-def corpus_lines(stats: dict[str, Any], tokens: int, max_length: int) -> list[str]:
-    """Markdown bullets describing the corpus."""
+def corpus_lines(name: str, stats: dict[str, Any], tokens: int, max_length: int) -> list[str]:
+    """Markdown bullets describing the corpus ``name``."""
     return [
-        "### Corpus",
+        f"### Corpus: {name}",
         "",
-        f"- {stats['count']} texts (Cranfield documents + STS-B sentences, shuffled)",
+        f"- {stats['count']} texts ({CORPUS_NAMES[name]})",
         f"- tokens per text: min {stats['min_tokens']}, mean {stats['mean_tokens']:.1f}, "
         f"median {stats['median_tokens']:.0f}, max {stats['max_tokens']}",
         f"- {stats['over_max_length']} texts over max_seq_length={max_length}; "
@@ -260,7 +320,35 @@ def speed_lines(
             ]
         )
     header = ["Configuration", "Median s", "Texts/s", "Tokens/s", "Speed vs ref", "Min cos", "Mean cos"]
-    return ["### Corpus encode", "", *markdown_table([*header, "Peak RSS MB"], rows)]
+    return markdown_table([*header, "Peak RSS MB"], rows)
+
+
+@dataclass(frozen=True)
+class CorpusRun:
+    """One corpus's texts and what encoding them measured."""
+
+    name: str
+    stats: dict[str, Any]
+    tokens: int
+    times: dict[str, list[float]]
+    outputs: dict[str, np.ndarray]
+
+
+def side_by_side_lines(runs: list[CorpusRun]) -> list[str]:
+    """One row per configuration: its speed against the reference and min cosine on each corpus."""
+    header = ["Configuration"]
+    for run in runs:
+        header += [f"{run.name} speed vs ref", f"{run.name} min cos"]
+    rows = []
+    for key in runs[0].times:
+        row = [BY_KEY[key].name]
+        for run in runs:
+            speed = statistics.median(run.times["ref"]) / statistics.median(run.times[key])
+            cosine = row_cosines(run.outputs[key], run.outputs["ref"]).min()
+            row += [f"{speed:.2f}×", f"{cosine:.6f}"]
+        rows.append(row)
+    sizes = ", ".join(f"{run.name} {run.stats['count']} texts" for run in runs)
+    return [f"### Corpora side by side ({sizes})", "", *markdown_table(header, rows)]
 
 
 def query_latency(models: dict[str, Any], calls: int) -> dict[str, list[float]]:
@@ -308,10 +396,18 @@ def peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def corpus_tokenizer(folder: Path) -> Any:
+    """The model folder's tokenizer, which picks the ``long`` corpus's documents."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(folder))
+
+
 def rss_only(args: argparse.Namespace) -> None:
-    """Child mode: load one library, encode the corpus once, print peak RSS (KiB) as JSON."""
-    texts = mixed_corpus(args.limit)
-    model = load_model(BY_KEY[args.rss_only], model_folder(args.model), args.device)
+    """Child mode: load one library, encode the first corpus once, print peak RSS (KiB) as JSON."""
+    folder = model_folder(args.model)
+    texts = build_corpus(args.corpus[0], corpus_tokenizer(folder), args.limit)
+    model = load_model(BY_KEY[args.rss_only], folder, args.device)
     after_load = peak_rss_kib()
     encode(model, texts, args.batch_size)
     after_encode = peak_rss_kib()
@@ -323,8 +419,8 @@ def measure_rss(args: argparse.Namespace, keys: list[str]) -> dict[str, dict[str
     results = {}
     for library in keys:
         command = [sys.executable, str(Path(__file__).resolve()), "--rss-only", library]
-        command += ["--limit", str(args.limit), "--batch-size", str(args.batch_size)]
-        for option in ("threads", "device", "model"):
+        command += ["--corpus", args.corpus[0], "--batch-size", str(args.batch_size)]
+        for option in ("limit", "threads", "device", "model"):
             if getattr(args, option) is not None:
                 command += [f"--{option}", str(getattr(args, option))]
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -333,7 +429,7 @@ def measure_rss(args: argparse.Namespace, keys: list[str]) -> dict[str, dict[str
     return results
 
 
-def rss_lines(rss: dict[str, dict[str, int]]) -> list[str]:
+def rss_lines(rss: dict[str, dict[str, int]], corpus: str) -> list[str]:
     """The peak-RSS table (KiB from the child, shown as MB = 10^6 bytes)."""
     if not rss:
         return []
@@ -345,13 +441,16 @@ def rss_lines(rss: dict[str, dict[str, int]]) -> list[str]:
             [BY_KEY[library].name, f"{load:.0f}", f"{peak:.0f}", f"{values['after_encode_kib'] / base:.2f}×"]
         )
     header = ["Configuration", "Peak RSS after load MB", "Peak RSS after corpus encode MB", "RSS vs ref"]
-    return ["### Peak RSS (fresh process per configuration, VmHWM)", "", *markdown_table(header, rows)]
+    return [
+        f"### Peak RSS ({corpus} corpus, fresh process per configuration, VmHWM)",
+        "",
+        *markdown_table(header, rows),
+    ]
 
 
 def run_benchmark(args: argparse.Namespace) -> None:
     """Load both libraries, run every measurement, print markdown."""
     folder = model_folder(args.model)
-    texts = mixed_corpus(args.limit)
     keys = ["ref", *(key for key in args.configs.split(",") if key and key != "ref")]
     models, notes = load_models(keys, folder, args.device)
     ref = models["ref"]
@@ -359,26 +458,35 @@ def run_benchmark(args: argparse.Namespace) -> None:
     for key, model in models.items():
         if model.max_seq_length != max_length:
             print(f"warning: {key} max_seq_length {model.max_seq_length} != {max_length}", file=sys.stderr)
-    stats = corpus_stats(texts, ref.tokenizer, max_length)
-    tokens = sum(token_lengths(texts, ref.tokenizer, max_length))
-    times, outputs = time_rounds(models, texts, args.batch_size, args.rounds)
+    runs = []
+    for name in args.corpus:
+        texts = build_corpus(name, ref.tokenizer, args.limit)
+        stats = corpus_stats(texts, ref.tokenizer, max_length)
+        tokens = sum(token_lengths(texts, ref.tokenizer, max_length))
+        print(f"corpus {name}: {len(texts)} texts", file=sys.stderr)
+        times, outputs = time_rounds(models, texts, args.batch_size, args.rounds)
+        runs.append(CorpusRun(name, stats, tokens, times, outputs))
     latencies = query_latency(models, args.query_calls)
     rss_keys = [key for key in args.rss_configs.split(",") if key in models]
     rss = measure_rss(args, rss_keys)
     lines = [f"## Encode speed: {folder.name if args.model else 'all-MiniLM-L6-v2'}", ""]
     lines += machine_lines(str(ref.device))
-    lines += corpus_lines(stats, tokens, max_length)
     lines += [
         f"Batch size {args.batch_size} (omniembed packs right-padded batches by up to "
         f"{args.batch_size} × {TOKENS_PER_INPUT} padded tokens), "
         f"median of {args.rounds} interleaved round(s) after one warm-up.",
         "",
     ]
-    lines += speed_lines(times, outputs, rss, tokens)
+    for index, run in enumerate(runs):
+        lines += corpus_lines(run.name, run.stats, run.tokens, max_length)
+        lines += [f"#### Corpus encode: {run.name}", ""]
+        lines += speed_lines(run.times, run.outputs, rss if index == 0 else {}, run.tokens)
+    if len(runs) > 1:
+        lines += side_by_side_lines(runs)
     if notes:
         lines += ["Configurations that could not run on this machine:", "", *notes, ""]
     lines += latency_lines(latencies)
-    lines += rss_lines(rss)
+    lines += rss_lines(rss, runs[0].name)
     print("\n".join(lines))
 
 

@@ -127,6 +127,7 @@ def test_no_import_cycles() -> None:
 
 TESTS = Path(__file__).resolve().parent
 REPOSITORY_TESTS = {
+    "test_benchmarks.py",
     "test_examples.py",
     "test_helpers.py",
     "test_layers.py",
