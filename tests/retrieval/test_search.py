@@ -28,7 +28,7 @@ def test_semantic_search_matches_reference() -> None:
         np.testing.assert_allclose(
             [[hit["score"] for hit in row] for row in ours],
             [[hit["score"] for hit in row] for row in theirs],
-            atol=1e-6,
+            rtol=1e-6,  # float32 dot products of size ~10, summed in other blocks by other chunking
         )
 
 
