@@ -113,7 +113,7 @@ class VectorIndex:
         """Distance from a prepared query to each prepared vector (smaller is nearer)."""
         if self.metric == "l2":
             return np.asarray(((vectors - query) ** 2).sum(axis=1), dtype=np.float64)
-        dots: np.ndarray = (vectors @ query).astype(np.float64)
+        dots = _dots(vectors, query).astype(np.float64)
         return 1.0 - dots if self.metric == "cosine" else -dots
 
     # -- changes ---------------------------------------------------------------------------------
@@ -293,7 +293,7 @@ class VectorIndex:
         dots = np.empty(len(rows), dtype=np.float32)
         for start in range(0, len(rows), _CHUNK):
             part = rows[start : start + _CHUNK]
-            dots[start : start + len(part)] = self._codes(part).astype(np.float32) @ weights
+            dots[start : start + len(part)] = _dots(self._codes(part).astype(np.float32), weights)
         dots += offset
         if self.metric == "l2":
             return np.asarray(self._norms[rows] - 2.0 * dots + float(query @ query))
@@ -654,6 +654,14 @@ def _grown(array: np.ndarray, size: int) -> np.ndarray:
     count = min(len(array), size)
     out[:count] = array[:count]
     return out
+
+
+def _dots(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """``matrix @ vector`` on the calling thread. BLAS would spread large products over threads that
+    then spin for a while after each call, taking the core the other side of a hybrid query (or a
+    concurrent query) runs on; one thread is as fast as two at a query's sizes (BENCHMARKS.md)."""
+    dots: np.ndarray = np.einsum("ij,j->i", matrix, vector)
+    return dots
 
 
 def _faiss() -> Any:
