@@ -19,6 +19,7 @@ import fcntl
 import functools
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -927,5 +928,9 @@ def _unzip(rows: Iterable[tuple[int, bytes]]) -> tuple[list[int], list[bytes]]:
 
 @functools.cache
 def _side_thread() -> ThreadPoolExecutor:
-    """One thread for the vector side of hybrid searches, started on first use."""
+    """One thread for the vector side of hybrid searches, started on first use (a forked child starts
+    its own: the parent's thread does not exist there)."""
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="omniembed-hybrid")
+
+
+os.register_at_fork(after_in_child=_side_thread.cache_clear)
