@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import pytest
+from fpdf import FPDF
 from PIL import Image
 
 from omniembed.errors import InvalidDocumentError
@@ -122,3 +123,27 @@ def test_bad_options_are_refused() -> None:
         list(read_pdf(123))  # type: ignore[arg-type]
     with pytest.raises(InvalidDocumentError, match=r"missing\.pdf.* does not exist; check the path"):
         list(read_pdf("/nowhere/missing.pdf"))
+
+
+def test_a_page_embedding_a_huge_image_or_text_is_refused_before_it_decodes(texts: list[str]) -> None:
+    """PDFium decodes embedded images at full size to render a page: their pixels count too; a
+    page's text layer is counted before it is read."""
+    pdf = FPDF(unit="mm", format="A4")
+    pdf.add_page()
+    picture = io.BytesIO()
+    Image.new("RGB", (300, 200), "red").save(picture, format="PNG")
+    pdf.image(picture, x=10, y=10, w=20)
+    pdf.set_font("helvetica", size=8)
+    pdf.multi_cell(0, 4, " ".join(texts[:3]))
+    data = bytes(pdf.output())
+    low = RenderOptions(dpi=18, max_side=None)  # the page itself: 149 x 210 pixels
+    (refused,) = read_pdf(data, name="photo.pdf", render=low, limits=PdfLimits(max_page_pixels=50_000))
+    assert isinstance(refused, PageError)
+    assert str(refused) == (
+        "photo.pdf, page 1: embeds an image of 300x200 = 60000 pixels, over the limit of 50000"
+    )
+    (page,) = read_pdf(data, name="photo.pdf", render=low, limits=PdfLimits(max_page_pixels=60_000))
+    assert not isinstance(page, PageError)
+    (wordy,) = read_pdf(data, name="photo.pdf", images=False, limits=PdfLimits(max_page_chars=50))
+    assert isinstance(wordy, PageError)
+    assert "characters of text, over the limit of 50" in str(wordy)

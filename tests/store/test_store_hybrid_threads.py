@@ -7,6 +7,7 @@ import multiprocessing
 from typing import Any
 
 import numpy as np
+import pytest
 
 import omniembed as oe
 
@@ -53,3 +54,9 @@ def test_a_forked_child_runs_hybrid_queries() -> None:
     assert not alive, "the child's hybrid query hung"
     assert child.exitcode == 0
     assert out.get(timeout=5) == expected
+
+
+def test_a_vector_may_not_take_the_keyword_index_name() -> None:
+    db = oe.connect()
+    with pytest.raises(ValueError, match="vector name 'keyword' is taken by the BM25 index's files"):
+        db.collections.create("Docs", {"body": "text"}, {"keyword": oe.SelfProvided(dims=2)})

@@ -207,6 +207,12 @@ def test_bad_sparse_vectors_are_refused_with_the_fix(tmp_path: Path) -> None:
             "duplicate": ({"indices": [2, 2], "values": [1.0, 1.0]}, "appears twice"),
             "negative": ({"indices": [1, 2], "values": [1.0, -0.5]}, "weights must be positive"),
             "nan": ({"indices": [1, 2], "values": [1.0, math.nan]}, "finite"),
+            "over float32": ({"indices": [1, 2], "values": [1.0, 1e39]}, "kept as float32"),
+            "under float32": ({"indices": [1, 2], "values": [1e-50, 1.0]}, "positive float32"),
+            "unsigned unsorted": (
+                {"indices": np.array([2, 1], dtype=np.uint32), "values": np.array([1.0, 1.0])},
+                "indices",
+            ),
             "beyond": ({"indices": [1, VOCAB], "values": [1.0, 1.0]}, f"beyond the vocabulary of {VOCAB}"),
             "dense to sparse": ([0.1, 0.2, 0.3], "vector 'sp' is sparse"),
             "lengths": ({"indices": [1, 2], "values": [1.0]}, "give one value per index"),
@@ -220,6 +226,11 @@ def test_bad_sparse_vectors_are_refused_with_the_fix(tmp_path: Path) -> None:
         many = list(range(64))  # the vectorised path gives the same errors
         with pytest.raises(ValueError, match="weights must be positive"):
             docs.data.insert({"n": 9}, vectors={"sp": {"indices": many, "values": [1.0] * 63 + [0.0]}})
+        with pytest.raises(ValueError, match="kept as float32"):
+            docs.data.insert({"n": 9}, vectors={"sp": {"indices": many, "values": [1.0] * 63 + [1e39]}})
+        unsigned = np.arange(64, dtype=np.uint32)[::-1].copy()  # decreasing: np.diff would wrap around
+        with pytest.raises(ValueError, match="indices"):
+            docs.data.insert({"n": 9}, vectors={"sp": {"indices": unsigned, "values": np.ones(64)}})
         with pytest.raises(ValueError, match="vector 'dense' is dense"):
             docs.data.insert({"n": 9}, vectors={"dense": {"indices": [1], "values": [1.0]}})
         with pytest.raises(TypeError, match="vector 'dense' is dense"):

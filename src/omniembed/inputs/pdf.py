@@ -26,6 +26,10 @@ PDF_MAGIC = b"%PDF-"
 ImageFormat = Literal["png", "jpeg"]
 
 
+MAX_PAGE_IMAGES = 10_000
+"""Images one page may embed (each is decoded to render the page)."""
+
+
 @dataclass(frozen=True)
 class PdfLimits:
     """How large a PDF may be and how large its pages may render.
@@ -33,16 +37,19 @@ class PdfLimits:
     Attributes:
         max_bytes: the largest file read (checked before reading).
         max_pages: the most pages in one document (checked when it opens, before any page renders).
-        max_page_pixels: the most pixels in one rendered page (checked before rendering); the input
+        max_page_pixels: the most pixels in one rendered page, and in each image the page embeds
+            (PDFium decodes those at full size to render it), checked before rendering; the input
             policy's per-image limit applies too, where it is lower.
+        max_page_chars: the most characters in one page's text layer (checked before it is read).
     """
 
     max_bytes: int = 512 * 2**20
     max_pages: int = 10_000
     max_page_pixels: int = 6000 * 6000
+    max_page_chars: int = 1_000_000
 
     def __post_init__(self) -> None:
-        for name in ("max_bytes", "max_pages", "max_page_pixels"):
+        for name in ("max_bytes", "max_pages", "max_page_pixels", "max_page_chars"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"PdfLimits.{name} must be a positive integer, got {value!r}")
@@ -249,7 +256,7 @@ def _page(
                 width, height = page.get_size()
                 scale = render.scale(width, height)
                 pixels = (round(width * scale), round(height * scale))
-                why = _too_large(pixels, limits)
+                why = _too_large(pixels, limits) or _large_embedded_image(page, limits)
                 if why:
                     return PageError(label, number, why)
                 bitmap = page.render(scale=scale)
@@ -258,8 +265,17 @@ def _page(
                     image = image.convert("RGB")
                 bitmap.close()
             textpage = page.get_textpage()
-            text = textpage.get_text_range()
-            textpage.close()
+            try:
+                chars = textpage.count_chars()
+                if chars > limits.max_page_chars:
+                    return PageError(
+                        label,
+                        number,
+                        f"has {chars} characters of text, over the limit of {limits.max_page_chars}",
+                    )
+                text = textpage.get_text_range()
+            finally:
+                textpage.close()
         except Exception as error:  # PDFium reports a broken page as one of several errors
             return PageError(label, number, f"cannot be rendered ({error})")
         finally:
@@ -281,6 +297,23 @@ def _too_large(pixels: tuple[int, int], limits: PdfLimits) -> str:
             f"renders to {pixels[0]}x{pixels[1]} = {count} pixels, over the limit of {limit}; "
             "render at a lower dpi or max_side"
         )
+    return ""
+
+
+def _large_embedded_image(page: Any, limits: PdfLimits) -> str:
+    """Why a page whose embedded images PDFium would decode past the pixel limit is refused, or ``""``."""
+    import pypdfium2.raw as pdfium_c
+
+    limit = limits.max_page_pixels
+    policy_limit = input_policy.current().max_image_pixels
+    if policy_limit is not None:
+        limit = min(limit, policy_limit)
+    for count, image in enumerate(page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=8)):
+        if count >= MAX_PAGE_IMAGES:
+            return f"embeds over {MAX_PAGE_IMAGES} images"
+        width, height = image.get_px_size()
+        if width * height > limit:
+            return f"embeds an image of {width}x{height} = {width * height} pixels, over the limit of {limit}"
     return ""
 
 

@@ -7,6 +7,7 @@ checked before each page is rendered.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -57,7 +58,11 @@ async def upload_pdf(name: str, body: PdfUpload, state: StateDep) -> dict[str, A
             (file, data), dpi=body.dpi, max_side=body.max_side, limits=limits, show_progress=False
         )
 
-    result = await state.run_remote(run, lock=True)
+    # Each page is decoded once more by an image model: the request's pixel budget is the route's
+    # page limit times the per-image limit, so a long PDF is bounded by its pages, not cut short.
+    budget = settings.max_pdf_pages * settings.max_image_pixels
+    policy = dataclasses.replace(state.policy, max_request_pixels=budget)
+    result = await state.run_remote(run, lock=True, policy=policy)
     return {
         "file": file,
         "uuids": result.uuids,

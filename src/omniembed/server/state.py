@@ -114,12 +114,15 @@ class ServerState:
                 f"{what} has {tokens} tokens; this server takes {limit} (--max-tokens-per-input)"
             )
 
-    async def run_remote(self, work: Callable[[], T], *, lock: bool = False) -> T:
-        """Run ``work`` in a worker thread under the remote input policy (with a fresh per-request
-        budget), holding the model lock when ``lock`` is set."""
+    async def run_remote(
+        self, work: Callable[[], T], *, lock: bool = False, policy: input_policy.InputPolicy | None = None
+    ) -> T:
+        """Run ``work`` in a worker thread under the remote input policy (``policy`` if given, with a
+        fresh per-request budget), holding the model lock when ``lock`` is set."""
 
         def run() -> T:
-            with input_policy.using(self.policy), self.model_lock if lock else contextlib.nullcontext():
+            chosen = policy or self.policy
+            with input_policy.using(chosen), self.model_lock if lock else contextlib.nullcontext():
                 return work()
 
         return await run_in_threadpool(run)

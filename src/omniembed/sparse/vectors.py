@@ -10,6 +10,11 @@ from typing import Any
 
 from omniembed.errors import InvalidInputError
 
+FLOAT32_MAX = 3.4028234663852886e38
+"""The largest weight: stored vectors keep float32 weights."""
+FLOAT32_TINY = 2.0**-149
+"""The smallest positive float32; a smaller weight would be stored as 0."""
+
 
 @dataclass(frozen=True)
 class SparseVector:
@@ -90,9 +95,14 @@ def _check_value(value: Any, position: int, name: str) -> float:
     number = float(value)
     if not math.isfinite(number):
         raise InvalidInputError(f"{name}: values[{position}] is {number}; weights must be finite numbers")
-    if number <= 0:
+    if number < FLOAT32_TINY:
         raise InvalidInputError(
-            f"{name}: values[{position}] is {number}; weights must be positive (leave zero weights out)"
+            f"{name}: values[{position}] is {number}; weights must be positive float32 numbers "
+            "(leave zero weights out)"
+        )
+    if number > FLOAT32_MAX:
+        raise InvalidInputError(
+            f"{name}: values[{position}] is {number}; weights are kept as float32, at most {FLOAT32_MAX:.4g}"
         )
     return number
 

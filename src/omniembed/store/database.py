@@ -17,6 +17,8 @@ from omniembed.store.schema import BM25Config, Property, Schema, check_new_prope
 from omniembed.store.vectorizer import EmbeddingCache, Vectorizer
 
 logger = logging.getLogger(__name__)
+RESERVED_VECTOR_NAMES = ("keyword",)
+"""Names a new collection's vectors may not take: index files beside the database use them."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,10 @@ class Collections:
         vectorizers: dict[str, Vectorizer] = {}
         configs: dict[str, VectorConfig] = {}
         for vector_name, spec in (vectors or {}).items():
+            if vector_name in RESERVED_VECTOR_NAMES:
+                raise ValueError(
+                    f"vector name {vector_name!r} is taken by the BM25 index's files; choose another name"
+                )
             if isinstance(spec, Vectorizer):
                 spec.bind(schema)
                 vectorizers[vector_name] = spec

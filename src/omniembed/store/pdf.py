@@ -85,12 +85,12 @@ def _refuse(message: str, errors: list[str] | None) -> None:
 
 def _documents(sources: PdfSource | Iterable[PdfSource]) -> Iterator[tuple[Any, str | None]]:
     """Each document of ``sources`` as (what to open, its name)."""
-    if isinstance(sources, (str, os.PathLike, bytes, tuple)):
-        sources = [sources]
+    if isinstance(sources, (str, os.PathLike, bytes)) or _named_bytes(sources):
+        sources = [sources]  # type: ignore[list-item]
     for source in sources:
-        if isinstance(source, tuple):
-            name, data = source
-            yield data, str(name)
+        if _named_bytes(source):
+            pair: tuple[Any, Any] = source  # type: ignore[assignment]
+            yield bytes(pair[1]), str(pair[0])
         elif isinstance(source, bytes):
             yield source, None
         elif isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
@@ -118,3 +118,12 @@ def check_page_schema(properties: dict[str, str], collection: str) -> list[str]:
             "db.collections.create(name, oe.PAGE_PROPERTIES, vectors)"
         )
     return held
+
+
+def _named_bytes(source: Any) -> bool:
+    """Whether ``source`` is a ``(name, bytes)`` pair (a tuple of paths is a list of documents)."""
+    return (
+        isinstance(source, tuple)
+        and len(source) == 2
+        and isinstance(source[1], (bytes, bytearray, memoryview))
+    )

@@ -16,6 +16,7 @@ import numpy as np
 
 from omniembed.errors import InvalidInputError
 from omniembed.sparse import SparseVector, check_sparse
+from omniembed.sparse.vectors import FLOAT32_MAX, FLOAT32_TINY
 
 MAX_TOKEN_ID = 2**31 - 1
 """Token ids are below this when the vocabulary size is not known (they are stored as 32-bit)."""
@@ -81,12 +82,13 @@ def _checked_arrays(value: Mapping[str, Any], limit: int) -> tuple[np.ndarray, n
         return None
     if indices.dtype.kind not in "ui" or values.dtype.kind != "f":
         return None
+    indices = indices.astype(np.int64)  # np.diff of unsigned ids wraps around
     if len(indices) and (
         int(indices[0]) < 0
         or int(indices[-1]) >= limit
         or not bool(np.all(np.diff(indices) > 0))
         or not bool(np.all(np.isfinite(values)))
-        or not bool(np.all(values > 0))
+        or not bool(np.all((values >= FLOAT32_TINY) & (values <= FLOAT32_MAX)))
     ):
         return None
     return indices.astype(np.int64), values.astype(np.float64)

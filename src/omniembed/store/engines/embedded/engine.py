@@ -568,6 +568,7 @@ class EmbeddedBackend:
             allowed = self._allowed(tables, where)
         slots, scores = tables.keyword.search(query, boosts, limit, allowed)
         with self.lock:
+            self._same_collection(name, tables)
             return self._hits(tables, slots, scores, None)
 
     def hybrid_search(
@@ -591,7 +592,13 @@ class EmbeddedBackend:
         finally:
             vector_hits = nearest.result()
         with self.lock:
+            self._same_collection(name, tables)
             return vector_hits, self._hits(tables, slots, scores, None)
+
+    def _same_collection(self, name: str, tables: _Tables) -> None:
+        """Refuse, as not found, a collection deleted (or made anew) while its index was searched."""
+        if self._tables(name) is not tables:
+            raise CollectionNotFoundError(f"collection {name!r} was deleted during the search")
 
     def _locked_vector_search(
         self,
@@ -928,9 +935,10 @@ def _unzip(rows: Iterable[tuple[int, bytes]]) -> tuple[list[int], list[bytes]]:
 
 @functools.cache
 def _side_thread() -> ThreadPoolExecutor:
-    """One thread for the vector side of hybrid searches, started on first use (a forked child starts
-    its own: the parent's thread does not exist there)."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="omniembed-hybrid")
+    """Threads for the vector side of hybrid searches (a few, so that one database waiting on its lock
+    does not hold up another's), started on first use; a forked child starts its own, since the
+    parent's threads do not exist there."""
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="omniembed-hybrid")
 
 
 os.register_at_fork(after_in_child=_side_thread.cache_clear)
