@@ -75,6 +75,16 @@ def test_pages_keep_file_page_order_and_text(tmp_path: Path) -> None:
     assert one == [{"file": "named.pdf", "page": 1, "text": one[0]["text"]}]
 
 
+def test_a_tuple_of_paths_is_several_documents_and_a_name_with_bytes_is_one(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.pdf", tmp_path / "b.pdf"
+    first.write_bytes(pdfs.pdf_bytes(["alpha"], figures=False))
+    second.write_bytes(pdfs.pdf_bytes(["beta", "gamma"], figures=False))
+    pages = list(oe.pdf_pages((str(first), str(second)), images=False))
+    assert [(p["file"], p["page"]) for p in pages] == [("a.pdf", 1), ("b.pdf", 1), ("b.pdf", 2)]
+    named = list(oe.pdf_pages(("sent.pdf", second.read_bytes()), images=False))
+    assert [(p["file"], p["text"]) for p in named] == [("sent.pdf", "beta"), ("sent.pdf", "gamma")]
+
+
 def test_a_bad_document_is_named_and_the_rest_imported(tmp_path: Path) -> None:
     docs, _ = cranfield(4)
     texts = [d["body"] for d in docs]
