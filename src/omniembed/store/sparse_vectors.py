@@ -17,9 +17,7 @@ import numpy as np
 from omniembed.errors import InvalidInputError
 from omniembed.sparse import SparseVector, check_sparse
 from omniembed.sparse.vectors import FLOAT32_MAX, FLOAT32_TINY
-
-MAX_TOKEN_ID = 2**31 - 1
-"""Token ids are below this when the vocabulary size is not known (they are stored as 32-bit)."""
+from omniembed.store.config import MAX_VOCAB
 
 
 def is_sparse(value: Any) -> bool:
@@ -36,7 +34,7 @@ def as_sparse(value: Any, vocab_size: int | None, name: str) -> SparseVector:
     >>> as_sparse({"indices": [1, 4], "values": [0.5, 2.0]}, 10, "query")
     SparseVector(indices=(1, 4), values=(0.5, 2.0))
     """
-    limit = vocab_size if vocab_size is not None else MAX_TOKEN_ID
+    limit = vocab_size if vocab_size is not None else MAX_VOCAB  # ids are stored as 32-bit
     if isinstance(value, SparseVector):
         value = value.as_dict()
     elif getattr(value, "is_sparse", False):
@@ -113,11 +111,6 @@ def from_bytes(data: bytes) -> SparseVector:
     """Read back what :func:`to_bytes` wrote."""
     indices, values = arrays_of(data)
     return SparseVector(tuple(indices.tolist()), tuple(values.tolist()))
-
-
-def checked_limit(vocab_size: int | None) -> int:
-    """The bound on token ids: the vocabulary size when known."""
-    return vocab_size if vocab_size is not None else MAX_TOKEN_ID
 
 
 def wrong_kind(name: str, sparse: bool, value: Any) -> InvalidInputError | None:
