@@ -149,16 +149,20 @@ def test_serve_passes_the_security_settings(monkeypatch: pytest.MonkeyPatch, tmp
         "api.example.com",
         "--allowed-host",
         "*.lan",
+        "--max-pdf-pages",
+        "20",
     ]
     assert main(argv) == OK
     served["app"].state.omniembed.db.close()  # the app's shutdown would close it; uvicorn never ran
     settings = served["app"].state.omniembed.settings
     assert (settings.max_input_chars, settings.public_metrics, settings.public_docs) == (500, True, True)
     assert settings.allowed_hosts == ("api.example.com", "*.lan")
+    assert settings.max_pdf_pages == 20
     assert main(["-q", "serve", "--db", str(tmp_path / "db2")]) == OK
     served["app"].state.omniembed.db.close()
     settings = served["app"].state.omniembed.settings
     assert settings.input_char_limit == 32 * 8192
+    assert settings.max_pdf_pages == 500
     assert settings.allowed_hosts == ("localhost", "127.0.0.1", "[::1]")
     assert (settings.public_metrics, settings.public_docs) == (False, False)
 

@@ -122,6 +122,9 @@ def test_a_bad_document_is_named_and_the_rest_imported(tmp_path: Path) -> None:
         assert (found["file"], found["page"]) == ("good.pdf", 1)
         with pytest.raises(InvalidDocumentError, match=r"locked\.pdf: the PDF is encrypted"):
             list(oe.pdf_pages(tmp_path / "locked.pdf"))
+        with pytest.raises(InvalidDocumentError, match=r"mixed\.pdf, page 2: renders to") as raised:
+            list(oe.pdf_pages(tmp_path / "mixed.pdf", max_side=None, dpi=20, limits=limits))
+        assert raised.value.__context__ is None  # raised once, not again while handling itself
 
 
 def test_a_collection_without_page_properties_is_refused(tmp_path: Path) -> None:
@@ -198,6 +201,19 @@ def test_page_images_by_a_late_interaction_model_with_bm25_and_a_text_model(
         assert sorted(size for (size,) in rows) == sorted(2 * document.size for document in documents)
         copy = db.collections.create("Copy", oe.PAGE_PROPERTIES, {"image": oe.Vectorizer(model, ["image"])})
         assert copy.data.insert_pdf(tmp_path / "wings.pdf", dpi=72).embedded == 0
+        # A float32 collection's matrices are cached as float32: from the cache, they are stored exactly.
+        exact_vectors = []
+        for name in ("Exact", "ExactAgain"):
+            kept = db.collections.create(
+                name, oe.PAGE_PROPERTIES, {"image": oe.Vectorizer(model, ["image"])}, matrix_storage="float32"
+            )
+            done = kept.data.insert_pdf(tmp_path / "wings.pdf", dpi=72)
+            assert done.embedded == (6 if name == "Exact" else 0)
+            objects = [kept.data.get_by_id(uuid, include_vector=True) for uuid in done.uuids.values()]
+            exact_vectors.append([o.vectors["image"] for o in objects if o is not None])
+        for first, second in zip(*exact_vectors, strict=True):
+            assert first.dtype == np.float32
+            np.testing.assert_array_equal(first, second)
 
 
 @pytest.fixture(scope="module")

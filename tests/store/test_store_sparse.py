@@ -302,3 +302,28 @@ def test_hybrid_fuses_dense_sparse_and_bm25_by_weight() -> None:
             docs.query.hybrid(
                 "x", weights={"dense": 1.0}, target_vector=["dense", "dense"], vector=dense_query
             )
+
+
+def test_closing_an_unchanged_database_writes_no_index_file(tmp_path: Path) -> None:
+    folder = tmp_path / "db"
+    with oe.connect(folder) as db:
+        create(db, 60)
+
+    def saved() -> dict[str, int]:
+        return {p.name: p.stat().st_mtime_ns for p in folder.glob("1.*") if p.suffix != ".sqlite"}
+
+    before = saved()
+    assert any(".keyword." in name for name in before)
+    assert any(".sp." in name for name in before)
+    with oe.connect(folder) as db:  # searched, not changed
+        docs = db.collections.get("Doc")
+        assert len(docs.query.bm25("item", limit=3)) == 3
+        assert len(docs.query.near_vector(random_sparse(np.random.default_rng(1)), target_vector="sp")) > 0
+    assert saved() == before
+    with oe.connect(folder) as db:
+        docs = db.collections.get("Doc")
+        docs.data.delete_by_id(docs.query.fetch_objects(limit=1)[0].uuid)
+    after = saved()
+    for kind in (".keyword.manifest.json", ".sp.manifest.json"):
+        name = "1" + kind
+        assert after[name] != before[name], name

@@ -62,6 +62,9 @@ def serve_command(
     max_video_frames: Annotated[
         int, typer.Option(min=1, help="frames in one video input")
     ] = input_policy.REMOTE_VIDEO_FRAMES,
+    max_pdf_pages: Annotated[
+        int, typer.Option(min=1, help="pages in one uploaded PDF (each also held to --max-image-pixels)")
+    ] = 500,
     public_metrics: Annotated[bool, typer.Option(help="with --api-key, leave /metrics open")] = False,
     public_docs: Annotated[
         bool, typer.Option(help="with --api-key, leave /docs, /redoc and /openapi.json open")
@@ -107,6 +110,7 @@ def serve_command(
         max_request_pixels=max_request_pixels,
         max_audio_seconds=max_audio_seconds,
         max_video_frames=max_video_frames,
+        max_pdf_pages=max_pdf_pages,
         public_metrics=public_metrics,
         public_docs=public_docs,
     )

@@ -212,6 +212,12 @@ class _TaskWriter:
         ]
         return pa.table({"imported": [len(result.uuids)], "errors": [errors]})
 
+    def __del__(self) -> None:
+        """Close the connection when Ray retires the actor (Ray Data calls a UDF's ``__del__``)."""
+        db = getattr(self, "db", None)
+        if db is not None:
+            db.close()
+
 
 def _write_from_tasks(
     ds: Any, target: str, name: str, layout: _Layout, concurrency: int, batch_size: int

@@ -260,10 +260,12 @@ def _page(
                 if why:
                     return PageError(label, number, why)
                 bitmap = page.render(scale=scale)
-                image = bitmap.to_pil()
-                if image.mode != "RGB":  # PIL shares RGBA, RGBX and L buffers: copy before freeing it
-                    image = image.convert("RGB")
-                bitmap.close()
+                try:
+                    image = bitmap.to_pil()
+                    if image.mode != "RGB":  # PIL shares RGBA, RGBX and L buffers: copy before freeing
+                        image = image.convert("RGB")
+                finally:
+                    bitmap.close()
             textpage = page.get_textpage()
             try:
                 chars = textpage.count_chars()

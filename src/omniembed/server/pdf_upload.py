@@ -53,11 +53,12 @@ async def upload_pdf(name: str, body: PdfUpload, state: StateDep) -> dict[str, A
     )
 
     def run() -> Any:
-        count_pages(data, name=file, limits=limits)  # a document that cannot be read is a 400 error
         return collection.data.insert_pdf(
             (file, data), dpi=body.dpi, max_side=body.max_side, limits=limits, show_progress=False
         )
 
+    # A document that cannot be read at all is a 400 error, found before the model lock is taken.
+    await state.run_remote(lambda: count_pages(data, name=file, limits=limits))
     # Each page is decoded once more by an image model: the request's pixel budget is the route's
     # page limit times the per-image limit, so a long PDF is bounded by its pages, not cut short.
     budget = settings.max_pdf_pages * settings.max_image_pixels

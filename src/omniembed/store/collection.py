@@ -126,15 +126,16 @@ class Collection:
             if not todo:
                 continue
             inputs = [vectorizer.input_for(obj.properties, schema) for _, obj in todo]
+            storage = self.config.vectors[name].storage
             try:
-                embedded = [vectorizer.embed_documents(inputs, self.cache)]
+                embedded = [vectorizer.embed_documents(inputs, self.cache, storage)]
                 positions = [[i for i, _ in todo]]
             except Exception as error:  # isolate the objects the model refuses, keep the rest
                 logger.warning("vectorizing a batch of %s failed (%s); retrying one by one", self.name, error)
                 embedded, positions = [], []
                 for (i, _), item in zip(todo, inputs, strict=True):
                     try:
-                        embedded.append(vectorizer.embed_documents([item], self.cache))
+                        embedded.append(vectorizer.embed_documents([item], self.cache, storage))
                         positions.append([i])
                     except Exception as single:
                         result.errors[indexes[i]] = f"vector {name!r}: {single}"

@@ -73,8 +73,10 @@ def pdf_pages(
                 if images:
                     item["image"] = page.image
                 yield item
-        except InvalidDocumentError as error:
-            _refuse(str(error), errors)
+        except InvalidDocumentError as error:  # the document's own error, or a page's from _refuse
+            if errors is None:
+                raise
+            errors.append(str(error))
 
 
 def _refuse(message: str, errors: list[str] | None) -> None:

@@ -223,13 +223,18 @@ class Vectorizer:
             return parts["text"]
         return parts or None
 
-    def embed_documents(self, inputs: Sequence[Any], cache: EmbeddingCache | None = None) -> Embedded:
-        """Embed object inputs, reusing cached vectors for content seen before."""
+    def embed_documents(
+        self, inputs: Sequence[Any], cache: EmbeddingCache | None = None, storage: str = "float16"
+    ) -> Embedded:
+        """Embed object inputs, reusing cached vectors for content seen before.
+
+        ``storage`` is how the collection keeps token matrices: a ``float16`` collection's are cached
+        as float16 (the ":f16" keys; a float32 copy would hold twice what it does), any other's as
+        float32, so a vector from the cache is stored exactly as a freshly computed one.
+        """
         if self.model_name is None or self.sparse:  # no stable key; the cache keeps dense blobs only
             cache = None
-        # Token matrices are cached as float16 (the ":f16" keys), as collections keep them by default:
-        # a float32 copy in the cache would hold twice what the collection does.
-        suffix = HALF_PRECISION if self.multi_vector else ""
+        suffix = HALF_PRECISION if self.multi_vector and storage == "float16" else ""
         keys = [self._key(item) + suffix if item is not None else None for item in inputs]
         cached = cache.get_many([k for k in keys if k is not None]) if cache is not None else {}
         if cached and self.multi_vector:  # the cache keeps flat blobs

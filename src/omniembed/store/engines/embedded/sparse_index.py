@@ -71,6 +71,7 @@ class SparseIndex:
         self.count = 0
         self.end = 0  # one past the highest slot ever added
         self._scratch = np.zeros(0, dtype=np.float64)  # per-slot sums of a search; zero between searches
+        self._saved_as: tuple[Path, dict[str, int]] | None = None  # where and with what it was last saved
         self._lock = threading.Lock()
         self._clear_delta()
 
@@ -105,6 +106,7 @@ class SparseIndex:
                     self._ids[token] = len(self._tokens)
                     self._tokens.append(token)
             ids = np.array([self._ids[token] for token in distinct.tolist()], dtype=np.int64)
+            self._saved_as = None
             high = int(slots.max()) + 1
             self.end = max(self.end, high)
             self.alive = grow(self.alive, self.end - 1)
@@ -143,6 +145,7 @@ class SparseIndex:
                 if 0 <= slot < len(self.alive) and self.alive[slot]:
                     self.alive[slot] = False
                     self.count -= 1
+                    self._saved_as = None
 
     def search(
         self, query: SparseVector, limit: int, allowed: np.ndarray | None = None
@@ -200,10 +203,13 @@ class SparseIndex:
 
     def save(self, prefix: Path | None, watermark: dict[str, int]) -> None:
         """Write what changed since the last save beside ``prefix`` (see
-        :mod:`~omniembed.store.engines.keyword.persist`); then serve the new segments from their files."""
+        :mod:`~omniembed.store.engines.keyword.persist`); then serve the new segments from their files.
+        Nothing is written when nothing changed since it was saved there."""
         if prefix is None:
             return
         with self._lock:
+            if self._saved_as == (prefix, dict(watermark)):
+                return
             self._flush()
             prefix.parent.mkdir(parents=True, exist_ok=True)
             on_disk = persist.listed(prefix)
@@ -225,6 +231,7 @@ class SparseIndex:
             alive = self.alive[: self.end]
             persist.commit(prefix, FINGERPRINT, segments, alive, self.count, {FIELD: live}, watermark)
             self.segments = segments
+            self._saved_as = (prefix, dict(watermark))
             self._clear_delta()
 
     def _delta_postings(self) -> Postings:
@@ -253,4 +260,5 @@ class SparseIndex:
         for segment in index.segments:  # a slot has its count in one segment only
             view = index.nonzeros[segment.lo : segment.hi]
             np.maximum(view, segment.lengths[FIELD], out=view)
+        index._saved_as = (prefix, dict(loaded.watermark))
         return index, dict(loaded.watermark)

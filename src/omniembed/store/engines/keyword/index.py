@@ -59,6 +59,7 @@ class KeywordIndex:
         self._scratch = np.zeros(0, dtype=np.float64)  # per-slot sums of a search; zero between searches
         self._mark = np.zeros(0, dtype=bool)  # the slots a search may still rank; false between searches
         self._norm_cache: dict[str, tuple[np.ndarray, float]] = {}  # per field: norms, until a change
+        self._saved_as: tuple[Path, dict[str, int]] | None = None  # where and with what it was last saved
         self._lock = threading.Lock()
 
     def add(self, slot: int, properties: Mapping[str, Any]) -> None:
@@ -74,6 +75,7 @@ class KeywordIndex:
             return
         with self._lock:
             self._norm_cache.clear()
+            self._saved_as = None
             low, high = int(slot_array.min()), int(slot_array.max()) + 1
             self.end = max(self.end, high)
             self.alive = grow(self.alive, self.end - 1)
@@ -89,6 +91,7 @@ class KeywordIndex:
         with self._lock:
             if 0 <= slot < len(self.alive) and self.alive[slot]:
                 self._norm_cache.clear()
+                self._saved_as = None
                 self.alive[slot] = False
                 self.count -= 1
                 for field in self.fields.values():
@@ -166,8 +169,10 @@ class KeywordIndex:
 
     def save(self, prefix: Path, watermark: Mapping[str, int]) -> None:
         """Write what changed since the last save beside ``prefix`` (see :mod:`.persist`); then serve the
-        new segments from their files."""
+        new segments from their files. Nothing is written when nothing changed since it was saved there."""
         with self._lock:
+            if self._saved_as == (prefix, dict(watermark)):
+                return
             prefix.parent.mkdir(parents=True, exist_ok=True)
             on_disk = persist.listed(prefix)
             segments = [  # those the manifest there does not name (saved elsewhere) are written again
@@ -189,6 +194,7 @@ class KeywordIndex:
             alive = self.alive[: self.end]
             persist.commit(prefix, self.fingerprint(), segments, alive, self.count, totals, watermark)
             self.segments, self._delta = segments, (0, 0, 0)
+            self._saved_as = (prefix, dict(watermark))
             for field in self.fields.values():
                 field.clear()
 
@@ -217,6 +223,7 @@ class KeywordIndex:
                 view = lengths[segment.lo : segment.hi]
                 np.maximum(view, segment.lengths[name], out=view)
             index.fields[name] = Field(field.analyzer, lengths, loaded.totals[name])
+        index._saved_as = (prefix, dict(loaded.watermark))
         return index, dict(loaded.watermark)
 
     def fingerprint(self) -> dict[str, Any]:
