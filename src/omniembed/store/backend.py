@@ -7,7 +7,7 @@ distributed one behave the same.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -87,14 +87,14 @@ class StorageBackend(Protocol):
     def hybrid_search(
         self,
         name: str,
-        vector: str,
-        query: np.ndarray | SparseVector,
+        vectors: Mapping[str, np.ndarray | SparseVector],
         text: str,
         boosts: dict[str, float],
         limit: int,
         where: Filter | None,
-    ) -> tuple[list[Match], list[Match]]:
-        """Return ``vector_search`` and ``keyword_search`` with these arguments (at once, if it can)."""
+    ) -> tuple[dict[str, list[Match]], list[Match]]:
+        """Return ``vector_search`` for each named vector's query in ``vectors`` and ``keyword_search``
+        with these arguments (at once, if it can)."""
 
     def close(self) -> None:
         """Flush and release everything the backend holds."""

@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from omniembed.retrieval.fusion import check_weights
-from omniembed.store.filters import Filter
 from omniembed.store.results import QueryResult
 from omniembed.store.sparse_vectors import is_sparse
 
@@ -17,21 +16,19 @@ SOURCES = ("dense", "sparse", "bm25")
 Ranked = dict[str, list[tuple[str, float]]]
 
 
-def vector_sources(
+def vector_queries(
     collection: Collection,
     query: str,
     weights: Mapping[str, float],
     vector: Any,
     target_vector: str | Sequence[str] | None,
-    depth: int,
-    filters: Filter | None,
-) -> tuple[Ranked, dict[str, float]]:
-    """Check ``weights``; search the dense and sparse sources they name; return their ``(uuid, score)``
-    lists by source and the weights scaled to sum to 1 (sources of weight 0 left out)."""
+) -> tuple[dict[str, tuple[str, Any]], dict[str, float]]:
+    """Check ``weights``; return the dense and sparse sources they name as ``(named vector, checked
+    query vector)`` by source, and the weights scaled to sum to 1 (sources of weight 0 left out)."""
     shares = {source: share for source, share in check_weights(weights, SOURCES).items() if share > 0}
     names = targets(collection, target_vector, [source for source in ("dense", "sparse") if source in shares])
     given = split_vector(vector)
-    ranked: Ranked = {}
+    queries = {}
     for source, name in names.items():
         query_vector = given.get(source)
         if query_vector is None:
@@ -41,10 +38,8 @@ def vector_sources(
                     f"give its query vector with vector={{{source!r}: ...}}"
                 )
             query_vector = collection.vectorizers[name].embed_query(query)
-        checked = collection.vector_value(name, query_vector, "query for vector")
-        hits = collection.backend.vector_search(collection.name, name, checked, depth, filters)
-        ranked[source] = [(hit.uuid, hit.score) for hit in hits]
-    return ranked, shares
+        queries[source] = (name, collection.vector_value(name, query_vector, "query for vector"))
+    return queries, shares
 
 
 def targets(

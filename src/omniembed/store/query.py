@@ -14,7 +14,7 @@ from omniembed.retrieval.fusion import Fusion, fuse, fuse_weighted
 from omniembed.sparse import SparseVector
 from omniembed.store.backend import Match
 from omniembed.store.filters import Filter
-from omniembed.store.hybrid import explain_parts, vector_sources
+from omniembed.store.hybrid import explain_parts, vector_queries
 from omniembed.store.results import QueryResult
 
 if TYPE_CHECKING:
@@ -215,12 +215,13 @@ class QueryAPI:
         if weights is not None:
             if alpha is not None:
                 raise ValueError("give alpha (one vector and BM25) or weights (by source), not both")
-            ranked, shares = vector_sources(
-                self._collection, query, weights, vector, target_vector, depth, filters
+            queries, shares = vector_queries(self._collection, query, weights, vector, target_vector)
+            by_vector, keyword = self._sources(
+                dict(queries.values()), query if "bm25" in shares else None, query_properties, depth, filters
             )
-            if "bm25" in shares:
-                keyword = self._keyword(query, query_properties, depth, filters)
-                ranked["bm25"] = [(hit.uuid, hit.score) for hit in keyword]
+            ranked = {source: by_vector[name] for source, (name, _) in queries.items()}
+            if keyword is not None:
+                ranked["bm25"] = keyword
             fused_many = fuse_weighted(ranked, shares, fusion=fusion, rrf_k=rrf_k)[:fetch]
             matches = [Match(uuid, score) for uuid, score, _ in fused_many]
             result = self._collection.results(matches, include_vector)
@@ -242,15 +243,15 @@ class QueryAPI:
                 "query for vector",
             )
             if alpha < 1:
-                vector_hits, keyword_hits = self._collection.backend.hybrid_search(
+                searched, keyword_hits = self._collection.backend.hybrid_search(
                     self._collection.name,
-                    name,
-                    query_vector,
+                    {name: query_vector},
                     _keyword_text(query),
                     self._boosts(query_properties),
                     depth,
                     filters,
                 )
+                vector_hits = searched[name]
             else:
                 vector_hits = self._collection.backend.vector_search(
                     self._collection.name, name, query_vector, depth, filters
@@ -301,6 +302,29 @@ class QueryAPI:
     def _reranked(self, result: QueryResult, rerank: Rerank | None, query: Any, limit: int) -> QueryResult:
         """Reorder ``result`` with the reranker, if the query asked for one."""
         return result if rerank is None else self._collection.rerank(result, rerank, query, limit)
+
+    def _sources(
+        self,
+        vectors: dict[str, Any],
+        text: str | None,
+        properties: Sequence[str] | None,
+        depth: int,
+        filters: Filter | None,
+    ) -> tuple[dict[str, list[tuple[str, float]]], list[tuple[str, float]] | None]:
+        """``(uuid, score)`` lists by named vector, and BM25's when ``text`` is given (else ``None``),
+        searched at once where the backend can."""
+        backend, name = self._collection.backend, self._collection.name
+        keyword: list[Match] | None = None
+        if text is None:
+            hits = {
+                target: backend.vector_search(name, target, q, depth, filters)
+                for target, q in vectors.items()
+            }
+        else:
+            boosts = self._boosts(properties)
+            hits, keyword = backend.hybrid_search(name, vectors, _keyword_text(text), boosts, depth, filters)
+        pairs = {target: [(hit.uuid, hit.score) for hit in found] for target, found in hits.items()}
+        return pairs, None if keyword is None else [(hit.uuid, hit.score) for hit in keyword]
 
     def _keyword(
         self, query: str, properties: Sequence[str] | None, limit: int, filters: Filter | None

@@ -22,7 +22,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
@@ -574,19 +574,19 @@ class EmbeddedBackend:
     def hybrid_search(
         self,
         name: str,
-        vector: str,
-        query: np.ndarray | SparseVector,
+        vectors: Mapping[str, np.ndarray | SparseVector],
         text: str,
         boosts: dict[str, float],
         limit: int,
         where: Filter | None,
-    ) -> tuple[list[Match], list[Match]]:
-        """:meth:`vector_search` and :meth:`keyword_search` at once: BM25 scores on this thread while
-        another searches the vectors (numpy, faiss and SQLite release the GIL), the filter read once."""
+    ) -> tuple[dict[str, list[Match]], list[Match]]:
+        """:meth:`vector_search` for each named vector and :meth:`keyword_search` at once: BM25 scores
+        on this thread while another searches the vectors (numpy, faiss and SQLite release the GIL),
+        the filter read once."""
         with self.lock:
             tables = self._keyword_tables(name, boosts)
             allowed = self._allowed(tables, where)
-        nearest = _side_thread().submit(self._locked_vector_search, tables, vector, query, limit, allowed)
+        nearest = _side_thread().submit(self._locked_vector_searches, tables, vectors, limit, allowed)
         try:
             slots, scores = tables.keyword.search(text, boosts, limit, allowed)
         finally:
@@ -600,16 +600,18 @@ class EmbeddedBackend:
         if self._tables(name) is not tables:
             raise CollectionNotFoundError(f"collection {name!r} was deleted during the search")
 
-    def _locked_vector_search(
+    def _locked_vector_searches(
         self,
         tables: _Tables,
-        vector: str,
-        query: np.ndarray | SparseVector,
+        vectors: Mapping[str, np.ndarray | SparseVector],
         limit: int,
         allowed: np.ndarray | None,
-    ) -> list[Match]:
+    ) -> dict[str, list[Match]]:
         with self.lock:
-            return self._vector_search(tables, vector, query, limit, allowed)
+            return {
+                vector: self._vector_search(tables, vector, query, limit, allowed)
+                for vector, query in vectors.items()
+            }
 
     def _vector_search(
         self,

@@ -34,7 +34,7 @@ import importlib
 import json
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -348,16 +348,18 @@ class MilvusBackend:
     def hybrid_search(
         self,
         name: str,
-        vector: str,
-        query: np.ndarray | SparseVector,
+        vectors: Mapping[str, np.ndarray | SparseVector],
         text: str,
         boosts: dict[str, float],
         limit: int,
         where: Filter | None,
-    ) -> tuple[list[Match], list[Match]]:
-        """The vector and the keyword search, one after the other."""
+    ) -> tuple[dict[str, list[Match]], list[Match]]:
+        """The vector searches and the keyword search, one after another."""
         return (
-            self.vector_search(name, vector, query, limit, where),
+            {
+                vector: self.vector_search(name, vector, query, limit, where)
+                for vector, query in vectors.items()
+            },
             self.keyword_search(name, text, boosts, limit, where),
         )
 
