@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 
 from omniembed.errors import InvalidInputError, ModelFormatError
 from omniembed.inputs.video import VideoClip
@@ -107,6 +108,8 @@ class VisionLanguageTransformer(MultimodalTransformer):
             rendered, padding=True, add_special_tokens=False, return_tensors="pt", **limits
         )
         ids = batch["input_ids"]
+        if not (images or videos):
+            self._restore_endings(conversations, ids, batch["attention_mask"])
         features["input_ids"] = ids
         features["attention_mask"] = batch["attention_mask"]
         # The decoder places image (1) and video (2) tokens in space and time, text (0) in sequence.
@@ -114,6 +117,37 @@ class VisionLanguageTransformer(MultimodalTransformer):
             ids == self._video_token_id
         ).int()
         return features
+
+    def _restore_endings(self, conversations: list[Any], ids: Any, mask: Any) -> None:
+        """Write the chat template's ending back over the last tokens of each row that truncation cut:
+        last-token pooling reads the final position, which must stay the template's (as in the
+        reference library)."""
+        limit = self.max_seq_length
+        for row, length in enumerate(mask.sum(dim=1).tolist()):
+            if limit is None or length < limit:
+                continue
+            ending = self._template_ending(conversations[row])[-length:]
+            if ending:
+                ids[row, length - len(ending) : length] = torch.tensor(ending, dtype=ids.dtype)
+
+    def _template_ending(self, conversation: list[dict[str, Any]]) -> list[int]:
+        """The token ids the chat template writes after a conversation's last content: the common tail
+        of two renders whose non-system contents differ (empty when they never differ)."""
+        renders = []
+        for filler in ("a", "b c d"):
+            skeleton = [
+                message
+                if message.get("role") == "system"
+                else {**message, "content": [{"type": "text", "text": filler}]}
+                for message in conversation
+            ]
+            text = self.tokenizer.apply_chat_template(skeleton, tokenize=False, add_generation_prompt=False)
+            renders.append(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        first, second = renders
+        common = 0
+        while common < min(len(first), len(second)) and first[-1 - common] == second[-1 - common]:
+            common += 1
+        return list(first[len(first) - common :]) if common < min(len(first), len(second)) else []
 
     def pick_frames(self, total: int, fps: float | None) -> np.ndarray:
         """Choose the frames of a ``total``-frame video (its own rate ``fps``) as the video processor
@@ -190,14 +224,17 @@ def refuse_vision_language(folder: Path) -> None:
 
 
 def to_conversation(modality: Any, value: Any, prompt: str | None) -> list[dict[str, Any]]:
-    """Turn one input into a chat conversation; a prompt becomes the system message.
+    """Turn one input into a chat conversation; a prompt becomes a first system message.
+
+    A conversation gets the prompt before its own messages, a system message among them or not (as
+    the reference library does): pass ``prompt=""`` to ``encode`` to send a conversation as it is.
 
     >>> to_conversation("text", "a cat", "Find images")[0]
     {'role': 'system', 'content': [{'type': 'text', 'text': 'Find images'}]}
     """
     if modality == "message":
         conversation = [value] if isinstance(value, dict) else list(value)
-        if prompt and not any(message.get("role") == "system" for message in conversation):
+        if prompt:
             conversation.insert(0, _message("system", [{"type": "text", "text": prompt}]))
         return conversation
     if modality in ("text", "image", "video"):
