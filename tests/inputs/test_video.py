@@ -17,7 +17,7 @@ from PIL import Image
 from sentence_transformers import SentenceTransformer as Reference
 
 from omniembed import SentenceTransformer
-from omniembed.errors import InvalidInputError, InvalidVideoError, UnsupportedModalityError
+from omniembed.errors import InvalidInputError, InvalidVideoError
 from omniembed.inputs.modality import input_batch
 from omniembed.inputs.video import load_video, sample_indices
 from omniembed.modules.multimodal.vision_language import VisionLanguageTransformer
@@ -132,9 +132,11 @@ def test_bad_videos_name_the_input(pair: tuple[SentenceTransformer, Reference], 
         assert "index 1" in str(raised.value), str(raised.value)
 
 
-def test_vision_language_video_is_a_clear_error() -> None:
-    with pytest.raises(UnsupportedModalityError, match="torchvision"):
-        input_batch([np.zeros((2, 8, 8, 3), np.uint8)], list(VisionLanguageTransformer.modalities))
+def test_vision_language_models_take_video() -> None:
+    _, kinds, _ = input_batch(
+        [np.zeros((2, 8, 8, 3), np.uint8)], list(VisionLanguageTransformer.modalities)
+    )
+    assert kinds == ["video"]
 
 
 # Blocks PyAV the way an environment without the ``video`` extra behaves.

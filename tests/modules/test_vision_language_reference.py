@@ -26,8 +26,8 @@ def _reference_support() -> str | None:
     except Exception as error:  # a missing or mismatched build fails in several ways
         return f"torchvision does not import ({type(error).__name__}: {error}); run make test-vlm"
     try:
-        from transformers import Qwen3VLVideoProcessor  # noqa: F401
         from sentence_transformers import SentenceTransformer  # noqa: F401
+        from transformers import Qwen3VLVideoProcessor  # noqa: F401
     except Exception as error:
         return f"the reference library's vision-language support is missing ({error}); run make test-vlm"
     return None
@@ -101,7 +101,9 @@ def test_texts_prompts_and_truncate_dim(
     texts = sts_sentences[:12]
     assert_parity(ours.encode(texts), reference.encode(texts))
     assert_parity(ours.encode_query(texts[:4]), reference.encode_query(texts[:4]))
-    assert_parity(ours.encode(texts[:4], prompt="Classify it."), reference.encode(texts[:4], prompt="Classify it."))
+    assert_parity(
+        ours.encode(texts[:4], prompt="Classify it."), reference.encode(texts[:4], prompt="Classify it.")
+    )
     assert_parity(
         ours.encode(texts[:4], prompt_name="query"), reference.encode(texts[:4], prompt_name="query")
     )
@@ -214,9 +216,10 @@ def test_video_files_decode_as_the_reference_sees_their_frames(
     expected = reference.encode([{"array": frames, "video_metadata": metadata}])
     assert_parity(ours.encode([path]), expected)
     assert_parity(ours.encode([{"video": path.read_bytes()}]), expected)
-    assert_parity(ours.encode({"video": str(path), "text": "a file"}), reference.encode(
-        [{"video": {"array": frames, "video_metadata": metadata}, "text": "a file"}]
-    )[0])
+    assert_parity(
+        ours.encode({"video": str(path), "text": "a file"}),
+        reference.encode([{"video": {"array": frames, "video_metadata": metadata}, "text": "a file"}])[0],
+    )
 
 
 def test_saved_folders_load_on_both_sides(
