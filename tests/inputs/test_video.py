@@ -133,9 +133,7 @@ def test_bad_videos_name_the_input(pair: tuple[SentenceTransformer, Reference], 
 
 
 def test_vision_language_models_take_video() -> None:
-    _, kinds, _ = input_batch(
-        [np.zeros((2, 8, 8, 3), np.uint8)], list(VisionLanguageTransformer.modalities)
-    )
+    _, kinds, _ = input_batch([np.zeros((2, 8, 8, 3), np.uint8)], list(VisionLanguageTransformer.modalities))
     assert kinds == ["video"]
 
 
