@@ -44,6 +44,7 @@ from PIL import Image  # noqa: E402
 from sentence_transformers import SentenceTransformer as Reference  # noqa: E402
 
 from omniembed import SentenceTransformer  # noqa: E402
+from omniembed.errors import InvalidVideoError  # noqa: E402
 
 from helpers.audio import write_video  # noqa: E402
 
@@ -279,3 +280,8 @@ def test_the_pillow_processor_sits_close_but_apart(
     finally:
         module.processor = torchvision_processor
     assert cosines.min() > 0.999, cosines
+
+
+def test_a_one_frame_video_is_a_clear_error(pair: tuple[SentenceTransformer, Reference]) -> None:
+    with pytest.raises(InvalidVideoError, match="cannot be prepared"):
+        pair[0].encode([clip_frames(1)])

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from omniembed.errors import InvalidInputError, ModelFormatError
+from omniembed.errors import InvalidInputError, InvalidVideoError, ModelFormatError
 from omniembed.inputs.video import VideoClip
 from omniembed.modules.module import Features, read_json
 from omniembed.modules.multimodal import vl_video
@@ -161,7 +161,12 @@ class VisionLanguageTransformer(MultimodalTransformer):
         processor = self._require_video_processor()
         if not all(isinstance(video, VideoClip) for video in videos):
             raise InvalidInputError("videos reach preprocess loaded (a VideoClip); encode() loads them")
-        features.update(vl_video.video_features(processor, videos))
+        try:
+            features.update(vl_video.video_features(processor, videos))
+        except ValueError as error:  # the processor's own checks: too few frames, an extreme shape
+            raise InvalidVideoError(
+                f"a video in this batch cannot be prepared for the model: {error}"
+            ) from None
         merge, temporal = int(processor.merge_size), int(processor.temporal_patch_size)
         placeholders = [
             vl_video.video_placeholder(video, grid, merge, temporal)
