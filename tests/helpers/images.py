@@ -146,15 +146,32 @@ _VL_SPECIALS = [
     "<|image_pad|>",
     "<|video_pad|>",
 ]
-# A Qwen-style chat template: typed content parts, images as vision_start + image_pad + vision_end.
+# A Qwen-style chat template: typed content parts, images as vision_start + image_pad + vision_end,
+# videos as vision_start + video_pad + vision_end (the processor widens both).
 VL_CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
     "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
     "{% for part in message['content'] %}{% if part['type'] == 'image' %}"
-    "<|vision_start|><|image_pad|><|vision_end|>{% elif part['type'] == 'text' %}{{ part['text'] }}"
+    "<|vision_start|><|image_pad|><|vision_end|>{% elif part['type'] == 'video' %}"
+    "<|vision_start|><|video_pad|><|vision_end|>{% elif part['type'] == 'text' %}{{ part['text'] }}"
     "{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+# Qwen3-VL's video processor settings, scaled to the tiny model: 8x8 patches, 2 frames per temporal
+# patch, 2 frames sampled per second (4 to 16 of them), each frame between 32x32 and 64x64 pixels.
+# Written as JSON: the class needs torchvision, which the main environment does not have.
+VL_VIDEO_PROCESSOR = {
+    "video_processor_type": "Qwen3VLVideoProcessor",
+    "patch_size": 8,
+    "temporal_patch_size": 2,
+    "merge_size": 2,
+    "size": {"shortest_edge": 2 * 32 * 32, "longest_edge": 16 * 64 * 64},
+    "fps": 2,
+    "min_frames": 4,
+    "max_frames": 16,
+    "do_sample_frames": True,
+    "cap_pixels_per_frame": False,
+}
 VL_PROMPTS = {
     "query": "Retrieve images or text relevant to the user's query.",
     "document": "Represent the user's input.",
@@ -227,10 +244,16 @@ def build_qwen3_vl(path: Path, *, seed: int = 0) -> Path:
         min_pixels=32 * 32, max_pixels=64 * 64, patch_size=8, merge_size=2, temporal_patch_size=2
     )
     image_processor.save_pretrained(str(path))
+    mf.write_json(path / "video_preprocessor_config.json", VL_VIDEO_PROCESSOR)
     kinds = ["transformer", "pooling", "normalize"]
     folders = dict(zip(kinds, mf.write_modules_json(path, kinds, "v6"), strict=True))
     forward = {"method": "forward", "method_output_name": "last_hidden_state"}
-    modalities = {"text": forward, "image": forward, "message": {**forward, "format": "structured"}}
+    modalities = {
+        "text": forward,
+        "image": forward,
+        "video": forward,
+        "message": {**forward, "format": "structured"},
+    }
     sbert = {"transformer_task": "feature-extraction", "modality_config": modalities}
     mf.write_json(path / "sentence_bert_config.json", {**sbert, "module_output_name": "token_embeddings"})
     mf.write_json(folders["pooling"] / "config.json", mf.pooling_config(["lasttoken"], 32, True, "v6"))

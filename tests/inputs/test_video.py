@@ -17,9 +17,10 @@ from PIL import Image
 from sentence_transformers import SentenceTransformer as Reference
 
 from omniembed import SentenceTransformer
-from omniembed.errors import InvalidInputError, InvalidVideoError, UnsupportedModalityError
+from omniembed.errors import InvalidInputError, InvalidVideoError
+from omniembed.inputs import policy as input_policy
 from omniembed.inputs.modality import input_batch
-from omniembed.inputs.video import load_video, sample_indices
+from omniembed.inputs.video import load_clip, load_video, sample_indices
 from omniembed.modules.multimodal.vision_language import VisionLanguageTransformer
 
 from helpers.audio import write_video
@@ -132,9 +133,38 @@ def test_bad_videos_name_the_input(pair: tuple[SentenceTransformer, Reference], 
         assert "index 1" in str(raised.value), str(raised.value)
 
 
-def test_vision_language_video_is_a_clear_error() -> None:
-    with pytest.raises(UnsupportedModalityError, match="torchvision"):
-        input_batch([np.zeros((2, 8, 8, 3), np.uint8)], list(VisionLanguageTransformer.modalities))
+def test_clips_keep_the_chosen_frames_with_their_rate(frames: np.ndarray, tmp_path: Path) -> None:
+    path = write_video(tmp_path / "clip.mp4", frames, fps=FPS)
+    every_fifth = lambda total, fps: np.arange(0, total, 5)  # noqa: E731
+    clip = load_clip(path, index=0, pick=every_fifth)
+    assert (clip.total_frames, clip.fps, clip.indices.tolist()) == (12, float(FPS), [0, 5, 10])
+    np.testing.assert_array_equal(clip.frames, decoded_frames(path)[[0, 5, 10]])
+    repeated = load_clip(path.read_bytes(), index=0, pick=lambda total, fps: np.array([0, 0, 11, 11]))
+    np.testing.assert_array_equal(repeated.frames, decoded_frames(path)[[0, 0, 11, 11]])
+    bare = load_clip(frames, index=0, pick=lambda total, fps: np.array([1, 3]))
+    assert (bare.fps, bare.total_frames) == (None, 12)
+    np.testing.assert_array_equal(bare.frames, frames[[1, 3]])
+
+
+def test_remote_clips_are_bounded_before_any_frame_is_chosen(frames: np.ndarray, tmp_path: Path) -> None:
+    data = write_video(tmp_path / "clip.mp4", frames).read_bytes()
+    chosen: list[int] = []
+
+    def pick(total: int, fps: float | None) -> np.ndarray:
+        chosen.append(total)
+        return np.arange(total)
+
+    with input_policy.using(input_policy.InputPolicy.for_remote_callers(max_video_frames=5)):
+        with pytest.raises(InvalidVideoError, match="limit is 5"):
+            load_clip(data, index=0, pick=pick)
+        with pytest.raises(InvalidVideoError, match="not a video container"):
+            load_clip(b"#EXTM3U\nhttp://example.invalid/x.ts\n", index=0, pick=pick)
+    assert chosen == []
+
+
+def test_vision_language_models_take_video() -> None:
+    _, kinds, _ = input_batch([np.zeros((2, 8, 8, 3), np.uint8)], list(VisionLanguageTransformer.modalities))
+    assert kinds == ["video"]
 
 
 # Blocks PyAV the way an environment without the ``video`` extra behaves.

@@ -1,9 +1,10 @@
 """Qwen3-VL-style embedders: chat-template inputs, instruction as system message, right padding,
 last-token pooling, normalisation and MRL truncation, checked against the decoder run by hand.
 
-The reference library cannot run these here: transformers builds a Qwen3-VL processor only with
-torchvision (its video processor needs it), and torchvision is not installed. So the numbers are
-checked against the same computation written out step by step with transformers.
+The reference library cannot run these in the main environment: transformers builds a Qwen3-VL
+processor only with torchvision (its video processor needs it). So here the numbers are checked
+against the same computation written out step by step with transformers (and Pillow's image
+processor); test_vision_language_reference.py compares with the reference where torchvision exists.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ import transformers
 from PIL import Image
 
 from omniembed import SentenceTransformer
-from omniembed.errors import UnsupportedModalityError
+from omniembed.errors import MissingExtraError, UnsupportedModalityError
+from omniembed.modules.multimodal.vl_video import torchvision_importable
 
 from helpers.images import VL_PROMPTS
 
 IMAGE_TOKENS = 4  # a 32x32 image: 4x4 patches of 8 pixels, merged 2x2
+# The image processor the model loads: torchvision's where it imports, else Pillow's.
+IMAGE_BACKEND = "torchvision" if torchvision_importable() else "pil"
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +47,7 @@ def by_hand(folder: Path, system: str, user_text: str, image: Image.Image | None
     inputs = dict(tokenizer(text, add_special_tokens=False, return_tensors="pt"))
     decoder = transformers.Qwen3VLForConditionalGeneration.from_pretrained(folder).model.eval()
     if image is not None:
-        processor = transformers.Qwen2VLImageProcessorPil.from_pretrained(folder)
+        processor = transformers.AutoImageProcessor.from_pretrained(folder, backend=IMAGE_BACKEND)
         inputs.update(processor(images=[image], return_tensors="pt"))
     inputs["mm_token_type_ids"] = (inputs["input_ids"] == decoder.config.image_token_id).int()
     with torch.inference_mode():
@@ -52,7 +56,7 @@ def by_hand(folder: Path, system: str, user_text: str, image: Image.Image | None
 
 
 def test_loads_with_every_modality(model: SentenceTransformer) -> None:
-    assert model.modalities == ["text", "image", ("image", "text"), "message"]
+    assert model.modalities == ["text", "image", "video", ("image", "text"), ("text", "video"), "message"]
     assert model.supports(("image", "text"))
     assert model.tokenizer.padding_side == "right"
     assert model.get_sentence_embedding_dimension() == 32
@@ -66,7 +70,7 @@ def test_matches_the_decoder_run_by_hand(
     cases = [
         (model.encode("A cat on a mat."), by_hand(tiny_qwen3_vl, default, "A cat on a mat.", None)),
         (model.encode(cat), by_hand(tiny_qwen3_vl, default, "", cat)),
-        (model.encode({"text": "a cat", "image": cat}), by_hand(tiny_qwen3_vl, default, "a cat", cat)),
+        (model.encode({"image": cat, "text": "a cat"}), by_hand(tiny_qwen3_vl, default, "a cat", cat)),
         (model.encode_query("find a cat"), by_hand(tiny_qwen3_vl, query, "find a cat", None)),
         (model.encode(cat, prompt="Classify it."), by_hand(tiny_qwen3_vl, "Classify it.", "", cat)),
     ]
@@ -95,15 +99,18 @@ def test_right_padding_and_batching_change_nothing(
 def test_conversations_take_the_instruction_as_system_message(
     model: SentenceTransformer, cat: Image.Image
 ) -> None:
-    pair = model.encode({"text": "a cat", "image": cat})
+    pair = model.encode({"image": cat, "text": "a cat"})
     conversation = [
         {"role": "user", "content": [{"type": "image", "image": cat}, {"type": "text", "text": "a cat"}]}
     ]
     np.testing.assert_allclose(model.encode(conversation), pair, atol=1e-5)
+    # A conversation's own system message follows the prompt; prompt="" sends it as it is.
     own_system = [{"role": "system", "content": VL_PROMPTS["query"]}, *conversation]
-    np.testing.assert_allclose(
-        model.encode(own_system), model.encode_query({"text": "a cat", "image": cat}), atol=1e-5
-    )
+    query = model.encode_query({"image": cat, "text": "a cat"})
+    np.testing.assert_allclose(model.encode(own_system, prompt=""), query, atol=1e-5)
+    assert np.abs(model.encode(own_system) - query).max() > 1e-4
+    # A text+image dict lays its parts out in its own key order.
+    assert np.abs(model.encode({"text": "a cat", "image": cat}) - pair).max() > 1e-4
 
 
 def test_matryoshka_truncation(model: SentenceTransformer, sts_sentences: list[str]) -> None:
@@ -141,3 +148,11 @@ def test_bare_checkpoint_loads_with_last_token_pooling(
     raw = bare.encode(["a text", "another one"])
     expected = model.encode(["a text", "another one"])
     np.testing.assert_allclose(raw / np.linalg.norm(raw, axis=1, keepdims=True), expected, atol=1e-5)
+
+
+@pytest.mark.skipif(torchvision_importable(), reason="torchvision imports here: video works")
+def test_video_without_torchvision_names_what_to_install(model: SentenceTransformer) -> None:
+    with pytest.raises(MissingExtraError, match="torchvision") as raised:
+        model.encode([np.zeros((4, 32, 32, 3), np.uint8)])
+    assert "omniembed[video]" in str(raised.value)
+    assert model.encode(["still embeds texts"]).shape == (1, 32)

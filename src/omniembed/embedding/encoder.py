@@ -20,7 +20,7 @@ from omniembed.embedding.quantize import PRECISIONS, Precision, quantize_embeddi
 from omniembed.embedding.static import check_static_output, check_static_runtime, static_embeddings
 from omniembed.formats.hub import HubOptions
 from omniembed.inputs.images import load_images_in
-from omniembed.inputs.media import load_media
+from omniembed.inputs.media import load_media, load_videos_in
 from omniembed.inputs.modality import Modality, input_batch, unwrap
 from omniembed.modules import (
     INPUT_MODULES,
@@ -414,7 +414,8 @@ class SentenceTransformer(ScoringAndPrompts, nn.Sequential):
     def _load(self, kind: Modality, value: Any, index: int) -> Any:
         if kind in ("audio", "video"):
             return load_media(kind, value, index, self.transformer)
-        return load_images_in(kind, value, index=index, allow_urls=self.allow_urls)
+        loaded = load_images_in(kind, value, index=index, allow_urls=self.allow_urls)
+        return load_videos_in(kind, loaded, index, self.transformer)
 
     @torch.inference_mode()
     def _batches(

@@ -214,11 +214,6 @@ def _unsupported(index: int, kind: Modality, supported: list[Modality]) -> str:
         hint = "use a model that embeds images, such as a CLIP model"
     elif kind == "audio" and "image" in supported:
         hint = "a 1-D or 2-D array reads as audio; pass a grayscale image as (H, W, 1) or a PIL image"
-    elif kind == "video" and "message" in supported:
-        hint = (
-            "video for vision-language models needs the model's video processor, which needs torchvision "
-            "in transformers 5, and is not supported yet; embed sampled frames as images instead"
-        )
     elif kind == "message":
         hint = "chat messages need a model with a chat template; pass the text or image itself"
     return f"input at index {index} is {shown}, which this model does not embed (it takes: {names}); {hint}"

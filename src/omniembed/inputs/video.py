@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,6 +35,57 @@ def require_av() -> Any:
     return av
 
 
+FramePicker = Callable[[int, "float | None"], np.ndarray]
+"""Chooses the frames to keep: ``(frames in the video, its frame rate or None) -> indices``."""
+
+
+@dataclass(frozen=True)
+class VideoClip:
+    """The sampled frames of one video and what a model needs to place them in time.
+
+    Attributes:
+        frames: ``(frames, height, width, 3)`` uint8 RGB.
+        indices: each kept frame's position in the whole video.
+        fps: the video's own frame rate (``None`` when unknown, as for a bare frame array).
+        total_frames: frames in the whole video.
+    """
+
+    frames: np.ndarray
+    indices: np.ndarray
+    fps: float | None
+    total_frames: int
+
+
+def load_clip(value: Any, *, index: int, pick: FramePicker) -> VideoClip:
+    """Decode one video (file path, bytes, frame array or ``{"array", "video_metadata"}`` dict) and
+    keep the frames ``pick`` chooses, with the video's frame rate and length.
+
+    Files are decoded under the current input policy (its frame and pixel limits are checked before
+    any frame is decoded), and only the chosen frames are kept in memory.
+
+    Raises:
+        InvalidVideoError: the file is missing or cannot be decoded, or the video has no frames.
+        MissingExtraError: a file is given and PyAV is not installed.
+
+    >>> clip = load_clip(np.zeros((10, 4, 4, 3), np.uint8), index=0, pick=lambda n, fps: np.arange(0, n, 5))
+    >>> clip.frames.shape, clip.indices.tolist(), clip.total_frames
+    ((2, 4, 4, 3), [0, 5], 10)
+    """
+    if isinstance(value, (str, os.PathLike, bytes)):
+        return _decode_file(value, index, pick)
+    source_fps = None
+    if isinstance(value, dict):
+        if "array" not in value:
+            raise InvalidInputError(f"video dict at index {index} needs an 'array' of frames")
+        metadata = value.get("video_metadata") or {}
+        source_fps = metadata.get("fps") if isinstance(metadata, dict) else getattr(metadata, "fps", None)
+        value = value["array"]
+    frames = _frame_array(value, index)
+    rate = float(source_fps) if source_fps else None
+    chosen = np.asarray(pick(len(frames), rate), dtype=int)
+    return VideoClip(_rgb_uint8(frames[chosen], index), chosen, rate, len(frames))
+
+
 def load_video(value: Any, *, index: int, num_frames: int = 8, fps: float | None = None) -> np.ndarray:
     """Return the sampled frames of one video as a ``(frames, height, width, 3)`` uint8 array.
 
@@ -50,18 +103,11 @@ def load_video(value: Any, *, index: int, num_frames: int = 8, fps: float | None
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be at least 1, got {num_frames}")
-    if isinstance(value, (str, os.PathLike, bytes)):
-        return _decode_file(value, index, num_frames, fps)
-    source_fps = None
-    if isinstance(value, dict):
-        if "array" not in value:
-            raise InvalidInputError(f"video dict at index {index} needs an 'array' of frames")
-        metadata = value.get("video_metadata") or {}
-        source_fps = metadata.get("fps") if isinstance(metadata, dict) else getattr(metadata, "fps", None)
-        value = value["array"]
-    frames = _frame_array(value, index)
-    chosen = sample_indices(len(frames), num_frames, fps, source_fps)
-    return _rgb_uint8(frames[chosen], index)
+
+    def pick(total: int, source_fps: float | None) -> np.ndarray:
+        return sample_indices(total, num_frames, fps, source_fps)
+
+    return load_clip(value, index=index, pick=pick).frames
 
 
 def sample_indices(total: int, num_frames: int, fps: float | None, source_fps: float | None) -> np.ndarray:
@@ -82,9 +128,7 @@ def sample_indices(total: int, num_frames: int, fps: float | None, source_fps: f
     return picked
 
 
-def _decode_file(
-    value: str | os.PathLike[str] | bytes, index: int, num_frames: int, fps: float | None
-) -> np.ndarray:
+def _decode_file(value: str | os.PathLike[str] | bytes, index: int, pick: FramePicker) -> VideoClip:
     av = require_av()
     policy = input_policy.current()
     if isinstance(value, bytes):
@@ -111,17 +155,24 @@ def _decode_file(
                     f"{name} has {total} frames; the limit is {policy.max_video_frames} (send a shorter clip)"
                 )
             rate = float(stream.average_rate) if stream.average_rate else None
-            wanted = set(sample_indices(total, num_frames, fps, rate).tolist())
+            chosen = np.asarray(pick(total, rate), dtype=int) if total else np.zeros(0, dtype=int)
+            wanted = set(chosen.tolist())
             container.seek(0)
-            frames = []
+            decoded = {}
             for position, frame in enumerate(container.decode(stream)):
                 if position in wanted:
-                    frames.append(frame.to_ndarray(format="rgb24"))
+                    decoded[position] = frame.to_ndarray(format="rgb24")
     except av.FFmpegError as error:
         raise InvalidVideoError(f"{name} is corrupt or in a format FFmpeg cannot read: {error}") from error
-    if not frames:
+    if not decoded:
         raise InvalidVideoError(f"{name} holds no frames")
-    return np.stack(frames)
+    # A frame chosen twice (a short video sampled up to a minimum count) is decoded once, kept twice;
+    # one the demuxer counted but the decoder never gave repeats the last frame before it.
+    kept, last = [], decoded[min(decoded)]
+    for position in chosen.tolist():
+        last = decoded.get(position, last)
+        kept.append(last)
+    return VideoClip(np.stack(kept), chosen, rate, total)
 
 
 _SIGNATURES = (  # (offset, bytes, FFmpeg demuxer) of the containers remote callers may send

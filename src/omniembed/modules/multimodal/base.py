@@ -182,8 +182,9 @@ def pooler_output(output: Any) -> Tensor:
     return getattr(output, "pooler_output", output)  # type: ignore[no-any-return]
 
 
-def load_image_processor(folder: Path) -> Any:
-    """Load the image processor with the Pillow backend (no torchvision), or ``None`` without Pillow."""
+def load_image_processor(folder: Path, backend: str = "pil") -> Any:
+    """Load the image processor with the Pillow backend (or ``backend="torchvision"``), or ``None``
+    without Pillow."""
     _require_processor_config(folder, "image processor")
     try:
         import PIL  # noqa: F401 (the processor needs it; probe before transformers does)
@@ -191,7 +192,7 @@ def load_image_processor(folder: Path) -> Any:
         return None
     from transformers import AutoImageProcessor
 
-    return _from_pretrained(AutoImageProcessor, folder, "image processor", backend="pil")
+    return _from_pretrained(AutoImageProcessor, folder, "image processor", backend=backend)
 
 
 def load_feature_extractor(folder: Path) -> Any:
