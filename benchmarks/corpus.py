@@ -38,10 +38,10 @@ def cranfield_documents(data_dir: Path = DATA_DIR) -> list[str]:
     return documents
 
 
-def sts_sentences(data_dir: Path = DATA_DIR) -> list[str]:
-    """Unique STS-B sentences (columns 5 and 6) from the train and dev files, in file order."""
+def sts_sentences(data_dir: Path = DATA_DIR, files: tuple[str, ...] = STS_FILES) -> list[str]:
+    """Unique STS-B sentences (columns 5 and 6) from ``files`` (train and dev), in file order."""
     sentences: dict[str, None] = {}
-    for name in STS_FILES:
+    for name in files:
         with (data_dir / "stsbenchmark" / name).open(encoding="utf-8", newline="") as handle:
             for row in csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
                 fields = row[:7]
@@ -51,6 +51,15 @@ def sts_sentences(data_dir: Path = DATA_DIR) -> list[str]:
                     if sentence:
                         sentences.setdefault(sentence, None)
     return list(sentences)
+
+
+def calibration_passages(count: int = 400, seed: int = 0) -> list[str]:
+    """Texts to calibrate static int8 on: STS-B train sentences only (Cranfield and STS-B dev judge
+    quality), joined into passages of 1 to 24 sentences, so that their lengths run from a short
+    query to a document truncated at 256 tokens, as the corpora's do."""
+    sentences = sts_sentences(files=("sts-train.csv",))
+    rng = random.Random(seed)
+    return [" ".join(rng.sample(sentences, rng.choice((1, 1, 2, 4, 8, 16, 24)))) for _ in range(count)]
 
 
 def mixed_corpus(limit: int | None = None, seed: int = 0) -> list[str]:

@@ -2,7 +2,8 @@
 
 Run from the repository root::
 
-    HF_HUB_OFFLINE=1 python benchmarks/encode_quality.py [--configs ref,ours,ours-onnx,ours-int8,ours-bf16]
+    HF_HUB_OFFLINE=1 python benchmarks/encode_quality.py \
+        [--configs ref,ours,ours-onnx,ours-int8,ours-int8-static,ours-bf16]
 
 For each configuration of ``encode_speed.CONFIGS``: Cranfield (BEIR) nDCG@10 with cosine
 ranking over all 1,400 documents for the 225 queries, and STS-B dev Spearman correlation between
@@ -29,7 +30,7 @@ import numpy as np
 from corpus import DATA_DIR
 from encode_speed import BY_KEY, load_models, markdown_table, model_folder
 
-DEFAULT_CONFIGS = "ref,ours,ours-onnx,ours-int8,ours-bf16"
+DEFAULT_CONFIGS = "ref,ours,ours-onnx,ours-int8,ours-int8-static,ours-bf16"
 
 
 def cranfield() -> tuple[list[str], list[str], list[str], list[str], dict[str, dict[str, int]]]:

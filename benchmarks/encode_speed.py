@@ -41,7 +41,15 @@ import torch
 
 from omniembed.runtime.token_batches import TOKENS_PER_INPUT
 
-from corpus import CORPORA, DEFAULT_SIZES, LONG_MIN_TOKENS, build_corpus, corpus_stats, token_lengths
+from corpus import (
+    CORPORA,
+    DEFAULT_SIZES,
+    LONG_MIN_TOKENS,
+    build_corpus,
+    calibration_passages,
+    corpus_stats,
+    token_lengths,
+)
 
 QUERY = "what is the boundary layer thickness"
 WARMUP_TEXTS = 64
@@ -93,6 +101,12 @@ CONFIGS = (
         "ours",
         {"dtype": "int8", "backend": "onnx"},
     ),
+    Config(
+        "ours-int8-static",
+        "omniembed dtype='int8' calibration_texts= (static, OpenVINO)",
+        "ours",
+        {"dtype": "int8", "calibration_texts": calibration_passages()},
+    ),
     Config("ours-bf16", "omniembed dtype='bfloat16' (torch)", "ours", {"dtype": "bfloat16"}),
     Config("ours-openvino", "omniembed backend='openvino' (fp32, exact)", "ours", {"backend": "openvino"}),
     Config(
@@ -104,8 +118,8 @@ CONFIGS = (
 )
 BY_KEY = {config.key: config for config in CONFIGS}
 DEFAULT_CONFIGS = (
-    "ref,ref-bf16,ref-onnx,ref-openvino,ours,ours-onnx,ours-int8,ours-int8-onnx,ours-bf16,"
-    "ours-openvino,ours-openvino-bf16"
+    "ref,ref-bf16,ref-onnx,ref-openvino,ours,ours-onnx,ours-int8,ours-int8-onnx,ours-int8-static,"
+    "ours-bf16,ours-openvino,ours-openvino-bf16"
 )
 DEFAULT_RSS_CONFIGS = "ref,ours,ours-onnx,ours-int8,ours-int8-onnx,ours-bf16"
 

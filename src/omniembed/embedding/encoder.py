@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,6 +40,7 @@ from omniembed.modules import (
 from omniembed.modules.router import ACTIVE_TASK
 from omniembed.runtime.backends import Backend, DType, Network, RuntimeOptions, check_runtime, prepare_network
 from omniembed.runtime.placement import prepare_for_inference
+from omniembed.runtime.static_int8 import check_calibration_texts
 from omniembed.runtime.threads import check_num_threads, torch_threads
 from omniembed.runtime.token_batches import token_budget_batches
 
@@ -81,6 +82,9 @@ class SentenceTransformer(ScoringAndPrompts, nn.Sequential):
         num_threads: CPU threads a forward pass may use; ``None`` uses every core.
         runtime_cache_folder: where exported ONNX files are kept (default ``$OMNIEMBED_CACHE`` or
             ``~/.cache/omniembed``), keyed by a hash of the weights and export options.
+        calibration_texts: with ``dtype="int8"``, quantize statically in OpenVINO (NNCF; the
+            ``openvino`` extra), attention included, with activation scales fitted once on these
+            texts (a few hundred like those you will encode, lengths included) and cached.
     """
 
     def __init__(
@@ -105,6 +109,7 @@ class SentenceTransformer(ScoringAndPrompts, nn.Sequential):
         backend: Backend = "auto",
         num_threads: int | None = None,
         runtime_cache_folder: str | os.PathLike[str] | None = None,
+        calibration_texts: Sequence[str] | None = None,
     ) -> None:
         config = ModelConfig()
         if model_name_or_path is not None:
@@ -135,7 +140,13 @@ class SentenceTransformer(ScoringAndPrompts, nn.Sequential):
         self.model_card: str | None = None
         """Markdown that ``save`` writes as README.md (training sets it); ``None`` writes none."""
         prepare_for_inference(self, device)
-        self.runtime = RuntimeOptions(backend, dtype, check_num_threads(num_threads), runtime_cache_folder)
+        self.runtime = RuntimeOptions(
+            backend,
+            dtype,
+            check_num_threads(num_threads),
+            runtime_cache_folder,
+            None if calibration_texts is None else check_calibration_texts(calibration_texts),
+        )
         check_runtime(self.runtime, self.device)
         self._network: Network | None = None
         if self.is_static:

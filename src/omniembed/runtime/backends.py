@@ -32,17 +32,22 @@ class RuntimeOptions:
         dtype: ``"float32"`` (exact), ``"bfloat16"`` (torch or OpenVINO) or ``"int8"`` (CPU only).
         num_threads: CPU threads per forward pass; ``None`` lets the runtime use every core.
         cache_folder: where exported ONNX files are kept (see ``runtime.cache.cache_root``).
+        calibration_texts: with ``int8``, quantize statically in OpenVINO with activation scales
+            fitted on these texts (see ``runtime.static_int8``); ``None`` keeps int8 dynamic.
     """
 
     backend: Backend = "auto"
     dtype: DType = "float32"
     num_threads: int | None = None
     cache_folder: str | os.PathLike[str] | None = None
+    calibration_texts: tuple[str, ...] | None = None
 
     def resolved_backend(self) -> str:
         """The backend ``"auto"`` stands for with this dtype."""
         if self.backend != "auto":
             return self.backend
+        if self.calibration_texts is not None:
+            return "openvino"
         return "onnx" if self.dtype == "int8" and not int8_available() else "torch"
 
 
@@ -64,8 +69,20 @@ def check_runtime(options: RuntimeOptions, device: torch.device) -> None:
             "dtype='bfloat16' runs in torch or OpenVINO: use backend='torch' or 'openvino', or leave "
             "backend='auto'"
         )
-    if backend == "openvino" and options.dtype == "int8":
-        raise ValueError("dtype='int8' runs in torch or ONNX Runtime: use backend='auto' or backend='onnx'")
+    if options.calibration_texts is not None and options.dtype != "int8":
+        raise ValueError(
+            f"calibration_texts= fits the scales of static int8; give dtype='int8', not {options.dtype!r}"
+        )
+    if options.calibration_texts is not None and backend != "openvino":
+        raise ValueError(
+            f"static int8 (calibration_texts=) runs in OpenVINO, not backend={backend!r}: use "
+            "backend='auto' or 'openvino'"
+        )
+    if backend == "openvino" and options.dtype == "int8" and options.calibration_texts is None:
+        raise ValueError(
+            "dtype='int8' in OpenVINO is static: give calibration_texts=[...] (texts like those you will "
+            "encode), or use backend='auto' for dynamic int8"
+        )
     if backend in ("onnx", "openvino") and device.type != "cpu":
         raise ValueError(
             f"backend={backend!r} runs on the CPU, got device {str(device)!r}; use backend='torch'"
@@ -81,7 +98,8 @@ def prepare_network(
 
     ``bfloat16`` in torch is applied by the caller (it casts the whole model); ``int8`` in torch
     swaps the network's linear layers for int8 ones here. ONNX Runtime and OpenVINO run the network
-    exported once into the cache (the ``onnx`` extra; OpenVINO also needs the ``openvino`` extra);
+    exported once into the cache (the ``onnx`` extra; OpenVINO also needs the ``openvino`` extra),
+    OpenVINO statically quantized when ``calibration_texts`` are given;
     with ``release_weights``, the transformer's own weights are freed before the runtime loads its
     copy (see ``Transformer.release_weights``), so the two are never in memory together.
     """
@@ -92,12 +110,17 @@ def prepare_network(
         return None
     from omniembed.runtime.onnx import OnnxNetwork, cached_model
     from omniembed.runtime.openvino import OpenVinoNetwork, import_openvino
+    from omniembed.runtime.static_int8 import import_nncf, static_int8_model
 
     export_dtype = options.dtype
     if backend == "openvino":
         import_openvino()  # name the missing extra before exporting
-        export_dtype = "float32"  # OpenVINO compiles the float32 export at the dtype asked for
+        if options.calibration_texts is not None:
+            import_nncf()
+        export_dtype = "float32"  # OpenVINO compiles (or calibrates) the float32 export
     path = cached_model(transformer, export_dtype, options.cache_folder)
+    if options.calibration_texts is not None:
+        path = static_int8_model(transformer, path, options.calibration_texts)
     if release_weights:
         transformer.release_weights()
     if backend == "openvino":

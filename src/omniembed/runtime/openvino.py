@@ -16,7 +16,8 @@ import torch
 from omniembed.errors import MissingExtraError
 from omniembed.modules import Features
 
-PRECISION_HINTS = {"float32": "f32", "bfloat16": "bf16"}
+PRECISION_HINTS = {"float32": "f32", "bfloat16": "bf16", "int8": "f32"}
+"""OpenVINO's precision for what a model computes outside int8 (static int8 keeps the rest float32)."""
 
 
 def import_openvino() -> Any:
