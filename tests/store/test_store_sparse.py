@@ -277,6 +277,14 @@ def test_hybrid_fuses_dense_sparse_and_bm25_by_weight() -> None:
         assert only_sparse.uuids == docs.query.near_vector(sparse_query, target_vector="sp", limit=5).uuids
         two = docs.query.hybrid("word3", alpha=1.0, vector=sparse_query, target_vector="sp", limit=5)
         assert two.uuids == only_sparse.uuids
+        near = docs.query.near_vector(sparse_query, target_vector="sp", limit=100)
+        half = docs.query.hybrid("word3", alpha=0.5, vector=sparse_query, target_vector="sp", explain=True)
+        for obj in half:  # the sparse side of a two-source hybrid, searched beside BM25
+            assert obj.explain is not None
+            rank = obj.explain["vector_rank"]
+            assert rank == (near.uuids.index(obj.uuid) + 1 if obj.uuid in near.uuids else None)
+            if rank is not None:
+                assert obj.explain["vector_score"] == pytest.approx(near.objects[rank - 1].score)
         filtered = docs.query.hybrid(
             "word3",
             weights=weights,

@@ -581,19 +581,35 @@ class EmbeddedBackend:
         where: Filter | None,
     ) -> tuple[dict[str, list[Match]], list[Match]]:
         """:meth:`vector_search` for each named vector and :meth:`keyword_search` at once: BM25 scores
-        on this thread while another searches the vectors (numpy, faiss and SQLite release the GIL),
-        the filter read once."""
+        on this thread while side threads search the vectors (numpy, faiss and SQLite release the
+        GIL), the filter read once. Dense and multi-vector indexes are searched under the engine
+        lock, one after another; sparse indexes, like the keyword index, under their own lock only,
+        beside them."""
         with self.lock:
             tables = self._keyword_tables(name, boosts)
             allowed = self._allowed(tables, where)
-        nearest = _side_thread().submit(self._locked_vector_searches, tables, vectors, limit, allowed)
+            sparse = {v: q for v, q in vectors.items() if isinstance(tables.indexes.get(v), SparseIndex)}
+            for vector, query in sparse.items():
+                mismatch = wrong_kind(vector, True, query)
+                if mismatch is not None:
+                    raise mismatch
+        side = _side_thread()
+        locked = {v: q for v, q in vectors.items() if v not in sparse}
+        nearest = side.submit(self._locked_vector_searches, tables, locked, limit, allowed)
+        by_token = {
+            v: side.submit(tables.indexes[v].search, q, limit, allowed)  # type: ignore[arg-type]
+            for v, q in sparse.items()
+        }
         try:
             slots, scores = tables.keyword.search(text, boosts, limit, allowed)
         finally:
             vector_hits = nearest.result()
+            found = {v: job.result() for v, job in by_token.items()}
         with self.lock:
             self._same_collection(name, tables)
-            return vector_hits, self._hits(tables, slots, scores, None)
+            for vector, (picked, distances) in found.items():
+                vector_hits[vector] = self._hits(tables, picked, -distances, distances)
+            return {v: vector_hits[v] for v in vectors}, self._hits(tables, slots, scores, None)
 
     def _same_collection(self, name: str, tables: _Tables) -> None:
         """Refuse, as not found, a collection deleted (or made anew) while its index was searched."""
