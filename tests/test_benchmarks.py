@@ -81,6 +81,20 @@ def test_short_and_mixed_corpora(scripts: tuple[ModuleType, ModuleType], tokeniz
         corpus.build_corpus("huge", tokenizer)
 
 
+def test_calibration_passages_come_from_sts_b_train_only_and_span_the_lengths(
+    scripts: tuple[ModuleType, ModuleType], tokenizer: Any
+) -> None:
+    corpus, _ = scripts
+    passages = corpus.calibration_passages(200)
+    assert passages == corpus.calibration_passages(200)  # the same texts each run: one cached model
+    train = set(corpus.sts_sentences(files=("sts-train.csv",)))
+    judged = set(corpus.sts_sentences(files=("sts-dev.csv",))) - train
+    assert not any(sentence in passage for passage in passages[:50] for sentence in list(judged)[:200])
+    lengths = corpus.token_lengths(passages, tokenizer)
+    assert min(lengths) < 32
+    assert max(lengths) > 256
+
+
 def test_corpus_option_takes_several_corpora_each_once(scripts: tuple[ModuleType, ModuleType]) -> None:
     _, encode_speed = scripts
     assert encode_speed.parse_args([]).corpus == ["mixed"]
