@@ -268,12 +268,4 @@ def _parts(conversation: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _widen_image_tokens(texts: list[str], counts: list[int]) -> list[str]:
     """Repeat each image placeholder as many times as its image has merged patches, in order."""
-    remaining = iter(counts)
-    widened = []
-    for text in texts:
-        pieces = text.split(IMAGE_TOKEN)
-        rebuilt = pieces[0]
-        for piece in pieces[1:]:
-            rebuilt += IMAGE_TOKEN * next(remaining) + piece
-        widened.append(rebuilt)
-    return widened
+    return vl_video.replace_in_order(texts, IMAGE_TOKEN, (IMAGE_TOKEN * count for count in counts))

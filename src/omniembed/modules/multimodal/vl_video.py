@@ -10,6 +10,7 @@ end in the text, ``t`` being the mean time of the frames it merges.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -128,12 +129,17 @@ def patch_times(indices: list[int], fps: float, temporal_patch_size: int) -> lis
 
 def widen_videos(texts: list[str], placeholders: list[str]) -> list[str]:
     """Replace each video part the chat template wrote, in order, with its placeholder."""
-    remaining = iter(placeholders)
-    widened = []
+    return replace_in_order(texts, VIDEO_WRAPPER, placeholders)
+
+
+def replace_in_order(texts: list[str], marker: str, replacements: Iterable[str]) -> list[str]:
+    """Replace each ``marker`` in ``texts`` (in order, across texts) with the next replacement."""
+    remaining = iter(replacements)
+    replaced = []
     for text in texts:
-        pieces = text.split(VIDEO_WRAPPER)
+        pieces = text.split(marker)
         rebuilt = pieces[0]
         for piece in pieces[1:]:
             rebuilt += next(remaining) + piece
-        widened.append(rebuilt)
-    return widened
+        replaced.append(rebuilt)
+    return replaced
