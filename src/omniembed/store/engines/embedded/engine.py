@@ -608,7 +608,7 @@ class EmbeddedBackend:
         with self.lock:
             self._same_collection(name, tables)
             for vector, (picked, distances) in found.items():
-                vector_hits[vector] = self._hits(tables, picked, -distances, distances)
+                vector_hits[vector] = self._vector_hits(tables, vector, picked, distances)
             return {v: vector_hits[v] for v in vectors}, self._hits(tables, slots, scores, None)
 
     def _same_collection(self, name: str, tables: _Tables) -> None:
@@ -652,6 +652,12 @@ class EmbeddedBackend:
         if not isinstance(index, SparseIndex):
             query = np.asarray(query, dtype=np.float32)
         slots, distances = index.search(query, limit, allowed)  # type: ignore[arg-type]
+        return self._vector_hits(tables, vector, slots, distances)
+
+    def _vector_hits(
+        self, tables: _Tables, vector: str, slots: np.ndarray, distances: np.ndarray
+    ) -> list[Match]:
+        """Matches for a vector index's slots and distances, scored by the vector's metric."""
         metric = tables.config.vectors[vector].metric
         scores = 1.0 - distances if metric == "cosine" else -distances  # dot, l2 and maxsim negate
         return self._hits(tables, slots, scores, distances)
