@@ -12,6 +12,7 @@ import torch
 from sentence_transformers import SentenceTransformer as Reference
 
 from omniembed import MissingExtraError, SentenceTransformer
+from omniembed.modules import Dense, Normalize
 from omniembed.runtime import onnx as onnx_runtime
 from omniembed.runtime.cache import model_digest
 
@@ -134,6 +135,28 @@ def test_bfloat16_stays_close_to_float32(tiny_model: Callable[..., Path], sts_se
     fast = SentenceTransformer(folder, device="cpu", dtype="bfloat16").encode(texts)
     assert fast.dtype == np.float32
     assert cosines(fast, exact).min() >= 0.99
+
+
+def test_bfloat16_embeddings_are_scaled_to_unit_length_in_float32(
+    tiny_model: Callable[..., Path], sts_sentences: list[str]
+) -> None:
+    texts = sts_sentences[:50]
+    for folder in (tiny_model("bert", normalize=True), tiny_model("bert", dense=(32, 16), normalize=True)):
+        model = SentenceTransformer(folder, device="cpu", dtype="bfloat16")
+        for embeddings in (model.encode(texts), model.encode(texts, normalize_embeddings=True)):
+            # Rounded to bfloat16, the norms were off by up to 0.4%.
+            np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+    plain = SentenceTransformer(tiny_model("bert"), device="cpu", dtype="bfloat16")
+    tensor = plain.encode(texts, normalize_embeddings=True, convert_to_tensor=True)
+    assert tensor.dtype == torch.float32
+    torch.testing.assert_close(tensor.norm(dim=1), torch.ones(len(texts)))
+
+
+def test_a_dense_module_after_normalize_takes_float32_in_a_bfloat16_model() -> None:
+    dense = Dense(8, 4).to(torch.bfloat16)
+    features = Normalize()({"sentence_embedding": torch.randn(3, 8, dtype=torch.bfloat16)})
+    assert features["sentence_embedding"].dtype == torch.float32
+    assert dense(features)["sentence_embedding"].dtype == torch.bfloat16
 
 
 @pytest.mark.slow

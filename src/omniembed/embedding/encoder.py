@@ -37,6 +37,7 @@ from omniembed.modules import (
     routing_task,
     save_modules,
 )
+from omniembed.modules.normalize import unit_length
 from omniembed.modules.router import ACTIVE_TASK
 from omniembed.runtime.backends import Backend, DType, Network, RuntimeOptions, check_runtime, prepare_network
 from omniembed.runtime.placement import prepare_for_inference
@@ -510,7 +511,7 @@ def _finish(embeddings: Tensor, truncate_dim: int | None, normalize: bool) -> Te
     if truncate_dim is not None:
         embeddings = embeddings[:, :truncate_dim]
     if normalize:
-        embeddings = nn.functional.normalize(embeddings, p=2, dim=1)
+        embeddings = unit_length(embeddings)
     return embeddings
 
 

@@ -19,6 +19,7 @@ from omniembed.late_interaction.config import LateInteractionConfig, read_config
 from omniembed.late_interaction.maxsim import TokenMatrices, maxsim, maxsim_pairwise
 from omniembed.modules.dense import Dense
 from omniembed.modules.module import LoadOptions
+from omniembed.modules.normalize import unit_length
 from omniembed.modules.transformer import Transformer
 from omniembed.runtime.placement import prepare_for_inference
 
@@ -193,7 +194,7 @@ class MultiVectorEncoder(nn.Module):
             for dense in self.projections:
                 embeddings = dense({"token_embeddings": embeddings})["token_embeddings"]
             if self.config.normalize:
-                embeddings = nn.functional.normalize(embeddings, p=2, dim=-1)
+                embeddings = unit_length(embeddings)
             keep = keep.to(self.device)
             if self._skip_ids is not None and (task or "document") in self.config.skiplist_tasks:
                 keep &= ~torch.isin(features["input_ids"], self._skip_ids.to(self.device))

@@ -54,8 +54,10 @@ class Dense(Module):
         self.module_output_name = module_output_name or module_input_name
 
     def forward(self, features: Features) -> Features:
-        """Project the input feature."""
-        features[self.module_output_name] = self.activation(self.linear(features[self.module_input_name]))
+        """Project the input feature (cast to the weights' type: a ``Normalize`` before it returns
+        float32 from a bfloat16 network)."""
+        input = features[self.module_input_name].to(self.linear.weight.dtype)
+        features[self.module_output_name] = self.activation(self.linear(input))
         return features
 
     def get_config_dict(self) -> dict[str, Any]:
