@@ -230,6 +230,27 @@ def test_only_short_inputs_of_small_models_stack_their_projections(monkeypatch: 
         assert not larger._packed
 
 
+def test_int8_projections_of_short_inputs_are_one_product_with_the_same_numbers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from omniembed.runtime.int8 import int8_available, quantize_linear_layers
+
+    if not int8_available():
+        pytest.skip("this torch build has no oneDNN int8 linear layer")
+    model = tiny_network("bert")
+    quantize_linear_layers(model)
+    fused = FusedEncoder(model)
+    short = padded_batch([9, 4])
+    with torch.inference_mode():
+        fused(padded_batch([40, 30]))  # 80 token rows: three products
+        assert not fused._int8_stacks
+        stacked = fused(short)
+        assert len(fused._int8_stacks) == len(model.encoder.layer)
+        monkeypatch.setattr(fused_encoder, "STACK_MAX_BYTES", 1024)
+        separate = FusedEncoder(model)(short)
+    torch.testing.assert_close(stacked, separate, rtol=0, atol=1e-6)
+
+
 def test_it_keeps_no_copy_of_plain_linear_weights() -> None:
     model = tiny_network("bert", onednn=False)
     fused = FusedEncoder(model)

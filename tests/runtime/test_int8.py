@@ -115,6 +115,18 @@ def test_query_key_value_share_one_quantized_input() -> None:
     assert attention.dense.shared_input is None
 
 
+def test_stacked_layers_give_each_layer_s_output_side_by_side() -> None:
+    torch.manual_seed(0)
+    layers = [Int8Linear(nn.Linear(24, width)) for width in (16, 16, 8)]
+    inputs = torch.randn(7, 24)
+    stacked = Int8Linear.stacked(layers)
+    assert (stacked.in_features, stacked.out_features) == (24, 40)
+    expected = torch.cat([layer(inputs) for layer in layers], dim=1)
+    torch.testing.assert_close(stacked(inputs), expected, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="same input width"):
+        Int8Linear.stacked([layers[0], Int8Linear(nn.Linear(12, 16))])
+
+
 def test_a_quantized_model_pickles_and_runs_again() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4))

@@ -4,13 +4,13 @@ In transformers, much of a short query's forward pass is Python: nested module c
 plumbing, attention-mask building and the pooler that sentence embeddings never read. On the CPU,
 ``FusedEncoder`` runs the same modules' weights with the same operators (embeddings, scaled
 dot-product attention, layer norms) from one loop (for short inputs of small models, with the
-query, key and value projections as one product of stacked weights), so the numbers are those of
-the transformers model up to float rounding. The layers work on one matrix of token rows whose
-count is rounded up (``padded_rows``), which keeps oneDNN's per-shape kernels few. Anything else
-(gradients, export, other devices, output options) keeps the transformers forward pass. BERT,
-RoBERTa, XLM-R, CamemBERT and DistilBERT qualify (``LAYOUTS``), and so do the BERT and
-RoBERTa-family ``...ForSequenceClassification`` rerankers (``FusedClassifier``). What the flat
-loop saves is measured in BENCHMARKS.md, "Figures behind the runtime choices".
+query, key and value projections as one product of stacked weights, float or int8), so the
+numbers are those of the transformers model up to float rounding. The layers work on one matrix
+of token rows whose count is rounded up (``padded_rows``), which keeps oneDNN's per-shape kernels
+few. Anything else (gradients, export, other devices, output options) keeps the transformers
+forward pass. BERT, RoBERTa, XLM-R, CamemBERT and DistilBERT qualify (``LAYOUTS``), and so do the
+BERT and RoBERTa-family ``...ForSequenceClassification`` rerankers (``FusedClassifier``). What the
+flat loop saves is measured in BENCHMARKS.md, "Figures behind the runtime choices".
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from omniembed.modules import Features, Transformer
 from omniembed.modules.scorers import ClassifierScorer
 from omniembed.modules.sparse import MaskedLMTransformer
+from omniembed.runtime.int8 import Int8Linear
 from omniembed.runtime.onednn import ONEDNN_DTYPES, PACK_ROWS, OneDnnLinear, tensor_versions
 
 
@@ -119,6 +120,7 @@ class FusedEncoder:
         self.model = model
         self.layout = LAYOUTS[model.config.model_type]  # type: ignore[union-attr,index]
         self._packed: dict[int, PackedProjection] = {}
+        self._int8_stacks: dict[int, tuple[tuple[int, ...], Int8Linear]] = {}
 
     @staticmethod
     def supports(model: nn.Module) -> bool:
@@ -199,13 +201,17 @@ class FusedEncoder:
         linears = (_resolve(layer, layout.query), _resolve(layer, layout.key), _resolve(layer, layout.value))
         # One product of stacked weights saves two calls, but its q/k/v views are strided, which
         # slows attention over long inputs (BENCHMARKS.md, "Figures behind the runtime choices").
-        packed = self._packed_projection(index, linears, hidden) if tokens <= SHORT_ROWS else None
-        if packed is None:
+        short = tokens <= SHORT_ROWS
+        packed = self._packed_projection(index, linears, hidden) if short else None
+        if packed is not None:
+            stacked = torch.ops.mkldnn._linear_pointwise(hidden, packed[1], packed[2], "none", [], "none")
+        elif short and _stackable_int8(linears):
+            stacked = self._stacked_int8(index, linears)(hidden)
+        else:
             query, key, value = (
                 linear(hidden)[:tokens].view(batch, length, heads, -1).transpose(1, 2) for linear in linears
             )
             return query, key, value
-        stacked = torch.ops.mkldnn._linear_pointwise(hidden, packed[1], packed[2], "none", [], "none")
         heads_first = stacked[:tokens].view(batch, length, 3, heads, -1).permute(2, 0, 3, 1, 4)
         query, key, value = heads_first.unbind(0)
         return query, key, value
@@ -233,9 +239,27 @@ class FusedEncoder:
             self._packed[index] = cached
         return cached
 
+    def _stacked_int8(self, index: int, linears: tuple[Int8Linear, Int8Linear, Int8Linear]) -> Int8Linear:
+        """The int8 q/k/v projections of layer ``index`` as one layer (``Int8Linear.stacked``)."""
+        source = tuple(id(linear) for linear in linears)
+        cached = self._int8_stacks.get(index)
+        if cached is None or cached[0] != source:
+            cached = (source, Int8Linear.stacked(linears))
+            self._int8_stacks[index] = cached
+        return cached[1]
+
     def __getstate__(self) -> dict[str, object]:
         """Pickle without the packed weights: oneDNN's opaque tensors cannot be, and are remade."""
-        return {"model": self.model, "layout": self.layout, "_packed": {}}
+        return {"model": self.model, "layout": self.layout, "_packed": {}, "_int8_stacks": {}}
+
+
+def _stackable_int8(linears: tuple[Any, Any, Any]) -> bool:
+    """Whether q/k/v projections are int8 layers small enough to keep a stacked copy of (as
+    ``STACK_MAX_BYTES`` for float ones)."""
+    if not all(type(linear) is Int8Linear for linear in linears):
+        return False
+    size: int = sum(linear.weight_int8.numel() for linear in linears)
+    return size <= STACK_MAX_BYTES
 
 
 def padded_rows(tokens: int) -> int:

@@ -15,6 +15,7 @@ once for the three of them.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -121,18 +122,47 @@ class Int8Linear(nn.Module):
     def __init__(self, linear: nn.Linear, shared_input: SharedInput | None = None) -> None:
         super().__init__()
         weight = linear.weight.detach().float()
-        self.in_features, self.out_features = linear.in_features, linear.out_features
         scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
         weight_int8 = torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8)
         bias = torch.zeros_like(scale) if linear.bias is None else linear.bias.detach().float()
-        self.register_buffer("weight_int8", weight_int8)
-        self.register_buffer("weight_scale", scale)
         # Undoes the rows' zero points and adds the bias: [-scale * zero_point, 1] @ correction.
-        self.register_buffer("correction", torch.stack((weight_int8.float().sum(dim=1) * scale, bias)))
-        self.gelu = isinstance(linear, OneDnnLinearGelu)
+        correction = torch.stack((weight_int8.float().sum(dim=1) * scale, bias))
+        self._keep(weight_int8, scale, correction, isinstance(linear, OneDnnLinearGelu), shared_input)
+
+    def _keep(
+        self,
+        weight_int8: Tensor,
+        weight_scale: Tensor,
+        correction: Tensor,
+        gelu: bool,
+        shared_input: SharedInput | None,
+    ) -> None:
+        self.out_features, self.in_features = weight_int8.shape
+        self.register_buffer("weight_int8", weight_int8)
+        self.register_buffer("weight_scale", weight_scale)
+        self.register_buffer("correction", correction)
+        self.gelu = gelu
         self.shared_input = shared_input
         self._zero_points = torch.zeros(self.out_features, dtype=torch.int64)
         self._packed: Tensor | None = None
+
+    @classmethod
+    def stacked(cls, layers: Sequence[Int8Linear]) -> Int8Linear:
+        """One layer whose output is ``layers``' outputs side by side, for an input they all read
+        (an attention block's query, key and value): one product instead of one each, with the
+        same numbers, since every output column keeps its own weights and scale."""
+        if len({layer.in_features for layer in layers}) != 1 or any(layer.gelu for layer in layers):
+            raise ValueError("only layers with the same input width and no GELU can be stacked")
+        stacked: Int8Linear = cls.__new__(cls)
+        nn.Module.__init__(stacked)
+        stacked._keep(
+            torch.cat([layer.weight_int8 for layer in layers]),
+            torch.cat([layer.weight_scale for layer in layers]),
+            torch.cat([layer.correction for layer in layers], dim=1),
+            False,
+            None,
+        )
+        return stacked
 
     def forward(self, input: Tensor) -> Tensor:
         """``input @ weight.T + bias`` (then GELU where the float layer fused one), in float32."""
