@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from omniembed import MissingExtraError, SentenceTransformer
+from omniembed.runtime import openvino as openvino_network
 
 from helpers.numbers import cosines
 
@@ -77,3 +78,27 @@ def test_missing_nncf_names_the_extra(
     with pytest.raises(MissingExtraError, match=r"NNCF and OpenVINO: pip install 'omniembed\[openvino\]'"):
         calibrated(tiny_model("bert"), tmp_path, sts_sentences[:32])
     assert not list(tmp_path.rglob("*.onnx"))  # nothing exported before the error
+
+
+def test_inputs_much_longer_than_the_calibration_texts_are_warned_about_once(
+    tiny_model: Callable[..., Path],
+    sts_sentences: list[str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def warnings() -> list[str]:
+        return [record.getMessage() for record in caplog.records if record.name == openvino_network.__name__]
+
+    folder = tiny_model("bert")
+    short = [text for text in sts_sentences if len(text.split()) <= 5][:32]
+    long = " ".join(sts_sentences[:20])  # cut at the model's 64 tokens, still over twice as long
+    model = calibrated(folder, tmp_path, short)
+    model.encode(short)
+    assert not warnings()
+    model.encode([long, short[0]])
+    model.encode(long)
+    assert len(warnings()) == 1
+    assert "an input of 64 tokens is over 2 times the longest calibration text" in warnings()[0]
+    caplog.clear()
+    calibrated(folder, tmp_path, [long] * 16 + short).encode(long)
+    assert not warnings()

@@ -8,6 +8,7 @@ bfloat16 inside the network and still returns float32 token embeddings.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,14 @@ import torch
 
 from omniembed.errors import MissingExtraError
 from omniembed.modules import Features
+
+logger = logging.getLogger(__name__)
+
+CALIBRATED_TOKENS = ["omniembed", "calibrated_tokens"]
+"""Where a statically quantized model keeps the token count of its longest calibration text."""
+LONGER_THAN_CALIBRATED = 2
+"""Inputs over this many times the longest calibration text get a warning (once): their
+activations may exceed the ranges the fixed scales were fitted on."""
 
 PRECISION_HINTS = {"float32": "f32", "bfloat16": "bf16", "int8": "f32"}
 """OpenVINO's precision for what a model computes outside int8 (static int8 keeps the rest float32)."""
@@ -41,6 +50,8 @@ class OpenVinoNetwork:
         self.path = path
         self.dtype = dtype
         self.num_threads = num_threads
+        self.calibrated_tokens: int | None = None
+        self._warned = False
         self._open()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -50,6 +61,7 @@ class OpenVinoNetwork:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.compiled = None
+        self.calibrated_tokens, self._warned = None, False
 
     def _open(self) -> None:
         openvino = import_openvino()
@@ -64,16 +76,35 @@ class OpenVinoNetwork:
         if self.num_threads:
             config["INFERENCE_NUM_THREADS"] = self.num_threads
         core = openvino.Core()
-        self.compiled = core.compile_model(core.read_model(str(self.path)), "CPU", config)
+        model = core.read_model(str(self.path))
+        if model.has_rt_info(CALIBRATED_TOKENS):
+            self.calibrated_tokens = model.get_rt_info(CALIBRATED_TOKENS).astype(int)
+        self.compiled = core.compile_model(model, "CPU", config)
         self.names = [port.get_any_name() for port in self.compiled.inputs]
 
     def __call__(self, features: Features) -> Features:
         """Run the network on the features' tensors (on the CPU)."""
         if self.compiled is None:
             self._open()
+        if self.calibrated_tokens is not None and not self._warned:
+            self._check_length(features)
         # One request per call: requests hold state, and callers may run in several threads.
         request = self.compiled.create_infer_request()
         outputs = request.infer({name: features[name].cpu().numpy() for name in self.names})
         hidden = outputs[self.compiled.outputs[0]]
         features["token_embeddings"] = torch.from_numpy(hidden.copy())
         return features
+
+    def _check_length(self, features: Features) -> None:
+        """Warn, once, about inputs much longer than any text the static scales were fitted on."""
+        longest = int(features["attention_mask"].sum(dim=1).max()) if "attention_mask" in features else 0
+        calibrated = self.calibrated_tokens or 0
+        if longest > LONGER_THAN_CALIBRATED * calibrated:
+            self._warned = True
+            logger.warning(
+                "an input of %d tokens is over %d times the longest calibration text (%d tokens): static "
+                "int8's activation scales may clip it; calibrate on texts of the lengths you encode",
+                longest,
+                LONGER_THAN_CALIBRATED,
+                calibrated,
+            )

@@ -22,7 +22,7 @@ from typing import Any
 
 from omniembed.errors import MissingExtraError
 from omniembed.modules import Transformer
-from omniembed.runtime.openvino import import_openvino
+from omniembed.runtime.openvino import CALIBRATED_TOKENS, import_openvino
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +77,11 @@ def static_int8_model(transformer: Transformer, export: Path, texts: Sequence[st
     model = core.read_model(str(export))
     names = [port.get_any_name() for port in model.inputs]
     ordered = sorted(texts, key=len)  # similar lengths per batch: little padding in the statistics
-    batches = []
+    batches, longest = [], 0
     for start in range(0, len(ordered), CALIBRATION_BATCH):
         features, _ = transformer.tokenize(list(ordered[start : start + CALIBRATION_BATCH]))
         batches.append({name: features[name].numpy() for name in names})
+        longest = max(longest, int(features["attention_mask"].sum(dim=1).max()))
     quantized = nncf.quantize(
         model,
         nncf.Dataset(batches),
@@ -88,6 +89,7 @@ def static_int8_model(transformer: Transformer, export: Path, texts: Sequence[st
         preset=nncf.QuantizationPreset.PERFORMANCE,
         subset_size=len(batches),
     )
+    quantized.set_rt_info(longest, CALIBRATED_TOKENS)  # read back by OpenVinoNetwork, to warn
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".int8-static-") as scratch:
         written = Path(scratch) / "model.xml"
         openvino.save_model(quantized, str(written), compress_to_fp16=False)
