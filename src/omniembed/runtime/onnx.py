@@ -23,11 +23,12 @@ from torch import Tensor, nn
 from omniembed.errors import MissingExtraError, ModelFormatError
 from omniembed.modules import Features, Transformer
 from omniembed.runtime.cache import cache_root, model_digest
+from omniembed.runtime.onnx_attention import rewrite_applies, rewrite_attention
 
 logger = logging.getLogger(__name__)
 
 OPSET = 18
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2
 """Bumped when the way we export changes, so older cache entries are not reused."""
 
 
@@ -88,6 +89,13 @@ def export(transformer: Transformer, path: Path) -> None:
             ) from error
         assert program is not None
         program.save(str(path), external_data=size > 1_500_000_000)
+    config = transformer.auto_model.config
+    if size <= 1_500_000_000 and rewrite_applies(config, getattr(transformer.tokenizer, "padding_side", "")):
+        import onnx
+
+        model = onnx.load(str(path))
+        if rewrite_attention(model):
+            onnx.save(model, str(path))
 
 
 def quantize_int8(source: Path, target: Path) -> None:
