@@ -54,16 +54,16 @@ def test_a_left_padded_decoder_keeps_its_exported_attention(
 
 
 def test_a_graph_of_another_shape_is_left_as_it_is() -> None:
-    helper, TensorProto = onnx.helper, onnx.TensorProto
-    scores = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 2, 4, 4])
-    mask = helper.make_tensor_value_info("attention_mask", TensorProto.INT64, [1, 4])
-    output = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [1, 2, 4, 4])
+    helper, types = onnx.helper, onnx.TensorProto
+    scores = helper.make_tensor_value_info("scores", types.FLOAT, [1, 2, 4, 4])
+    mask = helper.make_tensor_value_info("attention_mask", types.INT64, [1, 4])
+    output = helper.make_tensor_value_info("probabilities", types.FLOAT, [1, 2, 4, 4])
     nodes = [
         helper.make_node("Softmax", ["scores"], ["softmax"], axis=-1),  # no mask added before it
         helper.make_node("IsNaN", ["softmax"], ["nan"]),
         helper.make_node("Where", ["nan", "zero", "softmax"], ["probabilities"]),
     ]
-    zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
+    zero = helper.make_tensor("zero", types.FLOAT, [], [0.0])
     model = helper.make_model(helper.make_graph(nodes, "g", [scores, mask], [output], [zero]))
     before = model.SerializeToString()
     assert not rewrite_attention(model)

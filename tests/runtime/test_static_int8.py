@@ -42,6 +42,7 @@ def test_static_int8_stays_close_and_is_calibrated_once(
     assert len(quantized) == 1
     assert quantized[0].with_suffix(".bin").is_file()
     assert b"FakeQuantize" in quantized[0].read_bytes()  # activations carry fixed scales
+    assert b'type="IsNaN"' in quantized[0].read_bytes()  # calibrated on the export as it is
     made = quantized[0].stat().st_mtime_ns
     again = calibrated(folder, tmp_path, calibration, backend="openvino")
     assert quantized[0].stat().st_mtime_ns == made  # read back, not calibrated again

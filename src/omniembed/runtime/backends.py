@@ -118,7 +118,8 @@ def prepare_network(
         if options.calibration_texts is not None:
             import_nncf()
         export_dtype = "float32"  # OpenVINO compiles (or calibrates) the float32 export
-    path = cached_model(transformer, export_dtype, options.cache_folder)
+    static = options.calibration_texts is not None
+    path = cached_model(transformer, export_dtype, options.cache_folder, lighter_attention=not static)
     if options.calibration_texts is not None:
         path = static_int8_model(transformer, path, options.calibration_texts)
     if release_weights:

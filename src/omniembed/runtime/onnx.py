@@ -89,13 +89,6 @@ def export(transformer: Transformer, path: Path) -> None:
             ) from error
         assert program is not None
         program.save(str(path), external_data=size > 1_500_000_000)
-    config = transformer.auto_model.config
-    if size <= 1_500_000_000 and rewrite_applies(config, getattr(transformer.tokenizer, "padding_side", "")):
-        import onnx
-
-        model = onnx.load(str(path))
-        if rewrite_attention(model):
-            onnx.save(model, str(path))
 
 
 def quantize_int8(source: Path, target: Path) -> None:
@@ -138,8 +131,19 @@ def _quiet_root_logger() -> Any:
         root.setLevel(level)
 
 
-def cached_model(transformer: Transformer, dtype: str, cache_folder: str | os.PathLike[str] | None) -> Path:
-    """Return the cached ONNX file for ``transformer`` at ``dtype``, exporting it on the first use."""
+def cached_model(
+    transformer: Transformer,
+    dtype: str,
+    cache_folder: str | os.PathLike[str] | None,
+    lighter_attention: bool = True,
+) -> Path:
+    """Return the cached ONNX file for ``transformer`` at ``dtype``, exporting it on the first use.
+
+    With ``lighter_attention``, a BERT-family encoder's file has its attention rewritten
+    (``runtime.onnx_attention``), which the float runtimes and dynamic int8 run faster with the same
+    numbers; static int8 calibrates the export as it is (BENCHMARKS.md, "Attention in the ONNX
+    export", has why).
+    """
     ort = import_onnxruntime()
     options = {
         "format": EXPORT_FORMAT,
@@ -149,19 +153,35 @@ def cached_model(transformer: Transformer, dtype: str, cache_folder: str | os.Pa
         "inputs": transformer.model_inputs,
     }
     folder = cache_root(cache_folder) / "onnx" / model_digest(transformer.auto_model, options)
-    fp32 = folder / "model.onnx"
-    target = fp32 if dtype == "float32" else folder / f"model.{dtype}.onnx"
+    exported = folder / "model.onnx"
+    lighter = lighter_attention and rewrite_applies(
+        transformer.auto_model.config, getattr(transformer.tokenizer, "padding_side", "right")
+    )
+    source = folder / "model.lighter-attention.onnx" if lighter else exported
+    target = source if dtype == "float32" else folder / f"model.{dtype}.onnx"
     if target.is_file():
         return target
     folder.mkdir(parents=True, exist_ok=True)
-    if not fp32.is_file():
+    if not exported.is_file():
         logger.info(
-            "exporting %s to %s (once; later loads reuse it)", type(transformer.auto_model).__name__, fp32
+            "exporting %s to %s (once; later loads reuse it)", type(transformer.auto_model).__name__, exported
         )
-        _atomic(fp32, lambda path: export(transformer, path))
+        _atomic(exported, lambda path: export(transformer, path))
+    if not source.is_file():
+        _atomic(source, lambda path: _write_lighter_attention(exported, path))
     if dtype == "int8":
-        _atomic(target, lambda path: quantize_int8(fp32, path))
+        _atomic(target, lambda path: quantize_int8(source, path))
     return target
+
+
+def _write_lighter_attention(exported: Path, path: Path) -> None:
+    """Write ``exported`` with its attention rewritten (as it is where the rewrite does not apply)."""
+    import onnx
+
+    model = onnx.load(str(exported))
+    if not rewrite_attention(model):
+        logger.debug("%s: attention not in the expected shape, kept as exported", exported)
+    onnx.save(model, str(path))
 
 
 def _atomic(target: Path, write: Any) -> None:
