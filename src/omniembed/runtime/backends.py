@@ -118,10 +118,10 @@ def prepare_network(
         if options.calibration_texts is not None:
             import_nncf()
         export_dtype = "float32"  # OpenVINO compiles (or calibrates) the float32 export
-    static = options.calibration_texts is not None
-    path = cached_model(transformer, export_dtype, options.cache_folder, lighter_attention=not static)
-    if options.calibration_texts is not None:
-        path = static_int8_model(transformer, path, options.calibration_texts)
+    texts = options.calibration_texts
+    path = cached_model(transformer, export_dtype, options.cache_folder, lighter_attention=texts is None)
+    if texts is not None:
+        path = static_int8_model(transformer, path, texts)
     if release_weights:
         transformer.release_weights()
     if backend == "openvino":
