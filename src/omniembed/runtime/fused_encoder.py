@@ -120,7 +120,7 @@ class FusedEncoder:
         self.model = model
         self.layout = LAYOUTS[model.config.model_type]  # type: ignore[union-attr,index]
         self._packed: dict[int, PackedProjection] = {}
-        self._int8_stacks: dict[int, tuple[tuple[int, ...], Int8Linear]] = {}
+        self._int8_stacks: dict[int, tuple[tuple[Int8Linear, ...], Int8Linear]] = {}
 
     @staticmethod
     def supports(model: nn.Module) -> bool:
@@ -241,10 +241,9 @@ class FusedEncoder:
 
     def _stacked_int8(self, index: int, linears: tuple[Int8Linear, Int8Linear, Int8Linear]) -> Int8Linear:
         """The int8 q/k/v projections of layer ``index`` as one layer (``Int8Linear.stacked``)."""
-        source = tuple(id(linear) for linear in linears)
         cached = self._int8_stacks.get(index)
-        if cached is None or cached[0] != source:
-            cached = (source, Int8Linear.stacked(linears))
+        if cached is None or any(old is not new for old, new in zip(cached[0], linears, strict=True)):
+            cached = (linears, Int8Linear.stacked(linears))
             self._int8_stacks[index] = cached
         return cached[1]
 
