@@ -23,6 +23,9 @@ Every error subclasses :class:`OmniembedError` and a built-in exception, so call
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 
 class OmniembedError(Exception):
     """Base class of all omniembed errors."""
@@ -42,6 +45,14 @@ class InvalidInputError(OmniembedError, TypeError):
 
 class MissingExtraError(OmniembedError, ImportError):
     """An optional dependency is needed; the message names the extra to install."""
+
+
+def import_extra(module: str, message: str) -> Any:
+    """Import ``module``, an optional dependency, or raise ``MissingExtraError(message)``."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise MissingExtraError(message) from error
 
 
 class UnsupportedModalityError(InvalidInputError):

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from omniembed.errors import InvalidImageError, InvalidInputError, MissingExtraError
+from omniembed.errors import InvalidImageError, InvalidInputError, import_extra
 from omniembed.inputs import data_urls
 from omniembed.inputs import policy as input_policy
 from omniembed.inputs.data_urls import is_data_url
@@ -26,14 +26,11 @@ def require_pillow() -> Any:
     Raises:
         MissingExtraError: Pillow is not installed.
     """
-    try:
-        from PIL import Image
-    except ImportError as error:
-        raise MissingExtraError(
-            "encoding images needs Pillow, which is not installed; install it with "
-            "pip install 'omniembed[image]'"
-        ) from error
-    return Image
+    return import_extra(
+        "PIL.Image",
+        "encoding images needs Pillow, which is not installed; install it with "
+        "pip install 'omniembed[image]'",
+    )
 
 
 def load_image(value: Any, *, index: int, allow_urls: bool = True) -> Any:

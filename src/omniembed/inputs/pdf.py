@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from omniembed.errors import InvalidDocumentError, InvalidInputError, MissingExtraError
+from omniembed.errors import InvalidDocumentError, InvalidInputError, import_extra
 from omniembed.inputs import policy as input_policy
 
 _PDFIUM_LOCK = threading.RLock()
@@ -121,14 +121,11 @@ class PageError:
 
 def require_pdfium() -> Any:
     """Import and return ``pypdfium2``, or explain how to install it."""
-    try:
-        import pypdfium2
-    except ImportError as error:
-        raise MissingExtraError(
-            "reading PDF files needs pypdfium2, which is not installed; install it with "
-            "pip install 'omniembed[pdf]'"
-        ) from error
-    return pypdfium2
+    return import_extra(
+        "pypdfium2",
+        "reading PDF files needs pypdfium2, which is not installed; install it with "
+        "pip install 'omniembed[pdf]'",
+    )
 
 
 def read_pdf(

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from omniembed.errors import InvalidInputError, InvalidVideoError, MissingExtraError
+from omniembed.errors import InvalidInputError, InvalidVideoError, import_extra
 from omniembed.inputs import policy as input_policy
 
 
@@ -25,14 +25,11 @@ def require_av() -> Any:
     Raises:
         MissingExtraError: PyAV is not installed.
     """
-    try:
-        import av
-    except ImportError as error:
-        raise MissingExtraError(
-            "decoding video files needs PyAV, which is not installed; install it with "
-            "pip install 'omniembed[video]'"
-        ) from error
-    return av
+    return import_extra(
+        "av",
+        "decoding video files needs PyAV, which is not installed; install it with "
+        "pip install 'omniembed[video]'",
+    )
 
 
 FramePicker = Callable[[int, "float | None"], np.ndarray]

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from omniembed.errors import MissingExtraError, ModelFormatError
+from omniembed.errors import ModelFormatError, import_extra
 from omniembed.modules import Features, Transformer
 from omniembed.runtime.cache import cache_root, model_digest
 from omniembed.runtime.onnx_attention import rewrite_applies, rewrite_attention
@@ -34,13 +34,9 @@ EXPORT_FORMAT = 2
 
 def import_onnxruntime() -> Any:
     """Import ``onnxruntime``, or raise ``MissingExtraError`` naming the extra."""
-    try:
-        import onnxruntime
-    except ImportError as error:
-        raise MissingExtraError(
-            "backend='onnx' and dtype='int8' need ONNX Runtime: pip install 'omniembed[onnx]'"
-        ) from error
-    return onnxruntime
+    return import_extra(
+        "onnxruntime", "backend='onnx' and dtype='int8' need ONNX Runtime: pip install 'omniembed[onnx]'"
+    )
 
 
 class _Network(nn.Module):

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from omniembed.errors import MissingExtraError
+from omniembed.errors import import_extra
 from omniembed.modules import Features
 
 logger = logging.getLogger(__name__)
@@ -31,13 +31,7 @@ PRECISION_HINTS = {"float32": "f32", "bfloat16": "bf16", "int8": "f32"}
 
 def import_openvino() -> Any:
     """Import ``openvino``, or raise ``MissingExtraError`` naming the extra."""
-    try:
-        import openvino
-    except ImportError as error:
-        raise MissingExtraError(
-            "backend='openvino' needs OpenVINO: pip install 'omniembed[openvino]'"
-        ) from error
-    return openvino
+    return import_extra("openvino", "backend='openvino' needs OpenVINO: pip install 'omniembed[openvino]'")
 
 
 class OpenVinoNetwork:

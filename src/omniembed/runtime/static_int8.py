@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omniembed.errors import MissingExtraError
+from omniembed.errors import import_extra
 from omniembed.modules import Transformer
 from omniembed.runtime.openvino import CALIBRATED_TOKENS, import_openvino
 
@@ -34,13 +34,10 @@ MIN_CALIBRATION_TEXTS = 16
 
 def import_nncf() -> Any:
     """Import ``nncf``, or raise ``MissingExtraError`` naming the extra."""
-    try:
-        import nncf
-    except ImportError as error:
-        raise MissingExtraError(
-            "dtype='int8' with calibration_texts= needs NNCF and OpenVINO: pip install 'omniembed[openvino]'"
-        ) from error
-    return nncf
+    return import_extra(
+        "nncf",
+        "dtype='int8' with calibration_texts= needs NNCF and OpenVINO: pip install 'omniembed[openvino]'",
+    )
 
 
 def check_calibration_texts(texts: Sequence[str]) -> tuple[str, ...]:

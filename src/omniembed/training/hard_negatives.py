@@ -231,12 +231,9 @@ def _candidates(
 
 def _hnsw_search(queries: Tensor, corpus: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """Inner-product search in a faiss HNSW graph over the (normalized) corpus vectors."""
-    from omniembed.errors import MissingExtraError
+    from omniembed.errors import import_extra
 
-    try:
-        import faiss
-    except ImportError as error:
-        raise MissingExtraError("use_ann=True needs faiss: pip install 'omniembed[store]'") from error
+    faiss = import_extra("faiss", "use_ann=True needs faiss: pip install 'omniembed[store]'")
     graph = faiss.IndexHNSWFlat(corpus.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
     graph.hnsw.efSearch = max(64, 2 * k)
     graph.add(np.ascontiguousarray(corpus.float().numpy()))

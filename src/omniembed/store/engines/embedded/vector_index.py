@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from omniembed.errors import MissingExtraError
+from omniembed.errors import import_extra
 from omniembed.store.config import IndexConfig, Metric
 from omniembed.store.engines.embedded import vector_files as files
 
@@ -665,10 +665,6 @@ def _dots(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
 
 
 def _faiss() -> Any:
-    try:
-        import faiss
-    except ImportError:
-        raise MissingExtraError(
-            "collections over 'flat_threshold' objects use HNSW: pip install 'omniembed[store]'"
-        ) from None
-    return faiss
+    return import_extra(
+        "faiss", "collections over 'flat_threshold' objects use HNSW: pip install 'omniembed[store]'"
+    )

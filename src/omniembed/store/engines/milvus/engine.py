@@ -30,7 +30,6 @@ Differences from the embedded backend, all from what Milvus can express:
 
 from __future__ import annotations
 
-import importlib
 import json
 import threading
 import time
@@ -39,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from omniembed.errors import CollectionExistsError, CollectionNotFoundError, MissingExtraError
+from omniembed.errors import CollectionExistsError, CollectionNotFoundError, import_extra
 from omniembed.sparse import SparseVector
 from omniembed.store.backend import Match, StoredObject
 from omniembed.store.config import CollectionConfig, IndexConfig
@@ -63,13 +62,11 @@ _CHUNK = 500
 
 
 def _pymilvus() -> Any:
-    try:
-        return importlib.import_module("pymilvus")
-    except ImportError:
-        raise MissingExtraError(
-            "the Milvus backend needs pymilvus (and milvus-lite for local files): "
-            "pip install 'omniembed[milvus]'"
-        ) from None
+    return import_extra(
+        "pymilvus",
+        "the Milvus backend needs pymilvus (and milvus-lite for local files): "
+        "pip install 'omniembed[milvus]'",
+    )
 
 
 def client_uri(target: str) -> str:
