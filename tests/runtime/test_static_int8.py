@@ -5,11 +5,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from omniembed import MissingExtraError, SentenceTransformer
 from omniembed.runtime import openvino as openvino_network
+from omniembed.runtime.openvino_attention import LONG_INPUT_TOKENS, lighten_attention
 
 from helpers.numbers import cosines
 
@@ -103,3 +105,64 @@ def test_inputs_much_longer_than_the_calibration_texts_are_warned_about_once(
     caplog.clear()
     calibrated(folder, tmp_path, [long] * 16 + short).encode(long)
     assert not warnings()
+
+
+def test_long_inputs_run_with_lighter_attention_and_keep_their_numbers_in_any_batch(
+    tiny_model: Callable[..., Path], sts_sentences: list[str], tmp_path: Path
+) -> None:
+    folder = tiny_model("bert", pooling="mean")
+    passages = [" ".join(sts_sentences[i : i + 4]) for i in range(0, 120, 4)]
+    model = calibrated(folder, tmp_path, passages + sts_sentences[:32])
+    network = model._network
+    assert isinstance(network, openvino_network.OpenVinoNetwork)
+    assert network.compiled_long is not None
+    lengths = [len(model.tokenizer(text)["input_ids"]) for text in (passages[0], sts_sentences[0])]
+    assert lengths[0] >= LONG_INPUT_TOKENS > lengths[1]
+    alone = [model.encode(text, output_value="token_embeddings") for text in (passages[0], sts_sentences[0])]
+    seen: dict[str, list[tuple[int, ...]]] = {"long": [], "calibrated": []}
+    network.compiled_long = Recorded(network.compiled_long, seen["long"])
+    network.compiled = Recorded(network.compiled, seen["calibrated"])
+    # One batch across the threshold: each input runs in its own model, cut to its own length.
+    together = model.encode([passages[0], sts_sentences[0]], output_value="token_embeddings")
+    assert seen == {"long": [(1, lengths[0])], "calibrated": [(1, lengths[1])]}
+    for mine, single in zip(together, alone, strict=True):
+        assert mine.shape == single.shape
+        assert cosines(mine.numpy(), single.numpy()).min() >= 0.99999
+    exact = SentenceTransformer(folder, device="cpu").encode(passages[:20])
+    assert cosines(model.encode(passages[:20]), exact).min() >= 0.98
+
+
+class Recorded:
+    """A compiled OpenVINO model that notes the ``input_ids`` shape of each request it makes."""
+
+    def __init__(self, compiled: Any, shapes: list[tuple[int, ...]]) -> None:
+        self.compiled, self.shapes, self.outputs = compiled, shapes, compiled.outputs
+
+    def create_infer_request(self) -> Any:
+        request, shapes = self.compiled.create_infer_request(), self.shapes
+
+        class Request:
+            def infer(self, inputs: dict[str, Any]) -> Any:
+                shapes.append(tuple(inputs["input_ids"].shape))
+                return request.infer(inputs)
+
+        return Request()
+
+
+def test_lighten_attention_drops_the_guards_and_shrinks_the_mask_once(
+    tiny_model: Callable[..., Path], sts_sentences: list[str], tmp_path: Path
+) -> None:
+    import openvino
+
+    calibrated(tiny_model("bert"), tmp_path, sts_sentences[:32])
+    core = openvino.Core()
+    model = core.read_model(str(next(tmp_path.rglob("model.int8-static.*.xml"))))
+    before = [op.get_type_name() for op in model.get_ordered_ops()]
+    assert lighten_attention(model, openvino)
+    kinds = [op.get_type_name() for op in model.get_ordered_ops()]
+    assert before.count("IsNaN") == kinds.count("Softmax") > 0
+    assert "IsNaN" not in kinds
+    assert kinds.count("FakeQuantize") == before.count("FakeQuantize")  # NNCF's quantizers stay
+    key_mask = next(op for op in model.get_ordered_ops() if op.get_type_name() == "Select")
+    assert str(key_mask.get_output_partial_shape(0)) == "[?,1,1,?]"
+    assert not lighten_attention(model, openvino)  # nothing left to rewrite

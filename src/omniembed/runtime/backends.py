@@ -109,6 +109,7 @@ def prepare_network(
             quantize_linear_layers(transformer.auto_model)
         return None
     from omniembed.runtime.onnx import OnnxNetwork, cached_model
+    from omniembed.runtime.onnx_attention import rewrite_applies
     from omniembed.runtime.openvino import OpenVinoNetwork, import_openvino
     from omniembed.runtime.static_int8 import import_nncf, static_int8_model
 
@@ -120,12 +121,15 @@ def prepare_network(
         export_dtype = "float32"  # OpenVINO compiles (or calibrates) the float32 export
     texts = options.calibration_texts
     path = cached_model(transformer, export_dtype, options.cache_folder, lighter_attention=texts is None)
+    lighten_long_inputs = False
     if texts is not None:
         path = static_int8_model(transformer, path, texts)
+        padding_side = getattr(transformer.tokenizer, "padding_side", "right")
+        lighten_long_inputs = rewrite_applies(transformer.auto_model.config, padding_side)
     if release_weights:
         transformer.release_weights()
     if backend == "openvino":
-        return OpenVinoNetwork(path, options.dtype, options.num_threads)
+        return OpenVinoNetwork(path, options.dtype, options.num_threads, lighten_long_inputs)
     return OnnxNetwork(path, options.num_threads)
 
 

@@ -14,8 +14,8 @@ The outputs for real tokens are unchanged. ``onnx.cached_model`` keeps the rewri
 the export for ONNX Runtime and OpenVINO in float32 and bfloat16; static int8 calibrates the export
 as it is, since without the guard NNCF leaves the products of attention weights and values in
 float32, which measured slower on short inputs and 0.85% lower on Cranfield nDCG@10 (BENCHMARKS.md,
-"Attention in the ONNX export"). A graph whose attention does not have the expected shape is
-written unchanged.
+"Attention in the ONNX export"), and drops the guard after calibrating (``openvino_attention``). A
+graph whose attention does not have the expected shape is written unchanged.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 OpenVINO compiles the graph for the CPU it runs on, fusing attention and the feed-forward blocks.
 ``dtype="float32"`` asks for float32 inference explicitly (OpenVINO would otherwise pick bfloat16
 on CPUs that have it), so the numbers stay the reference's; ``dtype="bfloat16"`` computes in
-bfloat16 inside the network and still returns float32 token embeddings.
+bfloat16 inside the network and still returns float32 token embeddings. A statically quantized
+BERT-family model is also compiled with lighter attention for its long inputs (``openvino_attention``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 
 from omniembed.errors import import_extra
 from omniembed.modules import Features
+from omniembed.runtime.openvino_attention import LONG_INPUT_TOKENS, lighten_attention
 
 logger = logging.getLogger(__name__)
 
@@ -35,26 +37,39 @@ def import_openvino() -> Any:
 
 
 class OpenVinoNetwork:
-    """Callable that adds ``token_embeddings`` to features by running an ONNX file in OpenVINO."""
+    """Callable that adds ``token_embeddings`` to features by running an ONNX file in OpenVINO.
+
+    With ``lighten_long_inputs`` (a statically quantized, right-padded BERT-family model), inputs of
+    ``LONG_INPUT_TOKENS`` or more run in a second compiled copy with lighter attention.
+    """
 
     compiled: Any
+    compiled_long: Any
     names: list[str]
 
-    def __init__(self, path: Path, dtype: str, num_threads: int | None) -> None:
+    def __init__(
+        self, path: Path, dtype: str, num_threads: int | None, lighten_long_inputs: bool = False
+    ) -> None:
         self.path = path
         self.dtype = dtype
         self.num_threads = num_threads
+        self.lighten_long_inputs = lighten_long_inputs
         self.calibrated_tokens: int | None = None
         self._warned = False
         self._open()
 
     def __getstate__(self) -> dict[str, Any]:
         # A compiled model cannot be pickled; a pool worker compiles the cached file again.
-        return {"path": self.path, "dtype": self.dtype, "num_threads": self.num_threads}
+        return {
+            "path": self.path,
+            "dtype": self.dtype,
+            "num_threads": self.num_threads,
+            "lighten_long_inputs": self.lighten_long_inputs,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.compiled = None
+        self.compiled = self.compiled_long = None
         self.calibrated_tokens, self._warned = None, False
 
     def _open(self) -> None:
@@ -75,6 +90,11 @@ class OpenVinoNetwork:
             self.calibrated_tokens = model.get_rt_info(CALIBRATED_TOKENS).astype(int)
         self.compiled = core.compile_model(model, "CPU", config)
         self.names = [port.get_any_name() for port in self.compiled.inputs]
+        self.compiled_long = None
+        if self.lighten_long_inputs:
+            lighter = model.clone()
+            if lighten_attention(lighter, openvino):
+                self.compiled_long = core.compile_model(lighter, "CPU", config)
 
     def __call__(self, features: Features) -> Features:
         """Run the network on the features' tensors (on the CPU)."""
@@ -82,11 +102,26 @@ class OpenVinoNetwork:
             self._open()
         if self.calibrated_tokens is not None and not self._warned:
             self._check_length(features)
-        # One request per call: requests hold state, and callers may run in several threads.
-        request = self.compiled.create_infer_request()
-        outputs = request.infer({name: features[name].cpu().numpy() for name in self.names})
-        hidden = outputs[self.compiled.outputs[0]]
-        features["token_embeddings"] = torch.from_numpy(hidden.copy())
+        inputs = {name: features[name].cpu() for name in self.names}
+        if self.compiled_long is None:
+            features["token_embeddings"] = _run(self.compiled, inputs)
+            return features
+        lengths = inputs["attention_mask"].sum(dim=1)
+        long = lengths >= LONG_INPUT_TOKENS
+        if bool(long.all()) or not bool(long.any()):
+            compiled = self.compiled_long if bool(long[0]) else self.compiled
+            features["token_embeddings"] = _run(compiled, inputs)
+            return features
+        # A batch across the threshold runs in two parts, each cut to its own longest input.
+        hidden: torch.Tensor | None = None
+        for compiled, rows in ((self.compiled_long, long), (self.compiled, ~long)):
+            index = rows.nonzero().squeeze(1)
+            width = int(lengths[index].max())
+            part = _run(compiled, {name: tensor[index, :width] for name, tensor in inputs.items()})
+            if hidden is None:
+                hidden = part.new_zeros((len(lengths), inputs["attention_mask"].shape[1], part.shape[-1]))
+            hidden[index, :width] = part
+        features["token_embeddings"] = hidden
         return features
 
     def _check_length(self, features: Features) -> None:
@@ -102,3 +137,11 @@ class OpenVinoNetwork:
                 LONGER_THAN_CALIBRATED,
                 calibrated,
             )
+
+
+def _run(compiled: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The first output of ``compiled`` on ``inputs``, as a tensor of its own."""
+    # One request per call: requests hold state, and callers may run in several threads.
+    request = compiled.create_infer_request()
+    outputs = request.infer({name: tensor.numpy() for name, tensor in inputs.items()})
+    return torch.from_numpy(outputs[compiled.outputs[0]].copy())
