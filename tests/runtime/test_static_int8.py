@@ -107,10 +107,11 @@ def test_inputs_much_longer_than_the_calibration_texts_are_warned_about_once(
     assert not warnings()
 
 
+@pytest.mark.parametrize("arch", ["bert", "distilbert"])
 def test_long_inputs_run_with_lighter_attention_and_keep_their_numbers_in_any_batch(
-    tiny_model: Callable[..., Path], sts_sentences: list[str], tmp_path: Path
+    tiny_model: Callable[..., Path], sts_sentences: list[str], tmp_path: Path, arch: str
 ) -> None:
-    folder = tiny_model("bert", pooling="mean")
+    folder = tiny_model("bert", pooling="mean", arch=arch)
     passages = [" ".join(sts_sentences[i : i + 4]) for i in range(0, 120, 4)]
     model = calibrated(folder, tmp_path, passages + sts_sentences[:32])
     network = model._network
