@@ -103,26 +103,31 @@ class OpenVinoNetwork:
         if self.calibrated_tokens is not None and not self._warned:
             self._check_length(features)
         inputs = {name: features[name].cpu() for name in self.names}
+        features["token_embeddings"] = self._hidden_states(inputs)
+        return features
+
+    def _hidden_states(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The network's output; with a lightened copy, each input runs in the model its own length
+        picks, so a batch across ``LONG_INPUT_TOKENS`` runs in two parts, each cut to its longest input."""
         if self.compiled_long is None:
-            features["token_embeddings"] = _run(self.compiled, inputs)
-            return features
+            return _run(self.compiled, inputs)
         lengths = inputs["attention_mask"].sum(dim=1)
         long = lengths >= LONG_INPUT_TOKENS
-        if bool(long.all()) or not bool(long.any()):
-            compiled = self.compiled_long if bool(long[0]) else self.compiled
-            features["token_embeddings"] = _run(compiled, inputs)
-            return features
-        # A batch across the threshold runs in two parts, each cut to its own longest input.
-        hidden: torch.Tensor | None = None
+        if bool(long.all()):
+            return _run(self.compiled_long, inputs)
+        if not bool(long.any()):
+            return _run(self.compiled, inputs)
+        parts = []
         for compiled, rows in ((self.compiled_long, long), (self.compiled, ~long)):
             index = rows.nonzero().squeeze(1)
             width = int(lengths[index].max())
-            part = _run(compiled, {name: tensor[index, :width] for name, tensor in inputs.items()})
-            if hidden is None:
-                hidden = part.new_zeros((len(lengths), inputs["attention_mask"].shape[1], part.shape[-1]))
+            cut = {name: tensor[index, :width] for name, tensor in inputs.items()}
+            parts.append((index, width, _run(compiled, cut)))
+        batch, length = inputs["attention_mask"].shape
+        hidden = parts[0][2].new_zeros((batch, length, parts[0][2].shape[-1]))
+        for index, width, part in parts:
             hidden[index, :width] = part
-        features["token_embeddings"] = hidden
-        return features
+        return hidden
 
     def _check_length(self, features: Features) -> None:
         """Warn, once, about inputs much longer than any text the static scales were fitted on."""
