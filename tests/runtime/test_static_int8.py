@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pickle
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from omniembed import MissingExtraError, SentenceTransformer
@@ -120,6 +122,7 @@ def test_long_inputs_run_with_lighter_attention_and_keep_their_numbers_in_any_ba
     lengths = [len(model.tokenizer(text)["input_ids"]) for text in (passages[0], sts_sentences[0])]
     assert lengths[0] >= LONG_INPUT_TOKENS > lengths[1]
     alone = [model.encode(text, output_value="token_embeddings") for text in (passages[0], sts_sentences[0])]
+    alone_pooled = [model.encode(text) for text in (passages[0], sts_sentences[0])]
     seen: dict[str, list[tuple[int, ...]]] = {"long": [], "calibrated": []}
     network.compiled_long = Recorded(network.compiled_long, seen["long"])
     network.compiled = Recorded(network.compiled, seen["calibrated"])
@@ -131,6 +134,9 @@ def test_long_inputs_run_with_lighter_attention_and_keep_their_numbers_in_any_ba
         assert cosines(mine.numpy(), single.numpy()).min() >= 0.99999
     exact = SentenceTransformer(folder, device="cpu").encode(passages[:20])
     assert cosines(model.encode(passages[:20]), exact).min() >= 0.98
+    copy = pickle.loads(pickle.dumps(model))  # as a pool worker gets it: compiled again, both models
+    assert cosines(copy.encode([passages[0], sts_sentences[0]]), np.stack(alone_pooled)).min() >= 0.99999
+    assert copy._network.compiled_long is not None
 
 
 class Recorded:
