@@ -121,9 +121,13 @@ def rewrite_attention(model: Any) -> bool:
 def _is_keep_and_drop(constants: dict[str, np.ndarray], branches: Any) -> bool:
     """Whether a mask's ``Where`` gives 0 where kept and a large negative number elsewhere."""
     keep, drop = (constants.get(name) for name in branches)
-    if keep is None or drop is None or keep.size != 1 or drop.size != 1:
-        return False
-    return bool(keep.item() == 0 and drop.item() < -1e30)
+    return keep is not None and drop is not None and keeps_and_drops(keep, drop)
+
+
+def keeps_and_drops(keep: np.ndarray, drop: np.ndarray) -> bool:
+    """Whether the two values a key-padding mask chooses between are 0 (kept) and a large negative
+    number (dropped), each a single value."""
+    return keep.size == drop.size == 1 and bool(keep.item() == 0 and drop.item() < -1e30)
 
 
 def _drop_unused(graph: Any) -> None:

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from omniembed.runtime.onnx_attention import keeps_and_drops
+
 logger = logging.getLogger(__name__)
 
 LONG_INPUT_TOKENS = 32
@@ -78,5 +80,4 @@ def _keeps_and_drops(mask: Any) -> bool:
     keep, drop = (mask.input_value(index).get_node() for index in (1, 2))
     if keep.get_type_name() != "Constant" or drop.get_type_name() != "Constant":
         return False
-    keep_value, drop_value = np.asarray(keep.get_data()), np.asarray(drop.get_data())
-    return keep_value.size == drop_value.size == 1 and keep_value.item() == 0 and drop_value.item() < -1e30
+    return keeps_and_drops(np.asarray(keep.get_data()), np.asarray(drop.get_data()))
