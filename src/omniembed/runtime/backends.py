@@ -121,11 +121,9 @@ def prepare_network(
         export_dtype = "float32"  # OpenVINO compiles (or calibrates) the float32 export
     texts = options.calibration_texts
     path = cached_model(transformer, export_dtype, options.cache_folder, lighter_attention=texts is None)
-    lighten_long_inputs = False
     if texts is not None:
         path = static_int8_model(transformer, path, texts)
-        padding_side = getattr(transformer.tokenizer, "padding_side", "right")
-        lighten_long_inputs = rewrite_applies(transformer.auto_model.config, padding_side)
+    lighten_long_inputs = texts is not None and rewrite_applies(transformer)
     if release_weights:
         transformer.release_weights()
     if backend == "openvino":

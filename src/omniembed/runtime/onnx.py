@@ -150,9 +150,7 @@ def cached_model(
     }
     folder = cache_root(cache_folder) / "onnx" / model_digest(transformer.auto_model, options)
     exported = folder / "model.onnx"
-    lighter = lighter_attention and rewrite_applies(
-        transformer.auto_model.config, getattr(transformer.tokenizer, "padding_side", "right")
-    )
+    lighter = lighter_attention and rewrite_applies(transformer)
     source = folder / "model.lighter-attention.onnx" if lighter else exported
     target = source if dtype == "float32" else folder / f"model.{dtype}.onnx"
     if target.is_file():

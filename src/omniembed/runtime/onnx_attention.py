@@ -21,9 +21,12 @@ graph whose attention does not have the expected shape is written unchanged.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from omniembed.modules import Transformer
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +37,13 @@ KEY_MASK = "attention_key_mask"
 """The name of the ``(batch, 1, 1, keys)`` mask the rewritten graph adds to attention scores."""
 
 
-def rewrite_applies(config: Any, padding_side: str) -> bool:
-    """Whether a model with this transformers ``config`` and tokenizer padding side qualifies."""
+def rewrite_applies(transformer: Transformer) -> bool:
+    """Whether ``transformer``'s network qualifies: a bidirectional encoder its tokenizer pads right."""
+    config = transformer.auto_model.config
     return (
         getattr(config, "model_type", None) in BIDIRECTIONAL_ENCODERS
         and not getattr(config, "is_decoder", False)
-        and padding_side == "right"
+        and getattr(transformer.tokenizer, "padding_side", "right") == "right"
     )
 
 

@@ -64,11 +64,13 @@ def lighten_attention(model: Any, openvino: Any) -> bool:
 
 def _guard(softmax: Any) -> Any:
     """The ``Select(IsNaN(p), 0, p)`` after ``softmax``, or ``None`` when it is not there as exported."""
-    users = [target.get_node() for target in softmax.output(0).get_target_inputs()]
-    kinds = sorted(user.get_type_name() for user in users)
-    if kinds != ["IsNaN", "Select"]:
+    users = sorted(
+        (target.get_node() for target in softmax.output(0).get_target_inputs()),
+        key=lambda user: user.get_type_name(),
+    )
+    if [user.get_type_name() for user in users] != ["IsNaN", "Select"]:
         return None
-    isnan, select = sorted(users, key=lambda user: user.get_type_name())
+    isnan, select = users
     sources = [select.input_value(index).get_node().get_name() for index in range(3)]
     if sources[0] != isnan.get_name() or sources[2] != softmax.get_name():
         return None
